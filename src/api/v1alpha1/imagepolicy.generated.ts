@@ -1,0 +1,636 @@
+// Generated from crds/imagepolicies.patchline.dev.yaml by scripts/generate-api-types.ts. Do not edit: change the CRD and run
+// `npm run generate`. Timestamps are RFC 3339 strings, as the API server sends them.
+import type { ObjectMeta } from '../../runtime/kube-types.ts';
+
+/**
+ * ImagePolicy keeps a set of workloads on the newest acceptable digest of an image: it
+ * follows the image (a tag by digest, a semver range or a tag pattern), checks each
+ * candidate (approved registries, age, provenance, signature, vulnerabilities), pins the
+ * workloads' containers to the accepted digest, follows the rollout until the pods run it,
+ * and rolls back when it fails. Status reports, per workload and container, what runs and
+ * what should.
+ */
+export interface ImagePolicy {
+  /**
+   * APIVersion defines the versioned schema of this representation of an object.
+   */
+  apiVersion?: string;
+  /**
+   * Kind is a string value representing the REST resource this object represents.
+   */
+  kind?: string;
+  metadata?: ObjectMeta;
+  /**
+   * What to follow, what to accept, where to roll it and how.
+   */
+  spec: ImagePolicySpec;
+  /**
+   * What Patchline observed and did.
+   */
+  status?: ImagePolicyStatus;
+}
+
+/**
+ * What to follow, what to accept, where to roll it and how.
+ */
+export interface ImagePolicySpec {
+  /**
+   * Which tag to follow. Exactly one of tag, semver or pattern is set.
+   */
+  follow: Follow;
+  /**
+   * The repository to follow, without tag or digest, for example
+   * myregistry.azurecr.io/shop/web. The tag is chosen by spec.follow.
+   */
+  image: string;
+  /**
+   * How often the tag list and the chosen tag are checked when no registry webhook reports a
+   * push. One check is shared by every resource that follows the same image.
+   */
+  interval?: string;
+  /**
+   * How to authenticate to the image's registry. Anonymous when empty.
+   */
+  registryAuth?: RegistryAuth;
+  /**
+   * How accepted digests reach the workloads.
+   */
+  rollout?: Rollout;
+  /**
+   * Stop following, checking and rolling; a rollout in progress is still followed to its end.
+   */
+  suspend?: boolean;
+  /**
+   * Checks a candidate image must pass before it is rolled out; the same rules are reported
+   * as violations for containers already running.
+   */
+  verify?: Verify;
+  /**
+   * The workloads in this namespace that run the image. At least one of selector or names is
+   * set.
+   */
+  workloads: Workloads;
+}
+
+/**
+ * Which tag to follow. Exactly one of tag, semver or pattern is set.
+ */
+export interface Follow {
+  /**
+   * Follow the highest tag matching a regular expression, ordered by a captured part.
+   */
+  pattern?: Pattern;
+  /**
+   * Follow the highest tag within a semantic version range.
+   */
+  semver?: Semver;
+  /**
+   * Follow this one tag by digest (for example 1.4): every new digest pushed to it is a
+   * candidate.
+   */
+  tag?: string;
+}
+
+/**
+ * Follow the highest tag matching a regular expression, ordered by a captured part.
+ */
+export interface Pattern {
+  /**
+   * What to order by, with $name or $1 for captured groups (for example $ts). Empty orders by
+   * the whole tag.
+   */
+  extract?: string;
+  /**
+   * Numerical (the extracted part is a number) or Alphabetical. The highest wins.
+   */
+  order?: Order;
+  /**
+   * Regular expression a tag must match, for example ^main-[a-f0-9]+-(?P<ts>[0-9]+)$.
+   */
+  regex: string;
+}
+
+/**
+ * Numerical (the extracted part is a number) or Alphabetical. The highest wins.
+ */
+export type Order = 'Alphabetical' | 'Numerical';
+
+/**
+ * Follow the highest tag within a semantic version range.
+ */
+export interface Semver {
+  /**
+   * Whether pre-release tags (1.5.0-rc.1) count.
+   */
+  includePrerelease?: boolean;
+  /**
+   * A semver range, such as ">=1.4.0 <2.0.0" or "~1.4".
+   */
+  range: string;
+}
+
+/**
+ * How to authenticate to the image's registry. Anonymous when empty.
+ */
+export interface RegistryAuth {
+  /**
+   * Cloud identity of the operator to use for registries of that cloud: azure (ACR, Entra
+   * ID), aws (ECR) or gcp (Artifact Registry). generic uses only the Secrets above.
+   */
+  provider?: Provider;
+  /**
+   * A kubernetes.io/dockerconfigjson Secret in this namespace.
+   */
+  secretRef?: RegistryAuthSecretRef;
+  /**
+   * A ServiceAccount in this namespace whose imagePullSecrets are used.
+   */
+  serviceAccountName?: string;
+}
+
+/**
+ * Cloud identity of the operator to use for registries of that cloud: azure (ACR, Entra
+ * ID), aws (ECR) or gcp (Artifact Registry). generic uses only the Secrets above.
+ */
+export type Provider = 'aws' | 'azure' | 'gcp' | 'generic';
+
+/**
+ * A kubernetes.io/dockerconfigjson Secret in this namespace.
+ */
+export interface RegistryAuthSecretRef {
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * How accepted digests reach the workloads.
+ */
+export interface Rollout {
+  /**
+   * How many workloads roll at the same time.
+   */
+  maxConcurrent?: number;
+  /**
+   * Auto rolls accepted digests out; Manual waits for the patchline.dev/approve-digest
+   * annotation naming the digest; GitOps writes the digest back to git (reported, not rolled,
+   * until git write-back is configured).
+   */
+  mode?: Mode;
+  /**
+   * How long a workload may take to run the new digest on every ready pod before it counts as
+   * failed.
+   */
+  progressDeadline?: string;
+  /**
+   * Roll a failed workload back to its previous digest. The failed digest is not retried
+   * until a newer one is accepted.
+   */
+  rollbackOnFailure?: boolean;
+  /**
+   * A maintenance window; rollouts start only inside it. Without one, they start at any time.
+   */
+  window?: Window;
+}
+
+/**
+ * Auto rolls accepted digests out; Manual waits for the patchline.dev/approve-digest
+ * annotation naming the digest; GitOps writes the digest back to git (reported, not rolled,
+ * until git write-back is configured).
+ */
+export type Mode = 'Auto' | 'GitOps' | 'Manual';
+
+/**
+ * A maintenance window; rollouts start only inside it. Without one, they start at any time.
+ */
+export interface Window {
+  /**
+   * How long the window stays open after each opening.
+   */
+  duration?: string;
+  /**
+   * Cron expression (five fields: minute hour day-of-month month day-of-week, or a macro such
+   * as @daily) for when the window opens, for example "0 2 * * *".
+   */
+  schedule: string;
+  /**
+   * IANA time zone the schedule is read in, such as Europe/Berlin.
+   */
+  timeZone?: string;
+}
+
+/**
+ * Checks a candidate image must pass before it is rolled out; the same rules are reported
+ * as violations for containers already running.
+ */
+export interface Verify {
+  /**
+   * Oldest acceptable image, by the created time in its config (Go duration, such as 720h).
+   * Older candidates are refused; older running images are reported as stale.
+   */
+  maxAge?: string;
+  /**
+   * Checks on what the image was built from.
+   */
+  provenance?: Provenance;
+  /**
+   * Approved registries, as a host or host/path prefix (myregistry.azurecr.io, ghcr.io/acme).
+   * Empty approves any registry.
+   */
+  registries?: string[];
+  /**
+   * Report running containers whose image is referenced by tag only, not pinned by digest.
+   */
+  requireDigest?: boolean;
+  /**
+   * The image must carry a valid cosign signature from one of these authorities (any one
+   * suffices).
+   */
+  signature?: Signature;
+  /**
+   * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.
+   */
+  vulnerabilities?: Vulnerabilities;
+}
+
+/**
+ * Checks on what the image was built from.
+ */
+export interface Provenance {
+  /**
+   * The image must declare its base (the org.opencontainers.image.base.digest annotation or a
+   * provenance attestation), and that base must be the base image's current digest.
+   */
+  requireBase?: boolean;
+}
+
+/**
+ * The image must carry a valid cosign signature from one of these authorities (any one
+ * suffices).
+ */
+export interface Signature {
+  /**
+   * Identities of keyless (Fulcio) signers.
+   */
+  keyless?: Keyless[];
+  /**
+   * Public keys, each in a Secret in this namespace.
+   */
+  keys?: Key[];
+}
+
+/**
+ * A signer identity: an issuer and a subject, each exact or as a regular expression.
+ */
+export interface Keyless {
+  /**
+   * OIDC issuer, such as https://token.actions.githubusercontent.com.
+   */
+  issuer?: string;
+  /**
+   * Regular expression for the OIDC issuer.
+   */
+  issuerRegExp?: string;
+  /**
+   * Certificate subject (an email or a workflow URL).
+   */
+  subject?: string;
+  /**
+   * Regular expression for the certificate subject.
+   */
+  subjectRegExp?: string;
+}
+
+/**
+ * A public key (PEM) in a Secret.
+ */
+export interface Key {
+  /**
+   * The Secret and key holding the PEM public key.
+   */
+  secretRef: KeySecretRef;
+}
+
+/**
+ * The Secret and key holding the PEM public key.
+ */
+export interface KeySecretRef {
+  /**
+   * Key in the Secret's data.
+   */
+  key?: string;
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.
+ */
+export interface Vulnerabilities {
+  /**
+   * Findings to accept until a date, each with a reason.
+   */
+  allow?: Allow[];
+  /**
+   * Ignore findings that have no fixed version.
+   */
+  ignoreUnfixed?: boolean;
+  /**
+   * The highest severity allowed. An image with a finding above it is refused (HIGH refuses
+   * CRITICAL findings; MEDIUM refuses HIGH and CRITICAL).
+   */
+  maxSeverity: MaxSeverity;
+}
+
+/**
+ * An accepted finding.
+ */
+export interface Allow {
+  /**
+   * Last day (YYYY-MM-DD, UTC) the finding is accepted.
+   */
+  expires: string;
+  /**
+   * The vulnerability id, such as CVE-2024-3094 or GHSA-xxxx-xxxx-xxxx.
+   */
+  id: string;
+  /**
+   * Why the finding is accepted.
+   */
+  reason: string;
+}
+
+/**
+ * The highest severity allowed. An image with a finding above it is refused (HIGH refuses
+ * CRITICAL findings; MEDIUM refuses HIGH and CRITICAL).
+ */
+export type MaxSeverity = 'CRITICAL' | 'HIGH' | 'LOW' | 'MEDIUM' | 'NONE';
+
+/**
+ * The workloads in this namespace that run the image. At least one of selector or names is
+ * set.
+ */
+export interface Workloads {
+  /**
+   * Names of the containers to manage. Empty means every container (and init container) whose
+   * image is in spec.image's repository.
+   */
+  containers?: string[];
+  /**
+   * Workload kinds to consider.
+   */
+  kinds?: Kind[];
+  /**
+   * Names of workloads, in addition to those the selector matches.
+   */
+  names?: string[];
+  /**
+   * Label selector for the workloads.
+   */
+  selector?: Selector;
+}
+
+/**
+ * Deployment, StatefulSet or DaemonSet.
+ */
+export type Kind = 'DaemonSet' | 'Deployment' | 'StatefulSet';
+
+/**
+ * Label selector for the workloads.
+ */
+export interface Selector {
+  /**
+   * Label requirements, ANDed.
+   */
+  matchExpressions?: MatchExpression[];
+  /**
+   * Labels a workload must carry, as key/value pairs.
+   */
+  matchLabels?: { [key: string]: string };
+}
+
+/**
+ * A label requirement.
+ */
+export interface MatchExpression {
+  /**
+   * The label key.
+   */
+  key: string;
+  /**
+   * In, NotIn, Exists or DoesNotExist.
+   */
+  operator: Operator;
+  /**
+   * Values for In and NotIn; empty for Exists and DoesNotExist.
+   */
+  values?: string[];
+}
+
+/**
+ * In, NotIn, Exists or DoesNotExist.
+ */
+export type Operator = 'DoesNotExist' | 'Exists' | 'In' | 'NotIn';
+
+/**
+ * What Patchline observed and did.
+ */
+export interface ImagePolicyStatus {
+  /**
+   * Ready, Reconciling and Stalled (kstatus), Compliant (every selected container runs an
+   * acceptable image) and RolloutProgressing (a rollout is under way).
+   */
+  conditions?: Condition[];
+  /**
+   * A digest whose rollout failed; it is not tried again until a newer digest is accepted or
+   * a reconcile is requested.
+   */
+  failedDigest?: string;
+  /**
+   * The last value of the patchline.dev/reconcile-requested-at annotation acted upon.
+   */
+  lastHandledReconcileAt?: string;
+  /**
+   * The newest candidate and whether it was accepted.
+   */
+  latest?: Latest;
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * Containers running the desired digest out of those selected, as n/m (for display).
+   */
+  upToDate?: string;
+  /**
+   * Containers that run images breaking a rule of spec.verify (unapproved registry, not
+   * pinned, too old, ...).
+   */
+  violations?: Violation[];
+  /**
+   * Every selected workload container, what it runs and what it should run.
+   */
+  workloads?: Workload[];
+}
+
+/**
+ * A condition of the resource, as metav1.Condition.
+ */
+export interface Condition {
+  /**
+   * When the status of the condition last changed.
+   */
+  lastTransitionTime: string;
+  /**
+   * Human-readable details.
+   */
+  message: string;
+  /**
+   * The metadata.generation the condition was set for.
+   */
+  observedGeneration?: number;
+  /**
+   * Machine-readable reason for the last transition, in CamelCase.
+   */
+  reason: string;
+  /**
+   * True, False or Unknown.
+   */
+  status: StatusEnum;
+  /**
+   * Type of the condition, in CamelCase.
+   */
+  type: string;
+}
+
+/**
+ * True, False or Unknown.
+ */
+export type StatusEnum = 'False' | 'True' | 'Unknown';
+
+/**
+ * The newest candidate and whether it was accepted.
+ */
+export interface Latest {
+  /**
+   * When the candidate was last checked.
+   */
+  checkedAt?: string;
+  /**
+   * The result of each check.
+   */
+  checks?: Check[];
+  /**
+   * The tag's digest (the index digest for multi-platform images).
+   */
+  digest?: string;
+  /**
+   * The first 12 hex digits of digest, for display.
+   */
+  shortDigest?: string;
+  /**
+   * The tag chosen.
+   */
+  tag?: string;
+  /**
+   * Whether every check passed.
+   */
+  verified?: boolean;
+}
+
+/**
+ * One check's result.
+ */
+export interface Check {
+  /**
+   * Why it passed or failed.
+   */
+  message?: string;
+  /**
+   * The check (registry, digest, age, provenance, signature, vulnerabilities).
+   */
+  name: string;
+  /**
+   * Whether it passed.
+   */
+  passed: boolean;
+}
+
+/**
+ * One broken rule.
+ */
+export interface Violation {
+  /**
+   * Name of the container.
+   */
+  container: string;
+  /**
+   * The image the container runs.
+   */
+  image?: string;
+  /**
+   * Details.
+   */
+  message?: string;
+  /**
+   * The rule broken (registry, digest, age, provenance, signature, vulnerabilities).
+   */
+  rule: string;
+  /**
+   * Kind/name of the workload.
+   */
+  workload: string;
+}
+
+/**
+ * One container of one workload.
+ */
+export interface Workload {
+  /**
+   * Name of the container.
+   */
+  container: string;
+  /**
+   * Digest the container should run.
+   */
+  desiredDigest?: string;
+  /**
+   * Deployment, StatefulSet or DaemonSet.
+   */
+  kind: Kind;
+  /**
+   * Details of the state.
+   */
+  message?: string;
+  /**
+   * Name of the workload.
+   */
+  name: string;
+  /**
+   * Digest before the last rollout; the rollback target.
+   */
+  previousDigest?: string;
+  /**
+   * Digest the workload's ready pods run, from their containerStatuses; empty when they
+   * disagree.
+   */
+  runningDigest?: string;
+  /**
+   * When the container entered this state.
+   */
+  since?: string;
+  /**
+   * UpToDate, Rolling, Failed, Blocked (a check or the window holds it back), PendingApproval
+   * (Manual mode) or Pending.
+   */
+  state?: State;
+}
+
+/**
+ * UpToDate, Rolling, Failed, Blocked (a check or the window holds it back), PendingApproval
+ * (Manual mode) or Pending.
+ */
+export type State = 'Blocked' | 'Failed' | 'Pending' | 'PendingApproval' | 'Rolling' | 'UpToDate';
