@@ -1,0 +1,109 @@
+// Shapes of Kubernetes objects as they arrive over the wire: plain JSON, with timestamps as
+// RFC 3339 strings. client-node's model classes type timestamps as Date because its
+// deserialiser converts them, but objects read through our informers and custom-object
+// calls are raw JSON; these types say what is really there.
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  apiVersion?: string;
+  time?: string;
+  fieldsType?: string;
+  fieldsV1?: unknown;
+  subresource?: string;
+}
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  finalizers?: string[];
+  managedFields?: ManagedFieldsEntry[];
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+
+export interface ListMeta {
+  resourceVersion?: string;
+  continue?: string;
+}
+
+export interface KubeList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ListMeta;
+  items: T[];
+}
+
+/** The API server's error body (kind: Status). */
+export interface StatusBody {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: unknown;
+}
+
+/** A namespaced object's identity, the key of the work queue. */
+export interface ObjectKey {
+  namespace: string;
+  name: string;
+}
+
+export function keyOf(obj: KubeObject): string {
+  const ns = obj.metadata?.namespace ?? '';
+  const name = obj.metadata?.name ?? '';
+  return ns ? `${ns}/${name}` : name;
+}
+
+export function parseKey(key: string): ObjectKey {
+  const slash = key.indexOf('/');
+  return slash < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/** Group, version and plural of a resource: enough to build its REST path. */
+export interface ResourceType {
+  group: string; // '' for the core group
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** REST path of a resource collection, in one namespace or across all. */
+export function collectionPath(type: ResourceType, namespace?: string): string {
+  const prefix = type.group ? `/apis/${type.group}/${type.version}` : `/api/${type.version}`;
+  if (type.namespaced && namespace) return `${prefix}/namespaces/${encodeURIComponent(namespace)}/${type.plural}`;
+  return `${prefix}/${type.plural}`;
+}
+
+export function objectPath(type: ResourceType, key: ObjectKey): string {
+  return `${collectionPath(type, key.namespace)}/${encodeURIComponent(key.name)}`;
+}
+
+/** MicroTime as the API server parses it: microseconds and a Z, e.g. 2026-11-22T09:15:03.365000Z. */
+export function formatMicroTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}

@@ -1,0 +1,65 @@
+// Writing a resource's status: only when it changed, and never over a newer version.
+//
+// The status is replaced (PUT on the status subresource) with the resourceVersion the
+// reconciler read, so a write based on a stale read fails with 409 Conflict instead of
+// overwriting what another writer (a previous leader, say) recorded. State that must
+// survive restarts lives in status; losing an update silently is not acceptable.
+import { isDeepStrictEqual } from 'node:util';
+import type { KubeClient } from './kube-client.ts';
+import { objectPath, type KubeObject, type ResourceType } from './kube-types.ts';
+import { counter, type Registry } from './metrics.ts';
+
+/** Drops undefined fields so that `{a: undefined}` and `{}` compare equal. */
+export function normalize<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+export function statusEqual(a: unknown, b: unknown): boolean {
+  return isDeepStrictEqual(normalize(a), normalize(b));
+}
+
+export interface StatusWriter {
+  /** Writes `status` unless it equals the object's current status; returns whether it wrote. */
+  write<T extends KubeObject & { status?: S }, S>(type: ResourceType, obj: T, status: S): Promise<boolean>;
+}
+
+export class KubeStatusWriter implements StatusWriter {
+  private readonly client: KubeClient;
+  private readonly writes;
+
+  constructor(client: KubeClient, registry?: Registry) {
+    this.client = client;
+    this.writes = registry
+      ? counter(registry, {
+          name: 'patchline_status_writes_total',
+          help: 'Status writes, by kind and result (written, unchanged, conflict).',
+          labelNames: ['kind', 'result'] as const,
+        })
+      : undefined;
+  }
+
+  async write<T extends KubeObject & { status?: S }, S>(type: ResourceType, obj: T, status: S): Promise<boolean> {
+    if (statusEqual(obj.status, status)) {
+      this.writes?.inc({ kind: type.kind, result: 'unchanged' });
+      return false;
+    }
+    const meta = obj.metadata ?? {};
+    const body = {
+      apiVersion: type.group ? `${type.group}/${type.version}` : type.version,
+      kind: type.kind,
+      metadata: { name: meta.name, namespace: meta.namespace, resourceVersion: meta.resourceVersion },
+      status: normalize(status),
+    };
+    const path = `${objectPath(type, { namespace: meta.namespace ?? '', name: meta.name ?? '' })}/status`;
+    try {
+      await this.client.requestJson('PUT', path, { body });
+    } catch (err) {
+      if (err && typeof err === 'object' && 'code' in err && err.code === 409) {
+        this.writes?.inc({ kind: type.kind, result: 'conflict' });
+      }
+      throw err;
+    }
+    this.writes?.inc({ kind: type.kind, result: 'written' });
+    return true;
+  }
+}
