@@ -1,0 +1,217 @@
+// The operator's configuration: command-line flags over environment variables over
+// defaults, validated once at start. Every problem is reported at once, each naming the
+// flag and the environment variable that set it.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDuration } from './runtime/duration.ts';
+import type { LogFormat, LogLevel } from './runtime/logger.ts';
+
+export interface Config {
+  kubeconfig: string;
+  context: string;
+  /** The operator's own namespace: its Lease lives here. */
+  namespace: string;
+  /** This replica's name: leader identity and Events' reportingInstance. */
+  identity: string;
+  leaderElection: {
+    enabled: boolean;
+    leaseName: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  /** Namespaces to watch; empty means all. */
+  watchNamespaces: string[];
+  probe: { host: string; port: number };
+  log: { level: LogLevel; format: LogFormat };
+  workers: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+interface Setting {
+  flag: string;
+  env: string;
+  fallback: string;
+  help: string;
+}
+
+const SETTINGS = {
+  kubeconfig: {
+    flag: 'kubeconfig',
+    env: 'KUBECONFIG',
+    fallback: '',
+    help: 'kubeconfig file; empty: in-cluster or ~/.kube/config',
+  },
+  context: { flag: 'context', env: 'PATCHLINE_CONTEXT', fallback: '', help: 'kubeconfig context to use' },
+  namespace: {
+    flag: 'namespace',
+    env: 'POD_NAMESPACE',
+    fallback: 'patchline-system',
+    help: "the operator's namespace",
+  },
+  identity: { flag: 'identity', env: 'POD_NAME', fallback: '', help: "this replica's name (default: host name)" },
+  leaderElect: {
+    flag: 'leader-elect',
+    env: 'PATCHLINE_LEADER_ELECT',
+    fallback: 'true',
+    help: 'elect a leader (true/false)',
+  },
+  leaseName: {
+    flag: 'leader-election-id',
+    env: 'PATCHLINE_LEADER_ELECTION_ID',
+    fallback: 'patchline-leader',
+    help: 'Lease name',
+  },
+  leaseDuration: {
+    flag: 'lease-duration',
+    env: 'PATCHLINE_LEASE_DURATION',
+    fallback: '15s',
+    help: 'leader lease duration',
+  },
+  renewDeadline: {
+    flag: 'renew-deadline',
+    env: 'PATCHLINE_RENEW_DEADLINE',
+    fallback: '10s',
+    help: 'leader renew deadline',
+  },
+  retryPeriod: {
+    flag: 'retry-period',
+    env: 'PATCHLINE_RETRY_PERIOD',
+    fallback: '2s',
+    help: 'leader election retry period',
+  },
+  watchNamespaces: {
+    flag: 'watch-namespaces',
+    env: 'PATCHLINE_WATCH_NAMESPACES',
+    fallback: '',
+    help: 'comma-separated namespaces to watch; empty: all',
+  },
+  probeAddress: {
+    flag: 'probe-address',
+    env: 'PATCHLINE_PROBE_ADDRESS',
+    fallback: '0.0.0.0:8080',
+    help: 'host:port of /healthz, /readyz and /metrics',
+  },
+  logLevel: { flag: 'log-level', env: 'PATCHLINE_LOG_LEVEL', fallback: 'info', help: 'error, warn, info or debug' },
+  logFormat: {
+    flag: 'log-format',
+    env: 'PATCHLINE_LOG_FORMAT',
+    fallback: 'auto',
+    help: 'json, text, or auto (text on a terminal)',
+  },
+  workers: { flag: 'workers', env: 'PATCHLINE_WORKERS', fallback: '4', help: 'concurrent reconciles per controller' },
+} satisfies Record<string, Setting>;
+
+type Key = keyof typeof SETTINGS;
+
+export function usage(): string {
+  return Object.values(SETTINGS)
+    .map((s: Setting) => `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${s.help} (default "${s.fallback}")`)
+    .join('\n');
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Reads the configuration from argv and env; throws ConfigError listing every problem. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }]),
+  );
+  let flags: Record<string, string | undefined>;
+  try {
+    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError([`${err instanceof Error ? err.message : String(err)}; known flags:\n${usage()}`]);
+  }
+  const problems: string[] = [];
+  const raw = (key: Key): string => {
+    const s: Setting = SETTINGS[key];
+    return (flags[s.flag] ?? env[s.env] ?? s.fallback).trim();
+  };
+  const where = (key: Key): string => `--${SETTINGS[key].flag} / ${SETTINGS[key].env}`;
+  const duration = (key: Key): number => {
+    try {
+      const ms = parseDuration(raw(key));
+      if (ms <= 0) throw new Error('must be positive');
+      return ms;
+    } catch (err) {
+      problems.push(`${where(key)}: ${err instanceof Error ? err.message : String(err)}`);
+      return 0;
+    }
+  };
+  const oneOf = <T extends string>(key: Key, allowed: readonly T[]): T => {
+    const value = raw(key) as T;
+    if (!allowed.includes(value)) problems.push(`${where(key)}: "${value}" is not one of ${allowed.join(', ')}`);
+    return value;
+  };
+
+  const leaderElect = oneOf('leaderElect', ['true', 'false'] as const) === 'true';
+  const leaseDurationMs = duration('leaseDuration');
+  const renewDeadlineMs = duration('renewDeadline');
+  const retryPeriodMs = duration('retryPeriod');
+  if (
+    leaseDurationMs &&
+    renewDeadlineMs &&
+    retryPeriodMs &&
+    !(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)
+  ) {
+    problems.push('leader election needs lease duration > renew deadline > retry period');
+  }
+
+  const namespace = raw('namespace');
+  if (!DNS_LABEL.test(namespace)) problems.push(`${where('namespace')}: "${namespace}" is not a valid namespace name`);
+  const watchNamespaces = raw('watchNamespaces')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const ns of watchNamespaces) {
+    if (!DNS_LABEL.test(ns)) problems.push(`${where('watchNamespaces')}: "${ns}" is not a valid namespace name`);
+  }
+
+  const probe = { host: '', port: 0 };
+  const address = raw('probeAddress');
+  const match = /^(.*):(\d{1,5})$/.exec(address);
+  if (!match || Number(match[2]) > 65535) {
+    problems.push(`${where('probeAddress')}: "${address}" is not host:port (for example 0.0.0.0:8080 or 127.0.0.1:0)`);
+  } else {
+    probe.host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
+    probe.port = Number(match[2]);
+  }
+
+  const workersText = raw('workers');
+  const workers = Number(workersText);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    problems.push(`${where('workers')}: "${workersText}" must be a whole number from 1 to 64`);
+  }
+
+  const level = oneOf('logLevel', ['error', 'warn', 'info', 'debug'] as const);
+  const format = oneOf('logFormat', ['json', 'text', 'auto'] as const);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    kubeconfig: raw('kubeconfig'),
+    context: raw('context'),
+    namespace,
+    identity: raw('identity') || `${hostname()}-${process.pid}`,
+    leaderElection: {
+      enabled: leaderElect,
+      leaseName: raw('leaseName'),
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+    },
+    watchNamespaces,
+    probe,
+    log: { level, format },
+    workers,
+  };
+}

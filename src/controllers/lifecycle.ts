@@ -1,0 +1,94 @@
+// The part of every Patchline reconcile that is the same for both kinds: suspension, specs
+// the API server could not reject, checks that cannot run, and acceptance, expressed as
+// kstatus conditions (Ready, Reconciling, Stalled) and the Events their transitions
+// deserve. A pure function: the reconcilers do the I/O.
+import { Reasons } from '../api/v1alpha1/index.ts';
+import {
+  Ready,
+  Reconciling,
+  Stalled,
+  applyConditions,
+  findCondition,
+  type Condition,
+  type ConditionInput,
+} from '../runtime/conditions.ts';
+import type { EventType } from '../runtime/events.ts';
+import { describeProblems, type SpecProblem } from './spec-checks.ts';
+
+export interface DecidedEvent {
+  type: EventType;
+  reason: string;
+  action: string;
+  note: string;
+}
+
+export interface LifecycleInput {
+  generation: number;
+  conditions: readonly Condition[] | undefined;
+  suspended: boolean;
+  problems: readonly SpecProblem[];
+  /** A check the spec asks for that cannot run; the resource accepts nothing while set. */
+  unavailable?: string | undefined;
+  /** What the resource does, for the Ready message once accepted. */
+  acceptedMessage: string;
+  now: Date;
+}
+
+export interface LifecycleDecision {
+  conditions: Condition[];
+  events: DecidedEvent[];
+  /** Whether the rest of the reconcile should act on the spec. */
+  proceed: boolean;
+}
+
+export function decideLifecycle(input: LifecycleInput): LifecycleDecision {
+  const g = input.generation;
+  const previous = findCondition(input.conditions, Ready);
+  let ready: ConditionInput;
+  let stalled: ConditionInput | undefined;
+  let proceed = false;
+  let event: DecidedEvent | undefined;
+
+  if (input.suspended) {
+    ready = {
+      type: Ready,
+      status: previous?.status ?? 'Unknown',
+      reason: Reasons.Suspended,
+      message: 'Suspended: nothing is followed, built or rolled until spec.suspend is false.',
+      observedGeneration: g,
+    };
+    event = { type: 'Normal', reason: Reasons.Suspended, action: 'Suspend', note: 'reconciliation suspended' };
+  } else if (input.problems.length > 0) {
+    const message = `Invalid spec: ${describeProblems(input.problems)}`;
+    ready = { type: Ready, status: 'False', reason: Reasons.InvalidSpec, message, observedGeneration: g };
+    stalled = { type: Stalled, status: 'True', reason: Reasons.InvalidSpec, message, observedGeneration: g };
+    event = { type: 'Warning', reason: Reasons.InvalidSpec, action: 'Validate', note: message };
+  } else if (input.unavailable) {
+    const message = input.unavailable;
+    ready = { type: Ready, status: 'False', reason: Reasons.CheckUnavailable, message, observedGeneration: g };
+    stalled = { type: Stalled, status: 'True', reason: Reasons.CheckUnavailable, message, observedGeneration: g };
+    event = { type: 'Warning', reason: Reasons.CheckUnavailable, action: 'Validate', note: message };
+  } else {
+    ready = {
+      type: Ready,
+      status: 'True',
+      reason: Reasons.Accepted,
+      message: input.acceptedMessage,
+      observedGeneration: g,
+    };
+    event = { type: 'Normal', reason: Reasons.Accepted, action: 'Reconcile', note: input.acceptedMessage };
+    proceed = true;
+  }
+
+  const conditions = applyConditions(
+    input.conditions,
+    [ready, stalled ?? { remove: Stalled }, { remove: Reconciling }],
+    input.now,
+  );
+  const changed =
+    !previous ||
+    previous.status !== ready.status ||
+    previous.reason !== ready.reason ||
+    previous.message !== ready.message;
+  return { conditions, events: changed && event ? [event] : [], proceed };
+}

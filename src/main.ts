@@ -1,0 +1,177 @@
+// Patchline operator entry point: wiring only. Configuration, logger, client, informers,
+// controllers, leader election, probes, and signal handling.
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, usage, type Config } from './config.ts';
+import {
+  EVENT_CONTROLLER,
+  ImagePolicyType,
+  RebuildTriggerType,
+  type ImagePolicy,
+  type RebuildTrigger,
+} from './api/v1alpha1/index.ts';
+import { ImagePolicyReconciler } from './controllers/imagepolicy/reconciler.ts';
+import { RebuildTriggerReconciler } from './controllers/rebuildtrigger/reconciler.ts';
+import { Controller } from './runtime/controller.ts';
+import { KubeEventRecorder } from './runtime/events.ts';
+import { Informer } from './runtime/informer.ts';
+import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
+import { collectionPath, type KubeObject, type ObjectKey, type ResourceType } from './runtime/kube-types.ts';
+import { KubeLeaseStore, LeaderElector } from './runtime/leaderelection.ts';
+import { createLogger, type Logger } from './runtime/logger.ts';
+import { Manager } from './runtime/manager.ts';
+import { createRegistry, type Registry } from './runtime/metrics.ts';
+import { ProbeServer } from './runtime/server.ts';
+import { KubeStatusWriter } from './runtime/status.ts';
+
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}
+
+/** One informer per watched namespace, or one across all namespaces. */
+function informersFor<T extends KubeObject>(
+  type: ResourceType,
+  config: Config,
+  client: KubeClient,
+  log: Logger,
+  registry: Registry,
+): { informers: Informer<T>[]; get: (key: ObjectKey) => T | undefined } {
+  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
+  const byNamespace = new Map<string, Informer<T>>();
+  for (const ns of namespaces) {
+    byNamespace.set(
+      ns,
+      new Informer<T>(client, {
+        name: type.plural,
+        path: collectionPath(type, ns || undefined),
+        logger: log,
+        registry,
+      }),
+    );
+  }
+  const all = byNamespace.get('');
+  return {
+    informers: [...byNamespace.values()],
+    get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
+  };
+}
+
+async function run(config: Config, log: Logger): Promise<number> {
+  const registry = createRegistry(true);
+  const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+  const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()}` });
+  log.info('starting patchline', {
+    version: version(),
+    identity: config.identity,
+    server: client.server,
+    watchNamespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
+    leaderElection: config.leaderElection.enabled,
+  });
+
+  const probes = new ProbeServer({ host: config.probe.host, port: config.probe.port, registry, logger: log });
+  const address = await probes.start();
+  log.info('serving /healthz, /readyz and /metrics', { address: `${address.address}:${address.port}` });
+
+  const le = config.leaderElection;
+  const elector = le.enabled
+    ? new LeaderElector({
+        store: new KubeLeaseStore(client, config.namespace, le.leaseName),
+        identity: config.identity,
+        leaseDurationMs: le.leaseDurationMs,
+        renewDeadlineMs: le.renewDeadlineMs,
+        retryPeriodMs: le.retryPeriodMs,
+        logger: log,
+        registry,
+      })
+    : undefined;
+  const manager = new Manager({ logger: log, probes, ...(elector ? { elector } : {}) });
+  const events = new KubeEventRecorder({
+    client,
+    controller: EVENT_CONTROLLER,
+    instance: config.identity,
+    logger: log,
+    registry,
+  });
+  const status = new KubeStatusWriter(client, registry);
+
+  const policies = informersFor<ImagePolicy>(ImagePolicyType, config, client, log, registry);
+  manager.addController(
+    new Controller({
+      name: 'imagepolicy',
+      reconciler: new ImagePolicyReconciler({ get: policies.get, status, events }),
+      workers: config.workers,
+      logger: log,
+      registry,
+    }),
+    policies.informers,
+  );
+  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
+  manager.addController(
+    new Controller({
+      name: 'rebuildtrigger',
+      reconciler: new RebuildTriggerReconciler({ get: triggers.get, status, events }),
+      workers: config.workers,
+      logger: log,
+      registry,
+    }),
+    triggers.informers,
+  );
+
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.error('second signal: exiting at once', { signal });
+      process.exit(1);
+    }
+    log.info('shutting down', { signal });
+    stop.abort();
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting', { deadlineMs: SHUTDOWN_DEADLINE_MS });
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const outcome = await manager.run(stop.signal);
+  await events.flush();
+  await probes.stop();
+  await client.close();
+  if (outcome === 'lost') {
+    log.error('leadership lost; exiting so that the replica restarts clean');
+    return 1;
+  }
+  log.info('stopped');
+  return 0;
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(`patchline ${version()}: flags and the environment variables that set them\n${usage()}\n`);
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.log);
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled promise rejection', { error: reason instanceof Error ? reason.message : String(reason) });
+    process.exit(1);
+  });
+  try {
+    process.exitCode = await run(config, log);
+  } catch (err) {
+    log.error('fatal', { error: err instanceof Error ? err.message : String(err) });
+    process.exitCode = 1;
+  }
+}
+
+await main();
