@@ -61,7 +61,8 @@ function informersFor<T extends KubeObject>(
 async function run(config: Config, log: Logger): Promise<number> {
   const registry = createRegistry(true);
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
-  const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()}` });
+  // The replica's identity in the User-Agent tells replicas apart in the API server's audit log.
+  const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()} (${config.identity})` });
   log.info('starting patchline', {
     version: version(),
     identity: config.identity,

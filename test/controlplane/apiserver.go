@@ -80,9 +80,11 @@ func writeCredentials(dir string) (*credentials, error) {
 
 	// Only requests made with ServiceAccount credentials are audited: that is the
 	// operator under test. The controllers and the test harness use the admin token.
+	// ResponseStarted is kept so that a watch is logged when it opens, not only when it
+	// ends minutes later.
 	policy := `apiVersion: audit.k8s.io/v1
 kind: Policy
-omitStages: ["RequestReceived", "ResponseStarted"]
+omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
     userGroups: ["system:serviceaccounts"]

@@ -1,0 +1,135 @@
+// Least privilege, measured: the permissions the operator used (from the API server's
+// audit log, over this whole run) are exactly the permissions the shipped RBAC grants.
+// A grant the code never uses fails this test, as does a request the RBAC refuses.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+import { ROOT } from '../support/fixtures.ts';
+import { auditEvents, permissionOf } from './support/audit.ts';
+import { OPERATOR_NAMESPACE, OPERATOR_USER, kubectl, newNamespace } from './support/env.ts';
+import { Operator } from './support/operator.ts';
+
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+}
+
+function granted(): Set<string> {
+  const docs = parseAllDocuments(kubectl(['kustomize', join(ROOT, 'manifests')]).stdout).map(
+    (d) => d.toJS() as { kind: string; metadata: { name: string }; rules?: Rule[] },
+  );
+  const roles = docs.filter(
+    (d) =>
+      (d.kind === 'ClusterRole' && d.metadata.name === 'patchline-operator') ||
+      (d.kind === 'Role' && d.metadata.name === 'patchline-leader-election'),
+  );
+  const out = new Set<string>();
+  for (const role of roles)
+    for (const r of role.rules ?? [])
+      for (const g of r.apiGroups ?? [''])
+        for (const res of r.resources ?? []) for (const v of r.verbs) out.add(`${g}/${res}:${v}`);
+  return out;
+}
+
+describe('least privilege', () => {
+  it('the operator does its whole job with the shipped RBAC, and uses every permission it is granted', async function () {
+    this.timeout(120_000);
+    // Exercise every code path that talks to the API server, in case this test runs alone:
+    // a fresh lease (create, get, update), both kinds (list, watch, status update), and an
+    // Event repeated within its series window (create, then patch).
+    const op = await Operator.start({ identity: 'op-rbac', leaseName: `e2e-rbac-${Date.now()}` });
+    const ns = newNamespace('rbac');
+    const base = {
+      apiVersion: 'patchline.dev/v1alpha1',
+      kind: 'ImagePolicy',
+      metadata: { name: 'p' },
+      spec: { image: 'registry.example.com/team/app', follow: { tag: '1.0' }, workloads: { names: ['web'] } },
+    };
+    const invalid = {
+      ...base,
+      spec: { ...base.spec, rollout: { window: { schedule: '0 2 * * *', timeZone: 'No/Where' } } },
+    };
+    const reason = () =>
+      kubectl(['get', 'ipol', 'p', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']).stdout;
+    for (const [manifest, expected] of [
+      [invalid, 'InvalidSpec'],
+      [base, 'Accepted'],
+      [invalid, 'InvalidSpec'],
+    ] as const) {
+      kubectl(['apply', '-n', ns, '-f', '-'], { input: stringify(manifest) });
+      await op.waitUntil(() => reason() === expected, expected);
+    }
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: stringify({
+        apiVersion: 'patchline.dev/v1alpha1',
+        kind: 'RebuildTrigger',
+        metadata: { name: 't' },
+        spec: {
+          baseImages: [{ image: 'node:22' }],
+          target: { image: 'registry.example.com/team/app:1.0' },
+          build: { webhook: { url: 'https://builds.example.com/x' } },
+        },
+      }),
+    });
+    await op.waitUntil(
+      () =>
+        kubectl(['get', 'rbt', 't', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])
+          .stdout === 'True',
+      'trigger ready',
+    );
+    await op.waitUntil(
+      () =>
+        auditEvents().some(
+          (e) => e.user.username === OPERATOR_USER && e.verb === 'patch' && e.objectRef?.resource === 'events',
+        ),
+      'repeated event folded into a series (patch)',
+    );
+    await op.waitUntil(
+      () =>
+        auditEvents().filter(
+          (e) =>
+            e.user.username === OPERATOR_USER &&
+            e.verb === 'update' &&
+            e.objectRef?.resource === 'leases' &&
+            e.stage === 'ResponseComplete',
+        ).length >= 2,
+      'lease renewed',
+    );
+    assert.equal(await op.stop(), 0);
+
+    const mine = auditEvents().filter((e) => e.user.username === OPERATOR_USER);
+    const refused = mine.filter((e) => e.responseStatus?.code === 403).map((e) => `${permissionOf(e)} ${e.requestURI}`);
+    assert.deepEqual(refused, [], 'the operator was never refused');
+
+    const used = new Set(mine.map(permissionOf));
+    const grants = granted();
+    const grantedButUnused = [...grants].filter((p) => !used.has(p)).sort();
+    const usedButNotGranted = [...used].filter((p) => !grants.has(p)).sort();
+    console.log(`      permissions used: ${[...used].sort().join(', ')}`);
+    assert.deepEqual(grantedButUnused, [], 'every granted permission is used');
+    assert.deepEqual(usedButNotGranted, [], 'every used permission is granted');
+
+    const leaseRequests = mine.filter((e) => e.objectRef?.resource === 'leases');
+    assert.ok(
+      leaseRequests.every((e) => e.objectRef?.namespace === OPERATOR_NAMESPACE),
+      'leases only in its own namespace',
+    );
+  });
+
+  it('the ServiceAccount can do nothing else, such as reading Secrets or changing Deployments', () => {
+    const as = `--as=${OPERATOR_USER}`;
+    for (const [verb, resource] of [
+      ['get', 'secrets'],
+      ['list', 'pods'],
+      ['patch', 'deployments.apps'],
+      ['delete', 'imagepolicies.patchline.dev'],
+      ['update', 'imagepolicies.patchline.dev'],
+      ['create', 'leases.coordination.k8s.io'],
+    ] as const) {
+      const ns = resource.startsWith('leases') ? 'default' : 'kube-system';
+      const r = kubectl(['auth', 'can-i', verb, resource, '-n', ns, as], { allowFailure: true });
+      assert.equal(r.stdout.trim(), 'no', `${verb} ${resource} in ${ns}`);
+    }
+  });
+});

@@ -1,0 +1,152 @@
+// Runs the operator as a separate process — the compiled dist/main.js, as the container
+// does — with the ServiceAccount's kubeconfig, and reads its JSON logs and /metrics.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ROOT } from '../../support/fixtures.ts';
+import { waitFor } from '../../support/manual-clock.ts';
+import { OPERATOR_NAMESPACE, env } from './env.ts';
+
+export type LogLine = Record<string, unknown> & { message: string; level: string; timestamp: string };
+
+export interface OperatorOptions {
+  identity: string;
+  leaseName?: string;
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export class Operator {
+  readonly identity: string;
+  readonly port: number;
+  readonly logs: LogLine[] = [];
+  readonly stderr: string[] = [];
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<number | null>;
+
+  private constructor(identity: string, port: number, child: ChildProcess) {
+    this.identity = identity;
+    this.port = port;
+    this.child = child;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        this.logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.stderr.push(line);
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => this.stderr.push(chunk.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(options: OperatorOptions): Promise<Operator> {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'main.js'),
+        '--leader-election-id',
+        options.leaseName ?? 'patchline-leader',
+        ...(options.args ?? []),
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          KUBECONFIG: env().operatorKubeconfig,
+          POD_NAME: options.identity,
+          POD_NAMESPACE: OPERATOR_NAMESPACE,
+          PATCHLINE_PROBE_ADDRESS: `127.0.0.1:${port}`,
+          PATCHLINE_LOG_FORMAT: 'json',
+          PATCHLINE_LOG_LEVEL: 'debug',
+          ...options.env,
+        },
+      },
+    );
+    const op = new Operator(options.identity, port, child);
+    await op.waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`operator exited ${child.exitCode}: ${op.stderr.join('')}`);
+        return (await op.get('/readyz')).status === 200;
+      },
+      'operator ready',
+      30_000,
+    );
+    return op;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  async get(path: string): Promise<{ status: number; body: string }> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.port}${path}`, { signal: AbortSignal.timeout(2000) });
+      return { status: res.status, body: await res.text() };
+    } catch {
+      return { status: 0, body: '' };
+    }
+  }
+
+  /** A metric's value (the sum over series matching every given label). */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const { body } = await this.get('/metrics');
+    let sum = 0;
+    for (const line of body.split('\n')) {
+      const m = /^(\w+)(\{[^}]*\})? ([-\d.e+]+|NaN)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const l = m[2] ?? '';
+      if (Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))) sum += Number(m[3]);
+    }
+    return sum;
+  }
+
+  findLog(predicate: (l: LogLine) => boolean): LogLine | undefined {
+    return this.logs.find(predicate);
+  }
+
+  async waitForLog(predicate: (l: LogLine) => boolean, what: string, timeoutMs = 30_000): Promise<LogLine> {
+    await this.waitUntil(() => this.logs.some(predicate), what, timeoutMs);
+    return this.logs.find(predicate)!;
+  }
+
+  async waitUntil(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+    try {
+      await waitFor(condition, `${this.identity}: ${what}`, timeoutMs, 50);
+    } catch (err) {
+      const tail = this.logs
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join('\n');
+      throw new Error(`${(err as Error).message}\nlast log lines:\n${tail}\n${this.stderr.join('').slice(-2000)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** SIGTERM, then wait for a clean exit. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+
+  /** kill -9: no cleanup, no lease release. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
