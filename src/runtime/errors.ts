@@ -44,7 +44,8 @@ function reasonForCode(code: number): string {
   }
 }
 
-function parseStatusBody(body: unknown): StatusBody | undefined {
+/** The API server's Status from a response body (string or parsed); plain text becomes the message. */
+export function parseStatusBody(body: unknown): StatusBody | undefined {
   if (typeof body === 'string') {
     try {
       return JSON.parse(body) as StatusBody;

@@ -9,8 +9,7 @@ import { existsSync } from 'node:fs';
 import type { RequestOptions as HttpsRequestOptions } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { Agent, request, type Dispatcher } from 'undici';
-import { KubeApiError } from './errors.ts';
-import type { StatusBody } from './kube-types.ts';
+import { KubeApiError, parseStatusBody } from './errors.ts';
 import { counter, histogram, exponentialBuckets, type Registry } from './metrics.ts';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -224,13 +223,7 @@ class SharedPoolClient implements KubeClient {
     this.observe(method, String(response.statusCode), started);
     const text = await response.body.text();
     if (response.statusCode >= 400) {
-      let status: StatusBody | undefined;
-      try {
-        status = JSON.parse(text) as StatusBody;
-      } catch {
-        status = { message: text.slice(0, 512) };
-      }
-      throw KubeApiError.fromStatus(response.statusCode, status, `${method} ${path} failed`);
+      throw KubeApiError.fromStatus(response.statusCode, parseStatusBody(text), `${method} ${path} failed`);
     }
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -248,13 +241,7 @@ class SharedPoolClient implements KubeClient {
     this.requests?.inc({ method: 'WATCH', code: String(response.statusCode) });
     if (response.statusCode >= 400) {
       const text = await response.body.text();
-      let status: StatusBody | undefined;
-      try {
-        status = JSON.parse(text) as StatusBody;
-      } catch {
-        status = { message: text.slice(0, 512) };
-      }
-      throw KubeApiError.fromStatus(response.statusCode, status, `watch ${path} failed`);
+      throw KubeApiError.fromStatus(response.statusCode, parseStatusBody(text), `watch ${path} failed`);
     }
     return response;
   }
