@@ -1,0 +1,77 @@
+// One HTTP exchange with a size-limited body, on undici. Shared by the registry client, the
+// token endpoints and the cloud credential exchanges.
+import { request, type Dispatcher } from 'undici';
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export interface HttpRequest {
+  method: Dispatcher.HttpMethod;
+  headers?: Record<string, string>;
+  body?: string;
+  dispatcher?: Dispatcher;
+  signal?: AbortSignal;
+  /** Largest body accepted; a larger one fails with BodyTooLarge. */
+  limit: number;
+  timeoutMs: number;
+}
+
+export class BodyTooLarge extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`response body larger than ${limit} bytes`);
+    this.name = 'BodyTooLarge';
+    this.limit = limit;
+  }
+}
+
+export function header(headers: HttpResponse['headers'], name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export async function httpRequest(url: string, req: HttpRequest): Promise<HttpResponse> {
+  const signals = [AbortSignal.timeout(req.timeoutMs), ...(req.signal ? [req.signal] : [])];
+  const response = await request(url, {
+    method: req.method,
+    headers: req.headers,
+    body: req.body,
+    dispatcher: req.dispatcher,
+    signal: AbortSignal.any(signals),
+    headersTimeout: req.timeoutMs,
+    bodyTimeout: req.timeoutMs,
+  });
+  const declared = Number(header(response.headers, 'content-length') ?? NaN);
+  if (req.method === 'HEAD') {
+    await response.body.dump();
+    return { status: response.statusCode, headers: response.headers, body: Buffer.alloc(0) };
+  }
+  if (declared > req.limit) {
+    response.body.destroy();
+    throw new BodyTooLarge(req.limit);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > req.limit) {
+      response.body.destroy();
+      throw new BodyTooLarge(req.limit);
+    }
+    chunks.push(buf);
+  }
+  return { status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks) };
+}
+
+export function formBody(fields: Record<string, string | string[] | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue;
+    for (const item of Array.isArray(v) ? v : [v]) params.append(k, item);
+  }
+  return params.toString();
+}
