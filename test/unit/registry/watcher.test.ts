@@ -1,0 +1,334 @@
+import assert from 'node:assert/strict';
+import type { CredentialSource } from '../../../src/registry/auth/credentials.ts';
+import { anonymousSource } from '../../../src/registry/auth/credentials.ts';
+import type { ManifestHead } from '../../../src/registry/client.ts';
+import { RegistryError } from '../../../src/registry/errors.ts';
+import { parseReference, type ImageReference } from '../../../src/registry/reference.ts';
+import { DigestWatcher, type DigestEvent, type DigestSource } from '../../../src/registry/watcher.ts';
+import { silentLogger } from '../../../src/runtime/logger.ts';
+import { ManualClock, flushPromises } from '../../support/manual-clock.ts';
+
+const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+/** A registry in memory that counts what it is asked. */
+class FakeRegistry implements DigestSource {
+  heads: string[] = [];
+  prefetches: string[] = [];
+  digests = new Map<string, string>();
+  failures = new Map<string, RegistryError>();
+
+  head(ref: ImageReference, source: CredentialSource): Promise<ManifestHead> {
+    const key = `${ref.registry}/${ref.repository}:${ref.tag}`;
+    this.heads.push(`${key}|${source.id}`);
+    const failure = this.failures.get(key);
+    if (failure) return Promise.reject(failure);
+    return Promise.resolve({
+      digest: this.digests.get(key) ?? digest(0),
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      size: 100,
+    });
+  }
+
+  prefetchTokens(registry: string, repositories: string[]): Promise<void> {
+    this.prefetches.push(`${registry}:${repositories.length}`);
+    return Promise.resolve();
+  }
+}
+
+const MINUTE = 60_000;
+
+describe('DigestWatcher', () => {
+  let clock: ManualClock;
+  let registry: FakeRegistry;
+  let watcher: DigestWatcher;
+
+  beforeEach(() => {
+    clock = new ManualClock();
+    registry = new FakeRegistry();
+    watcher = new DigestWatcher({ client: registry, logger: silentLogger(), clock });
+    watcher.start();
+  });
+
+  afterEach(() => watcher.stop());
+
+  async function advance(ms: number): Promise<void> {
+    await flushPromises();
+    clock.advance(ms);
+    await flushPromises();
+  }
+
+  it('checks a thousand subscriptions on fifty references with fifty HEADs per cycle', async () => {
+    const events: DigestEvent[] = [];
+    for (let i = 0; i < 1000; i++) {
+      watcher.subscribe(
+        {
+          reference: parseReference(`registry.example.com/team/app${i % 50}:1.0`),
+          source: anonymousSource,
+          intervalMs: 5 * MINUTE,
+        },
+        (e) => events.push(e),
+      );
+    }
+    await flushPromises();
+    assert.equal(registry.heads.length, 50, 'first cycle');
+    assert.equal(events.length, 1000, 'every subscriber learns the digest');
+    assert.deepEqual(registry.prefetches, ['registry.example.com:50'], 'one token request for the registry');
+    await advance(5 * MINUTE);
+    assert.equal(registry.heads.length, 100, 'second cycle: 50 more');
+    assert.equal(events.length, 1000, 'no change, no event');
+    assert.equal(watcher.states().length, 50);
+  });
+
+  it('tells every subscriber of a new digest, with the previous one', async () => {
+    const seen: DigestEvent[][] = [[], []];
+    for (const list of seen) {
+      watcher.subscribe({ reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE }, (e) =>
+        list.push(e),
+      );
+    }
+    await flushPromises();
+    registry.digests.set('docker.io/library/node:22', digest(7));
+    await advance(1.5 * MINUTE);
+    for (const list of seen) {
+      assert.equal(list.length, 2);
+      assert.equal(list[1]?.digest, digest(7));
+      assert.equal(list[1]?.previousDigest, digest(0));
+      assert.equal(list[1]?.reference, 'docker.io/library/node:22');
+    }
+  });
+
+  it('gives a late subscriber the known digest without asking the registry', async () => {
+    watcher.subscribe(
+      { reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    const late: DigestEvent[] = [];
+    watcher.subscribe(
+      { reference: parseReference('docker.io/library/node:22'), source: anonymousSource, intervalMs: MINUTE },
+      (e) => late.push(e),
+    );
+    await flushPromises();
+    assert.equal(registry.heads.length, 1);
+    assert.equal(late[0]?.digest, digest(0));
+  });
+
+  it('checks at the shortest interval of its subscribers, and relaxes when that one leaves', async () => {
+    watcher.subscribe(
+      { reference: parseReference('node:22'), source: anonymousSource, intervalMs: 10 * MINUTE },
+      () => undefined,
+    );
+    const fast = watcher.subscribe(
+      { reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    for (let i = 0; i < 6; i++) await advance(MINUTE);
+    assert.ok(
+      registry.heads.length >= 6 && registry.heads.length <= 7,
+      `${registry.heads.length} checks in six minutes`,
+    );
+    fast.unsubscribe();
+    const before = registry.heads.length;
+    for (let i = 0; i < 4; i++) await advance(MINUTE);
+    assert.equal(registry.heads.length, before, 'no check within half of the ten-minute interval');
+    for (let i = 0; i < 11; i++) await advance(MINUTE);
+    assert.equal(registry.heads.length, before + 1, 'one check in the next ten minutes');
+  });
+
+  it('keeps references with different credentials apart', async () => {
+    const a: CredentialSource = { id: 'secret:ns/a', credentialFor: () => Promise.resolve({ kind: 'anonymous' }) };
+    watcher.subscribe(
+      { reference: parseReference('ghcr.io/acme/app:1'), source: a, intervalMs: MINUTE },
+      () => undefined,
+    );
+    watcher.subscribe(
+      { reference: parseReference('ghcr.io/acme/app:1'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    assert.deepEqual(registry.heads.sort(), ['ghcr.io/acme/app:1|anonymous', 'ghcr.io/acme/app:1|secret:ns/a']);
+  });
+
+  it('spreads groups over the interval, and keeps each group checked together at one interval', async () => {
+    const refs = ['ghcr.io/acme/a:1', 'ghcr.io/acme/b:1', 'quay.io/acme/c:1', 'registry.example.com/x:1'];
+    const subs = refs.map((r) =>
+      watcher.subscribe(
+        { reference: parseReference(r), source: anonymousSource, intervalMs: 10 * MINUTE },
+        () => undefined,
+      ),
+    );
+    await flushPromises();
+    const next = () => subs.map((x) => x.state()!.nextCheckAt);
+    const [a, b, c, d] = next();
+    assert.equal(a, b, 'same registry and credentials: same slot');
+    assert.ok(new Set([a, c, d]).size === 3, 'other registries: other slots');
+    for (const n of next()) {
+      const wait = n - clock.now();
+      assert.ok(wait >= 5 * MINUTE && wait < 15 * MINUTE, `first wait ${wait}`);
+    }
+    const slots: number[][] = [next()];
+    for (let cycle = 0; cycle < 3; cycle++) {
+      await advance(Math.max(...slots.at(-1)!) - clock.now());
+      slots.push(next());
+    }
+    for (let i = 0; i < subs.length; i++) {
+      const gaps = slots.slice(1).map((cycle, k) => cycle[i]! - slots[k]![i]!);
+      assert.deepEqual(gaps, [10 * MINUTE, 10 * MINUTE, 10 * MINUTE], 'steady state: exactly the interval');
+    }
+  });
+
+  it('backs off a failing reference, never beyond its interval, records the error, and recovers', async () => {
+    registry.failures.set('docker.io/library/node:22', new RegistryError('UNAVAILABLE', 'docker.io', 'HTTP 503'));
+    const s = watcher.subscribe(
+      { reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const st = s.state()!;
+      delays.push(st.nextCheckAt - st.checkedAt!);
+      await advance(st.nextCheckAt - clock.now());
+    }
+    assert.equal(s.state()?.errorCode, 'UNAVAILABLE');
+    assert.match(s.state()?.error ?? '', /HTTP 503/);
+    assert.ok(delays[0]! >= 5_000 && delays[0]! <= 6_000, `first retry after ${delays[0]}`);
+    assert.ok(delays[1]! > delays[0]!, 'grows');
+    assert.ok(
+      delays.every((d) => d <= MINUTE),
+      'capped at the interval',
+    );
+    registry.failures.clear();
+    await advance(MINUTE);
+    assert.equal(s.state()?.error, undefined);
+    assert.equal(s.state()?.failures, 0);
+  });
+
+  it('pauses a registry that answers 429 for its Retry-After', async () => {
+    registry.failures.set(
+      'ghcr.io/acme/a:1',
+      new RegistryError('RATE_LIMITED', 'ghcr.io', 'rate limited', { retryAfterMs: 10 * MINUTE }),
+    );
+    watcher.subscribe(
+      { reference: parseReference('ghcr.io/acme/a:1'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    watcher.subscribe(
+      { reference: parseReference('ghcr.io/acme/b:1'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    watcher.subscribe(
+      { reference: parseReference('quay.io/acme/c:1'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    assert.equal(registry.heads.length, 3);
+    registry.heads.length = 0;
+    for (let i = 0; i < 5; i++) await advance(MINUTE);
+    assert.ok(
+      registry.heads.every((h) => h.startsWith('quay.io')),
+      `only the other registry: ${registry.heads.join(', ')}`,
+    );
+    await advance(6 * MINUTE);
+    assert.ok(
+      registry.heads.some((h) => h.startsWith('ghcr.io/acme/b')),
+      'resumed after Retry-After',
+    );
+  });
+
+  it('checks at once on a webhook notice, at most once per reference within the gap', async () => {
+    watcher.subscribe(
+      {
+        reference: parseReference('registry.example.com/team/app:1.4'),
+        source: anonymousSource,
+        intervalMs: 60 * MINUTE,
+      },
+      () => undefined,
+    );
+    watcher.subscribe(
+      {
+        reference: parseReference('registry.example.com/team/app:1.5'),
+        source: anonymousSource,
+        intervalMs: 60 * MINUTE,
+      },
+      () => undefined,
+    );
+    await flushPromises();
+    await advance(10_000);
+    registry.heads.length = 0;
+    assert.equal(watcher.checkNow({ registry: 'registry.example.com', repository: 'team/app', tag: '1.4' }), 1);
+    await flushPromises();
+    assert.deepEqual(registry.heads, ['registry.example.com/team/app:1.4|anonymous']);
+    for (let i = 0; i < 20; i++)
+      watcher.checkNow({ registry: 'registry.example.com', repository: 'team/app', tag: '1.4' });
+    await flushPromises();
+    assert.equal(registry.heads.length, 1, 'a flood of notices waits for the gap');
+    await advance(2_000);
+    assert.equal(registry.heads.length, 2, 'then one more check');
+    assert.equal(
+      watcher.checkNow({ registry: 'registry.example.com', repository: 'team/app' }),
+      2,
+      'no tag: every tag',
+    );
+    assert.equal(watcher.checkNow({ registry: 'other.example.com', repository: 'team/app' }), 0);
+    assert.equal(watcher.checkNow({ repository: 'team/other' }), 0);
+  });
+
+  it('looks once more shortly after a webhook-triggered check that found nothing new', async () => {
+    watcher.subscribe(
+      {
+        reference: parseReference('registry.example.com/team/app:1'),
+        source: anonymousSource,
+        intervalMs: 60 * MINUTE,
+      },
+      () => undefined,
+    );
+    await flushPromises();
+    await advance(10_000);
+    registry.heads.length = 0;
+    watcher.checkNow({ repository: 'team/app', tag: '1' });
+    await flushPromises();
+    assert.equal(registry.heads.length, 1, 'the triggered check');
+    await advance(1_500);
+    assert.equal(registry.heads.length, 2, 'the follow-up: the registry may not have moved the tag yet');
+    await advance(10 * MINUTE);
+    assert.equal(registry.heads.length, 2, 'only one follow-up');
+  });
+
+  it('stops checking a reference when its last subscriber leaves', async () => {
+    const s = watcher.subscribe(
+      { reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE },
+      () => undefined,
+    );
+    await flushPromises();
+    s.unsubscribe();
+    await advance(10 * MINUTE);
+    assert.equal(registry.heads.length, 1);
+    assert.equal(watcher.states().length, 0);
+    assert.equal(s.state(), undefined);
+  });
+
+  it('refuses to watch a reference pinned to a digest', () => {
+    assert.throws(
+      () =>
+        watcher.subscribe(
+          { reference: parseReference(`node@${digest(1)}`), source: anonymousSource, intervalMs: MINUTE },
+          () => undefined,
+        ),
+      /pinned to a digest/,
+    );
+  });
+
+  it('a listener that throws does not stop the others', async () => {
+    const got: string[] = [];
+    watcher.subscribe({ reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE }, () => {
+      throw new Error('bad listener');
+    });
+    watcher.subscribe({ reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE }, (e) =>
+      got.push(e.digest),
+    );
+    await flushPromises();
+    assert.deepEqual(got, [digest(0)]);
+  });
+});
