@@ -25,6 +25,10 @@ export interface Config {
   probe: { host: string; port: number };
   log: { level: LogLevel; format: LogFormat };
   workers: number;
+  /** The optional configuration file (registries, webhook receivers). */
+  configFile: string;
+  /** Where registry webhooks are received; used when receivers are configured. */
+  webhook: { host: string; port: number };
 }
 
 export class ConfigError extends Error {
@@ -109,6 +113,18 @@ const SETTINGS = {
     help: 'json, text, or auto (text on a terminal)',
   },
   workers: { flag: 'workers', env: 'PATCHLINE_WORKERS', fallback: '4', help: 'concurrent reconciles per controller' },
+  configFile: {
+    flag: 'config-file',
+    env: 'PATCHLINE_CONFIG_FILE',
+    fallback: '',
+    help: 'YAML file with registry settings and webhook receivers',
+  },
+  webhookAddress: {
+    flag: 'webhook-address',
+    env: 'PATCHLINE_WEBHOOK_ADDRESS',
+    fallback: '0.0.0.0:9090',
+    help: 'host:port of the registry webhook receiver',
+  },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -177,15 +193,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     if (!DNS_LABEL.test(ns)) problems.push(`${where('watchNamespaces')}: "${ns}" is not a valid namespace name`);
   }
 
-  const probe = { host: '', port: 0 };
-  const address = raw('probeAddress');
-  const match = /^(.*):(\d{1,5})$/.exec(address);
-  if (!match || Number(match[2]) > 65535) {
-    problems.push(`${where('probeAddress')}: "${address}" is not host:port (for example 0.0.0.0:8080 or 127.0.0.1:0)`);
-  } else {
-    probe.host = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-    probe.port = Number(match[2]);
-  }
+  const hostPort = (key: Key): { host: string; port: number } => {
+    const address = raw(key);
+    const match = /^(.*):(\d{1,5})$/.exec(address);
+    if (!match || Number(match[2]) > 65535) {
+      problems.push(`${where(key)}: "${address}" is not host:port (for example 0.0.0.0:8080 or 127.0.0.1:0)`);
+      return { host: '', port: 0 };
+    }
+    return { host: (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(match[2]) };
+  };
+  const probe = hostPort('probeAddress');
+  const webhook = hostPort('webhookAddress');
 
   const workersText = raw('workers');
   const workers = Number(workersText);
@@ -213,5 +231,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     probe,
     log: { level, format },
     workers,
+    configFile: raw('configFile'),
+    webhook,
   };
 }

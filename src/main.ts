@@ -22,6 +22,10 @@ import { Manager } from './runtime/manager.ts';
 import { createRegistry, type Registry } from './runtime/metrics.ts';
 import { ProbeServer } from './runtime/server.ts';
 import { KubeStatusWriter } from './runtime/status.ts';
+import { EMPTY_FILE_CONFIG, loadConfigFile, type FileConfig } from './config-file.ts';
+import { RegistryClient } from './registry/client.ts';
+import { DigestWatcher } from './registry/watcher.ts';
+import { WebhookServer } from './registry/webhooks/server.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -58,7 +62,7 @@ function informersFor<T extends KubeObject>(
   };
 }
 
-async function run(config: Config, log: Logger): Promise<number> {
+async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise<number> {
   const registry = createRegistry(true);
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
   // The replica's identity in the User-Agent tells replicas apart in the API server's audit log.
@@ -120,6 +124,42 @@ async function run(config: Config, log: Logger): Promise<number> {
     triggers.informers,
   );
 
+  // Registries: one client and one digest watcher, shared by every resource. The watcher
+  // checks only on the leader; webhooks are received on every replica (others answer 503).
+  const registryClient = new RegistryClient({
+    hosts: fileConfig.registries,
+    userAgent: `patchline/${version()}`,
+    registry,
+  });
+  const watcher = new DigestWatcher({ client: registryClient, logger: log, registry });
+  manager.addLeaderTask((signal) => {
+    watcher.start();
+    signal.addEventListener('abort', () => watcher.stop(), { once: true });
+  });
+  let webhooks: WebhookServer | undefined;
+  if (fileConfig.webhooks.receivers.length > 0) {
+    const w = fileConfig.webhooks;
+    webhooks = new WebhookServer({
+      host: config.webhook.host,
+      port: config.webhook.port,
+      receivers: w.receivers,
+      sink: watcher,
+      logger: log,
+      registry,
+      isLeader: () => manager.isLeader(),
+      ...(w.maxBodyBytes ? { maxBodyBytes: w.maxBodyBytes } : {}),
+      ...(w.requestsPerSecond ? { requestsPerSecond: w.requestsPerSecond } : {}),
+      ...(w.burst ? { burst: w.burst } : {}),
+      ...(w.tls ? { tls: w.tls } : {}),
+    });
+    const at = await webhooks.start();
+    log.info('receiving registry webhooks', {
+      address: `${at.address}:${at.port}`,
+      receivers: w.receivers.map((r) => `${r.name} (${r.format})`),
+      tls: Boolean(w.tls),
+    });
+  }
+
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -139,8 +179,11 @@ async function run(config: Config, log: Logger): Promise<number> {
   process.on('SIGINT', onSignal);
 
   const outcome = await manager.run(stop.signal);
+  watcher.stop();
+  await webhooks?.stop();
   await events.flush();
   await probes.stop();
+  await registryClient.close();
   await client.close();
   if (outcome === 'lost') {
     log.error('leadership lost; exiting so that the replica restarts clean');
@@ -156,8 +199,10 @@ async function main(): Promise<void> {
     return;
   }
   let config: Config;
+  let fileConfig: FileConfig;
   try {
     config = loadConfig(process.argv.slice(2), process.env);
+    fileConfig = config.configFile ? loadConfigFile(config.configFile) : EMPTY_FILE_CONFIG;
   } catch (err) {
     process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
     process.exit(2);
@@ -168,7 +213,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   try {
-    process.exitCode = await run(config, log);
+    process.exitCode = await run(config, fileConfig, log);
   } catch (err) {
     log.error('fatal', { error: err instanceof Error ? err.message : String(err) });
     process.exitCode = 1;

@@ -51,6 +51,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'RoleBinding/patchline-leader-election',
       'Deployment/patchline',
       'Service/patchline-metrics',
+      'Service/patchline-webhooks',
+      'ConfigMap/patchline-config',
       'PodDisruptionBudget/patchline',
     ]) {
       assert.ok(kinds.includes(expected), `${expected} in ${kinds.join(', ')}`);

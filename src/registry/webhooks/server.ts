@@ -1,0 +1,307 @@
+// The registry webhook endpoint: POST /hooks/<receiver>[/<secret path token>].
+//
+// Each receiver has a format and an authentication: a bearer token, basic credentials, a
+// static header (ACR's custom headers), an HMAC-SHA256 signature of the body (GitHub, the
+// generic format), or a secret path token for senders that cannot authenticate (Docker Hub,
+// Quay). Secrets compare in constant time. Bodies are size-limited, receivers are
+// rate-limited, and every refusal is a 4xx with a short reason; nothing a sender does can
+// crash the operator or make it write anything. A webhook only says "look now": matching
+// references are checked against the registry at once.
+//
+// Only the leader runs the checks; another replica answers 503 with Retry-After, so that
+// senders that retry (distribution, Harbor, ACR) reach the leader, and polling covers the
+// rest.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../runtime/logger.ts';
+import { counter, type Registry } from '../../runtime/metrics.ts';
+import type { PushNotice } from '../watcher.ts';
+import { PayloadError, parsePayload, type WebhookFormat } from './formats.ts';
+
+/** A secret read when needed (from a mounted file), so that rotation needs no restart. */
+export type SecretValue = () => string;
+
+export type ReceiverAuth =
+  | { type: 'bearer'; token: SecretValue }
+  | { type: 'basic'; username: string; password: SecretValue }
+  | { type: 'header'; header: string; value: SecretValue }
+  | { type: 'hmac'; key: SecretValue; header?: string }
+  | { type: 'path'; token: SecretValue };
+
+export interface Receiver {
+  name: string;
+  format: WebhookFormat;
+  /** Registry host to use for this receiver's notices, overriding what payloads say. */
+  registry?: string;
+  auth: ReceiverAuth;
+}
+
+export interface NoticeSink {
+  checkNow(notice: PushNotice): number;
+}
+
+export interface WebhookServerOptions {
+  host: string;
+  port: number;
+  receivers: Receiver[];
+  sink: NoticeSink;
+  logger: Logger;
+  registry?: Registry;
+  /** Largest body accepted; default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Per receiver; default 10 per second with bursts of 50. */
+  requestsPerSecond?: number;
+  burst?: number;
+  tls?: { cert: string; key: string };
+  /** Whether this replica runs the checks; others answer 503. */
+  isLeader?: () => boolean;
+  now?: () => number;
+}
+
+const HMAC_HEADERS: Partial<Record<WebhookFormat, string>> = {
+  github: 'x-hub-signature-256',
+  generic: 'x-patchline-signature',
+};
+
+class Refusal extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  // Compare equal lengths only (timingSafeEqual requires it); the length itself is no secret.
+  if (x.length !== y.length) {
+    timingSafeEqual(x, x);
+    return false;
+  }
+  return timingSafeEqual(x, y);
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class WebhookServer {
+  private readonly options: WebhookServerOptions;
+  private readonly receivers = new Map<string, Receiver>();
+  private readonly buckets = new Map<string, Bucket>();
+  private server: Server | undefined;
+  private readonly requests;
+
+  constructor(options: WebhookServerOptions) {
+    this.options = options;
+    for (const r of options.receivers) this.receivers.set(r.name, r);
+    this.requests = options.registry
+      ? counter(options.registry, {
+          name: 'patchline_webhook_requests_total',
+          help: 'Registry webhook requests, by receiver and status code.',
+          labelNames: ['receiver', 'code'] as const,
+        })
+      : undefined;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      void this.handle(req, res);
+    };
+    const server = this.options.tls
+      ? createHttpsServer({ cert: this.options.tls.cert, key: this.options.tls.key }, handler)
+      : createHttpServer(handler);
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 15_000;
+    server.maxHeadersCount = 100;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server.address() as AddressInfo;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let receiverName = '-';
+    try {
+      const url = new URL(req.url ?? '/', 'http://webhook.invalid');
+      const parts = url.pathname.split('/').filter(Boolean);
+      if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) throw new Refusal(404, 'not found');
+      const receiver = this.receivers.get(decodeURIComponent(parts[1]!));
+      if (!receiver) throw new Refusal(404, 'not found');
+      receiverName = receiver.name;
+      if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
+      this.takeToken(receiver.name);
+      const body = await this.readBody(req);
+      this.authenticate(receiver, req, body, parts[2]);
+      if (this.options.isLeader && !this.options.isLeader()) {
+        throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new Refusal(400, 'the body is not JSON');
+      }
+      let parsed;
+      try {
+        parsed = parsePayload(receiver.format, json, headerValue(req, 'x-github-event'));
+      } catch (err) {
+        if (err instanceof PayloadError)
+          throw new Refusal(400, `not a ${receiver.format} notification: ${err.message}`);
+        throw err;
+      }
+      if (parsed.validationCode) {
+        this.reply(res, receiver.name, 200, { validationResponse: parsed.validationCode });
+        return;
+      }
+      let matched = 0;
+      for (const notice of parsed.notices) {
+        const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
+        matched += this.options.sink.checkNow(n);
+      }
+      this.options.logger.info('registry webhook', {
+        receiver: receiver.name,
+        format: receiver.format,
+        notices: parsed.notices
+          .map((n) => `${n.registry ?? '*'}/${n.repository}${n.tag ? `:${n.tag}` : ''}`)
+          .slice(0, 20),
+        matched,
+      });
+      this.reply(res, receiver.name, 202, { notices: parsed.notices.length, matched });
+    } catch (err) {
+      if (err instanceof Refusal) {
+        if (err.status === 401 || err.status >= 500) {
+          this.options.logger.warn('registry webhook refused', {
+            receiver: receiverName,
+            status: err.status,
+            reason: err.message,
+          });
+        }
+        this.reply(res, receiverName, err.status, { error: err.message }, err.headers);
+        return;
+      }
+      this.options.logger.error('registry webhook failed', {
+        receiver: receiverName,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      this.reply(res, receiverName, 500, { error: 'internal error' });
+    }
+  }
+
+  private reply(
+    res: ServerResponse,
+    receiver: string,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    this.requests?.inc({ receiver, code: String(status) });
+    if (res.headersSent) return;
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  }
+
+  /** Token bucket per receiver. */
+  private takeToken(name: string): void {
+    const rate = this.options.requestsPerSecond ?? 10;
+    const burst = this.options.burst ?? 50;
+    const now = (this.options.now ?? Date.now)();
+    const b = this.buckets.get(name) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.buckets.set(name, b);
+    if (b.tokens < 1)
+      throw new Refusal(429, 'too many requests', { 'retry-after': String(Math.ceil((1 - b.tokens) / rate)) });
+    b.tokens -= 1;
+  }
+
+  private readBody(req: IncomingMessage): Promise<Buffer> {
+    const max = this.options.maxBodyBytes ?? 1024 * 1024;
+    const declared = Number(headerValue(req, 'content-length') ?? NaN);
+    if (declared > max) {
+      req.resume();
+      return Promise.reject(new Refusal(413, `body larger than ${max} bytes`));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > max) {
+          req.removeAllListeners('data');
+          req.resume();
+          reject(new Refusal(413, `body larger than ${max} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', () => reject(new Refusal(400, 'the request was cut off')));
+    });
+  }
+
+  private authenticate(receiver: Receiver, req: IncomingMessage, body: Buffer, pathToken: string | undefined): void {
+    const auth = receiver.auth;
+    const unauthorized = (scheme?: string): Refusal =>
+      new Refusal(
+        401,
+        'not authenticated',
+        scheme ? { 'www-authenticate': `${scheme} realm="patchline-webhook"` } : {},
+      );
+    switch (auth.type) {
+      case 'path':
+        // A wrong path token looks like an unknown receiver: nothing to learn by guessing.
+        if (!pathToken || !safeEqual(decodeURIComponent(pathToken), auth.token())) throw new Refusal(404, 'not found');
+        return;
+      case 'bearer': {
+        const h = headerValue(req, 'authorization') ?? '';
+        if (!/^bearer /i.test(h) || !safeEqual(h.slice(7).trim(), auth.token())) throw unauthorized('Bearer');
+        return;
+      }
+      case 'basic': {
+        const h = headerValue(req, 'authorization') ?? '';
+        const expected = Buffer.from(`${auth.username}:${auth.password()}`).toString('base64');
+        if (!/^basic /i.test(h) || !safeEqual(h.slice(6).trim(), expected)) throw unauthorized('Basic');
+        return;
+      }
+      case 'header': {
+        const h = headerValue(req, auth.header) ?? '';
+        if (!safeEqual(h, auth.value())) throw unauthorized();
+        return;
+      }
+      case 'hmac': {
+        const name = auth.header ?? HMAC_HEADERS[receiver.format] ?? 'x-patchline-signature';
+        const given = (headerValue(req, name) ?? '').trim();
+        const expected = `sha256=${createHmac('sha256', auth.key()).update(body).digest('hex')}`;
+        if (!safeEqual(given.toLowerCase(), expected)) throw unauthorized();
+        return;
+      }
+    }
+  }
+}
