@@ -1,7 +1,11 @@
 // The operator against the real API server: observedGeneration and Ready, suspend, the
 // reconcile-on-demand annotation, Events, and no status write when nothing changed.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { freePort } from '../support/registry-server.ts';
 import type { ImagePolicy, RebuildTrigger } from '../../src/api/v1alpha1/index.ts';
 import { statusWrites } from './support/audit.ts';
 import { OPERATOR_USER, env, kubectl, newNamespace } from './support/env.ts';
@@ -87,6 +91,53 @@ describe('operator reconciles against the real API server', () => {
     assert.ok((await operator.metric('patchline_informer_watches_total', { informer: 'imagepolicies' })) >= 1);
     assert.match((await operator.get('/metrics')).body, /^process_resident_memory_bytes \d+/m);
     assert.equal((await operator.get('/nothing')).status, 404);
+  });
+
+  it('receives registry webhooks when receivers are configured', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patchline-hooks-'));
+    writeFileSync(join(dir, 'token'), 'hook-token\n');
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      stringify({
+        webhooks: {
+          receivers: [{ name: 'local', format: 'generic', auth: { type: 'bearer', tokenFile: join(dir, 'token') } }],
+        },
+      }),
+    );
+    const port = await freePort();
+    const hooks = await Operator.start({
+      identity: 'op-hooks',
+      leaseName: 'e2e-hooks',
+      args: ['--config-file', join(dir, 'config.yaml'), '--webhook-address', `127.0.0.1:${port}`],
+    });
+    try {
+      await hooks.waitForLog((l) => l.message === 'controllers started', 'leading');
+      const post = (token: string) =>
+        fetch(`http://127.0.0.1:${port}/hooks/local`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+          body: JSON.stringify({ image: 'registry.example.com/team/app:1.0' }),
+        });
+      const ok = await post('hook-token');
+      assert.equal(ok.status, 202);
+      assert.deepEqual(await ok.json(), { notices: 1, matched: 0 });
+      assert.equal((await post('wrong')).status, 401);
+      assert.ok(hooks.findLog((l) => l.message === 'receiving registry webhooks'));
+    } finally {
+      await hooks.stop();
+    }
+  });
+
+  it('refuses to start with an invalid config file, saying why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patchline-badconfig-'));
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      stringify({ webhooks: { receivers: [{ name: 'open', format: 'generic' }] } }),
+    );
+    await assert.rejects(
+      Operator.start({ identity: 'op-bad', leaseName: 'e2e-bad', args: ['--config-file', join(dir, 'config.yaml')] }),
+      /every receiver is authenticated/,
+    );
   });
 
   it('sets observedGeneration and Ready, and follows spec changes', async () => {

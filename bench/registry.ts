@@ -1,0 +1,223 @@
+// Registry economy and detection latency of the digest watcher, against a real registry
+// (Debian's docker-registry, token auth with a local token issuer) on 127.0.0.1.
+//
+//   node --expose-gc bench/registry.ts
+//
+// Prints:
+//   - requests per check cycle, by kind and method (token requests included), for 1,000
+//     subscribers over 50 references, without and with changes;
+//   - detection latency from push to subscriber notification, by webhook and by polling
+//     (p50, p99);
+//   - memory of the watcher with 1,000 and 100,000 subscriptions.
+import { anonymousSource, StaticCredentials, parseDockerConfig } from '../src/registry/auth/credentials.ts';
+import { RegistryClient } from '../src/registry/client.ts';
+import { parseReference } from '../src/registry/reference.ts';
+import { DigestWatcher, type DigestEvent } from '../src/registry/watcher.ts';
+import { WebhookServer } from '../src/registry/webhooks/server.ts';
+import { silentLogger } from '../src/runtime/logger.ts';
+import { createRegistry } from '../src/runtime/metrics.ts';
+import { waitFor } from '../test/support/manual-clock.ts';
+import { OciPusher } from '../test/support/oci-push.ts';
+import { freePort, startRegistry } from '../test/support/registry-server.ts';
+import { TokenIssuer } from '../test/support/token-issuer.ts';
+
+const REFS = 50;
+const SUBSCRIBERS = 1000;
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+const run = (section: string): boolean => !only || only === section;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function requestCounts(metrics: ReturnType<typeof createRegistry>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = await metrics.getSingleMetricAsString('patchline_registry_requests_total');
+  for (const line of text.split('\n')) {
+    const m = /kind="(\w+)",method="(\w+)",code="[^"]*"\} (\d+)/.exec(line);
+    if (m) out.set(`${m[1]} ${m[2]}`, (out.get(`${m[1]} ${m[2]}`) ?? 0) + Number(m[3]));
+  }
+  return out;
+}
+
+function diff(after: Map<string, number>, before: Map<string, number>): string {
+  const keys = [...new Set([...after.keys(), ...before.keys()])].sort();
+  const parts = keys
+    .map((k) => `${k}: ${(after.get(k) ?? 0) - (before.get(k) ?? 0)}`)
+    .filter((p) => !p.endsWith(': 0'));
+  return parts.join(', ') || 'none';
+}
+
+// --- requests per cycle --------------------------------------------------------------------
+if (run('cycles')) {
+  const issuer = new TokenIssuer({ users: { bench: 'bench-pass' }, expiresInSeconds: 60 });
+  await issuer.start();
+  const registry = await startRegistry({
+    auth: {
+      token: { realm: issuer.realm, service: issuer.service, issuer: issuer.issuer, rootCertBundle: issuer.certFile },
+    },
+  });
+  const push = new OciPusher(registry.url, { username: 'bench', password: 'bench-pass' });
+  for (let i = 0; i < REFS; i++)
+    await push.pushImage(`bench/app${i}`, 'stable', { platforms: ['linux/amd64', 'linux/arm64'] });
+  const creds = new StaticCredentials(
+    'bench',
+    parseDockerConfig(
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('bench:bench-pass').toString('base64') } } }),
+    ),
+  );
+  const metrics = createRegistry(false);
+  const client = new RegistryClient({
+    hosts: [{ host: registry.host, insecure: true, requestsPerMinute: 100_000, maxConcurrency: 16 }],
+    registry: metrics,
+  });
+  // A one-minute interval with 60-second tokens: every cycle needs fresh tokens, the worst case.
+  const interval = 60_000;
+  const watcher = new DigestWatcher({ client, logger: silentLogger() });
+  watcher.start();
+  let events = 0;
+  for (let i = 0; i < SUBSCRIBERS; i++) {
+    watcher.subscribe(
+      {
+        reference: parseReference(`${registry.host}/bench/app${i % REFS}:stable`),
+        source: creds,
+        intervalMs: interval,
+      },
+      () => events++,
+    );
+  }
+  const cycleDone = async (n: number) =>
+    waitFor(() => watcher.states().every((s) => s.checkedAt !== undefined && s.nextCheckAt > n), 'cycle', 180_000, 50);
+  let before = await requestCounts(metrics);
+  await cycleDone(0);
+  let after = await requestCounts(metrics);
+  console.log(
+    `first cycle (${SUBSCRIBERS} subscribers, ${REFS} references; learns the auth scheme): ${diff(after, before)}; events ${events}`,
+  );
+  const slot = Math.max(...watcher.states().map((s) => s.nextCheckAt));
+  before = after;
+  await cycleDone(slot);
+  after = await requestCounts(metrics);
+  console.log(
+    `cycle without changes: ${diff(after, before)}; token service saw ${issuer.requests.length} requests in all`,
+  );
+  const changed = 10;
+  for (let i = 0; i < changed; i++)
+    await push.pushImage(`bench/app${i}`, 'stable', { platforms: ['linux/amd64', 'linux/arm64'], seed: `new-${i}` });
+  const eventsBefore = events;
+  const slot2 = Math.max(...watcher.states().map((s) => s.nextCheckAt));
+  before = after;
+  await cycleDone(slot2);
+  after = await requestCounts(metrics);
+  console.log(
+    `cycle with ${changed} changed references: ${diff(after, before)}; subscriber notifications ${events - eventsBefore}`,
+  );
+  watcher.stop();
+  await client.close();
+  await registry.stop();
+  await issuer.stop();
+}
+
+// --- detection latency -----------------------------------------------------------------------
+if (run('latency')) {
+  const webhookPort = await freePort();
+  const registry = await startRegistry({
+    notifications: [{ url: `http://127.0.0.1:${webhookPort}/hooks/bench`, headers: { Authorization: 'Bearer t' } }],
+  });
+  const push = new OciPusher(registry.url);
+  const client = new RegistryClient({ hosts: [{ host: registry.host, insecure: true, requestsPerMinute: 100_000 }] });
+  const watcher = new DigestWatcher({ client, logger: silentLogger(), minTriggerGapMs: 100 });
+  watcher.start();
+  const webhooks = new WebhookServer({
+    host: '127.0.0.1',
+    port: webhookPort,
+    receivers: [
+      { name: 'bench', format: 'distribution', registry: registry.host, auth: { type: 'bearer', token: () => 't' } },
+    ],
+    sink: watcher,
+    logger: silentLogger(),
+    requestsPerSecond: 1000,
+    burst: 1000,
+  });
+  await webhooks.start();
+
+  const measure = async (prefix: string, n: number, interval: number, spreadMs: number): Promise<number[]> => {
+    const seenAt = new Map<string, number>();
+    for (let i = 0; i < n; i++) await push.pushImage(`${prefix}${i}`, 'v1', { seed: `${prefix}${i}-a` });
+    const initial: DigestEvent[] = [];
+    for (let i = 0; i < n; i++) {
+      watcher.subscribe(
+        {
+          reference: parseReference(`${registry.host}/${prefix}${i}:v1`),
+          source: anonymousSource,
+          intervalMs: interval,
+        },
+        (e) => {
+          if (e.previousDigest) seenAt.set(e.reference, Date.now());
+          else initial.push(e);
+        },
+      );
+    }
+    await waitFor(() => initial.length === n, 'initial digests', 60_000);
+    const pushedAt = new Map<string, number>();
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * spreadMs));
+        await push.pushImage(`${prefix}${i}`, 'v1', { seed: `${prefix}${i}-b` });
+        pushedAt.set(`${registry.host}/${prefix}${i}:v1`, Date.now());
+      }),
+    );
+    await waitFor(() => seenAt.size === n, 'all detected', interval * 3 + 60_000, 20);
+    return [...pushedAt].map(([reference, at]) => seenAt.get(reference)! - at);
+  };
+
+  const byWebhook = await measure('hook/app', 100, 3_600_000, 5_000);
+  console.log(
+    `detection by webhook (100 pushes, poll interval 1h): p50 ${percentile(byWebhook, 50)} ms, p99 ${percentile(byWebhook, 99)} ms`,
+  );
+  await webhooks.stop();
+  const byPolling = await measure('poll/app', 100, 30_000, 30_000);
+  console.log(
+    `detection by polling (100 pushes, interval 30s, no webhook): p50 ${percentile(byPolling, 50)} ms, p99 ${percentile(byPolling, 99)} ms`,
+  );
+  watcher.stop();
+  await client.close();
+  await registry.stop();
+}
+
+// --- memory ------------------------------------------------------------------------------------
+if (run('memory')) {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const heap = () => {
+    gc?.();
+    return process.memoryUsage().heapUsed;
+  };
+  const fake = { head: () => Promise.resolve({ digest: `sha256:${'0'.repeat(64)}`, mediaType: 'x', size: 1 }) };
+  for (const [subs, refs] of [
+    [1_000, 50],
+    [100_000, 5_000],
+  ] as const) {
+    const w = new DigestWatcher({ client: fake, logger: silentLogger() });
+    const base = heap();
+    const handles = [];
+    for (let i = 0; i < subs; i++) {
+      handles.push(
+        w.subscribe(
+          {
+            reference: parseReference(`registry.example.com/team/app${i % refs}:1.0`),
+            source: anonymousSource,
+            intervalMs: 300_000,
+          },
+          () => undefined,
+        ),
+      );
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const used = heap() - base;
+    console.log(
+      `watcher memory: ${subs} subscriptions on ${refs} references: ${(used / 1024 / 1024).toFixed(2)} MiB (${Math.round(used / subs)} bytes per subscription)${gc ? '' : ' (run with --expose-gc for exact figures)'}`,
+    );
+    for (const h of handles) h.unsubscribe();
+  }
+}
