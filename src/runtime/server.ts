@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from './metrics.ts';
 import type { Logger } from './logger.ts';
+import { close, listen } from './listen.ts';
 
 export type Check = () => void | Promise<void>;
 
@@ -45,24 +46,13 @@ export class ProbeServer {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return server.address() as AddressInfo;
+    return listen(server, this.options.host, this.options.port);
   }
 
   async stop(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await close(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -19,6 +19,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import { counter, type Registry } from '../../runtime/metrics.ts';
 import type { PushNotice } from '../watcher.ts';
 import { PayloadError, parsePayload, type WebhookFormat } from './formats.ts';
+import { close, listen } from '../../runtime/listen.ts';
 
 /** A secret read when needed (from a mounted file), so that rotation needs no restart. */
 export type SecretValue = () => string;
@@ -126,24 +127,13 @@ export class WebhookServer {
     server.requestTimeout = 15_000;
     server.maxHeadersCount = 100;
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    return server.address() as AddressInfo;
+    return listen(server, this.options.host, this.options.port);
   }
 
   async stop(): Promise<void> {
     const server = this.server;
-    if (!server) return;
     this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await close(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

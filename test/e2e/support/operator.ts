@@ -1,11 +1,11 @@
 // Runs the operator as a separate process — the compiled dist/main.js, as the container
 // does — with the ServiceAccount's kubeconfig, and reads its JSON logs and /metrics.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../../support/fixtures.ts';
 import { waitFor } from '../../support/manual-clock.ts';
+import { freePort } from '../../support/registry-server.ts';
 import { OPERATOR_NAMESPACE, env } from './env.ts';
 
 export type LogLine = Record<string, unknown> & { message: string; level: string; timestamp: string };
@@ -15,17 +15,6 @@ export interface OperatorOptions {
   leaseName?: string;
   args?: string[];
   env?: Record<string, string>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 export class Operator {
