@@ -14,7 +14,7 @@ import { counter, exponentialBuckets, gauge, histogram, type Registry } from '..
 import { Authorizer, pullScope } from './auth/authorizer.ts';
 import type { CredentialSource } from './auth/credentials.ts';
 import { RegistryError } from './errors.ts';
-import { BodyTooLarge, header, httpRequest, type HttpResponse } from './http.ts';
+import { BodyTooLarge, header, httpRequest, type HttpResponse } from '../runtime/http.ts';
 import { RegistryLimiter } from './limiter.ts';
 import {
   MANIFEST_ACCEPT,

@@ -6,7 +6,8 @@
 // survive restarts lives in status; losing an update silently is not acceptable.
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeClient } from './kube-client.ts';
-import { objectPath, type KubeObject, type ResourceType } from './kube-types.ts';
+import { objectPath, type KubeObject, type ObjectKey, type ResourceType } from './kube-types.ts';
+import { isConflict, isNotFound } from './errors.ts';
 import { counter, type Registry } from './metrics.ts';
 
 /** Drops undefined fields so that `{a: undefined}` and `{}` compare equal. */
@@ -21,6 +22,17 @@ export function statusEqual(a: unknown, b: unknown): boolean {
 export interface StatusWriter {
   /** Writes `status` unless it equals the object's current status; returns whether it wrote. */
   write<T extends KubeObject & { status?: S }, S>(type: ResourceType, obj: T, status: S): Promise<boolean>;
+  /**
+   * Reads the object afresh, lets `mutate` compute the new status from it (undefined: leave
+   * it alone), and writes it; on a conflict, reads and tries again. For outcomes that must
+   * not be lost, such as the id of a build just started. Returns the status written (or
+   * found unchanged), or undefined when mutate declined or the object is gone.
+   */
+  commit<T extends KubeObject & { status?: S }, S>(
+    type: ResourceType,
+    key: ObjectKey,
+    mutate: (current: T) => S | undefined,
+  ): Promise<S | undefined>;
 }
 
 export class KubeStatusWriter implements StatusWriter {
@@ -54,12 +66,34 @@ export class KubeStatusWriter implements StatusWriter {
     try {
       await this.client.requestJson('PUT', path, { body });
     } catch (err) {
-      if (err && typeof err === 'object' && 'code' in err && err.code === 409) {
-        this.writes?.inc({ kind: type.kind, result: 'conflict' });
-      }
+      if (isConflict(err)) this.writes?.inc({ kind: type.kind, result: 'conflict' });
       throw err;
     }
     this.writes?.inc({ kind: type.kind, result: 'written' });
     return true;
+  }
+
+  async commit<T extends KubeObject & { status?: S }, S>(
+    type: ResourceType,
+    key: ObjectKey,
+    mutate: (current: T) => S | undefined,
+  ): Promise<S | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      let current: T;
+      try {
+        current = await this.client.requestJson<T>('GET', objectPath(type, key));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+      const next = mutate(current);
+      if (next === undefined) return undefined;
+      try {
+        await this.write<T, S>(type, current, next);
+        return next;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 4) throw err;
+      }
+    }
   }
 }

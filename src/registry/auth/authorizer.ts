@@ -8,7 +8,7 @@
 // password, or nothing, with a GET. Several scopes can share one token request.
 import type { Dispatcher } from 'undici';
 import { RegistryError } from '../errors.ts';
-import { BodyTooLarge, formBody, header, httpRequest } from '../http.ts';
+import { BodyTooLarge, formBody, header, httpRequest } from '../../runtime/http.ts';
 import { parseChallenges } from './challenge.ts';
 import type { CredentialSource, RegistryCredential } from './credentials.ts';
 

@@ -6,7 +6,7 @@
 // The SDKs are loaded only when a resource uses the provider. Credentials are cached until
 // shortly before they expire. Nothing secret is logged or put in an error message.
 import { ANONYMOUS, CredentialError, type CredentialSource, type RegistryCredential } from './credentials.ts';
-import { formBody, header, httpRequest } from '../http.ts';
+import { formBody, header, httpRequest } from '../../runtime/http.ts';
 
 const EXPIRY_MARGIN_MS = 5 * 60_000;
 

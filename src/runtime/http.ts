@@ -1,5 +1,5 @@
 // One HTTP exchange with a size-limited body, on undici. Shared by the registry client, the
-// token endpoints and the cloud credential exchanges.
+// token endpoints, the cloud credential exchanges and the build providers.
 import { request, type Dispatcher } from 'undici';
 
 export interface HttpResponse {
