@@ -26,12 +26,12 @@ import (
 // credentials are the files the API server and its clients share. They are made fresh
 // on every start; nothing secret is reused between runs.
 type credentials struct {
-	adminToken   string
-	tokenFile    string // static token authentication: the admin user in system:masters
-	saKeyFile    string // signs and verifies ServiceAccount tokens (TokenRequest)
-	servingCert  string // serving certificate followed by its CA: clients use it as their CA bundle
-	servingKey   string
-	auditPolicy  string
+	adminToken  string
+	tokenFile   string // static token authentication: the admin user in system:masters
+	saKeyFile   string // signs and verifies ServiceAccount tokens (TokenRequest)
+	servingCert string // serving certificate followed by its CA: clients use it as their CA bundle
+	servingKey  string
+	auditPolicy string
 }
 
 func writeCredentials(dir string) (*credentials, error) {

@@ -23,6 +23,9 @@ package main
 //	    0 (the default) ends in Succeeded, anything else in Failed
 //	testcp.patchline.dev/run-for: "<duration>"
 //	    for run-to-completion pods: how long they stay Running first (default 0s)
+//	testcp.patchline.dev/termination-message: "<text>"
+//	    for run-to-completion pods: the terminated containers' termination message (a
+//	    build writing the pushed digest to /dev/termination-log, say)
 //
 // Image IDs: a digest-pinned image reports its own digest. A tag on a loopback registry
 // (127.0.0.1 or localhost) is resolved with a HEAD request, as a pull would; a missing
@@ -56,6 +59,7 @@ const (
 	annotationNeverReadyImages = "testcp.patchline.dev/never-ready-images"
 	annotationExitCode         = "testcp.patchline.dev/exit-code"
 	annotationRunFor           = "testcp.patchline.dev/run-for"
+	annotationTermination      = "testcp.patchline.dev/termination-message"
 	fakeNodeName               = "testcp-node"
 )
 
@@ -264,7 +268,10 @@ func (f *fakelet) desiredStatus(ctx context.Context, pod *corev1.Pod) (*corev1.P
 			if exitCode != 0 {
 				reason = "Error"
 			}
-			cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason, StartedAt: started, FinishedAt: now}
+			cs.State.Terminated = &corev1.ContainerStateTerminated{
+				ExitCode: exitCode, Reason: reason, StartedAt: started, FinishedAt: now,
+				Message: pod.Annotations[annotationTermination],
+			}
 		default:
 			cs.ImageID = imageID
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: started}
