@@ -25,6 +25,8 @@ export interface Config {
   probe: { host: string; port: number };
   log: { level: LogLevel; format: LogFormat };
   workers: number;
+  /** Builds in flight at once across all triggers. */
+  maxBuilds: number;
   /** The optional configuration file (registries, webhook receivers). */
   configFile: string;
   /** Where registry webhooks are received; used when receivers are configured. */
@@ -113,6 +115,12 @@ const SETTINGS = {
     help: 'json, text, or auto (text on a terminal)',
   },
   workers: { flag: 'workers', env: 'PATCHLINE_WORKERS', fallback: '4', help: 'concurrent reconciles per controller' },
+  maxBuilds: {
+    flag: 'max-builds',
+    env: 'PATCHLINE_MAX_BUILDS',
+    fallback: '20',
+    help: 'builds in flight at once, across all triggers',
+  },
   configFile: {
     flag: 'config-file',
     env: 'PATCHLINE_CONFIG_FILE',
@@ -211,6 +219,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     problems.push(`${where('workers')}: "${workersText}" must be a whole number from 1 to 64`);
   }
 
+  const maxBuildsText = raw('maxBuilds');
+  const maxBuilds = Number(maxBuildsText);
+  if (!Number.isInteger(maxBuilds) || maxBuilds < 1 || maxBuilds > 10_000) {
+    problems.push(`${where('maxBuilds')}: "${maxBuildsText}" must be a whole number from 1 to 10000`);
+  }
+
   const level = oneOf('logLevel', ['error', 'warn', 'info', 'debug'] as const);
   const format = oneOf('logFormat', ['json', 'text', 'auto'] as const);
 
@@ -231,6 +245,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     probe,
     log: { level, format },
     workers,
+    maxBuilds,
     configFile: raw('configFile'),
     webhook,
   };

@@ -10,7 +10,11 @@ import {
   type RebuildTrigger,
 } from './api/v1alpha1/index.ts';
 import { ImagePolicyReconciler } from './controllers/imagepolicy/reconciler.ts';
-import { RebuildTriggerReconciler } from './controllers/rebuildtrigger/reconciler.ts';
+import { RebuildTriggerReconciler, defaultProviders } from './controllers/rebuildtrigger/reconciler.ts';
+import { BuildSlots } from './controllers/rebuildtrigger/slots.ts';
+import { CredentialResolver } from './controllers/credentials.ts';
+import { RegistryFacts } from './controllers/registry-facts.ts';
+import { ResourceWatches } from './controllers/watches.ts';
 import { Controller } from './runtime/controller.ts';
 import { KubeEventRecorder } from './runtime/events.ts';
 import { Informer } from './runtime/informer.ts';
@@ -41,7 +45,7 @@ function informersFor<T extends KubeObject>(
   client: KubeClient,
   log: Logger,
   registry: Registry,
-): { informers: Informer<T>[]; get: (key: ObjectKey) => T | undefined } {
+): { informers: Informer<T>[]; get: (key: ObjectKey) => T | undefined; list: () => T[] } {
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
   const byNamespace = new Map<string, Informer<T>>();
   for (const ns of namespaces) {
@@ -59,6 +63,7 @@ function informersFor<T extends KubeObject>(
   return {
     informers: [...byNamespace.values()],
     get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
+    list: () => [...byNamespace.values()].flatMap((i) => i.list()),
   };
 }
 
@@ -101,29 +106,6 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   });
   const status = new KubeStatusWriter(client, registry);
 
-  const policies = informersFor<ImagePolicy>(ImagePolicyType, config, client, log, registry);
-  manager.addController(
-    new Controller({
-      name: 'imagepolicy',
-      reconciler: new ImagePolicyReconciler({ get: policies.get, status, events }),
-      workers: config.workers,
-      logger: log,
-      registry,
-    }),
-    policies.informers,
-  );
-  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
-  manager.addController(
-    new Controller({
-      name: 'rebuildtrigger',
-      reconciler: new RebuildTriggerReconciler({ get: triggers.get, status, events }),
-      workers: config.workers,
-      logger: log,
-      registry,
-    }),
-    triggers.informers,
-  );
-
   // Registries: one client and one digest watcher, shared by every resource. The watcher
   // checks only on the leader; webhooks are received on every replica (others answer 503).
   const registryClient = new RegistryClient({
@@ -136,6 +118,42 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     watcher.start();
     signal.addEventListener('abort', () => watcher.stop(), { once: true });
   });
+  const credentials = new CredentialResolver(client);
+  const facts = new RegistryFacts(registryClient);
+  const policies = informersFor<ImagePolicy>(ImagePolicyType, config, client, log, registry);
+  manager.addController(
+    new Controller({
+      name: 'imagepolicy',
+      reconciler: new ImagePolicyReconciler({ get: policies.get, status, events }),
+      workers: config.workers,
+      logger: log,
+      registry,
+    }),
+    policies.informers,
+  );
+  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
+  // The reconciler wakes its own controller (a build slot freed): called only once it runs.
+  const wakeTrigger = (key: string): void => triggerController.enqueue(key);
+  const triggerController = new Controller({
+    name: 'rebuildtrigger',
+    reconciler: new RebuildTriggerReconciler({
+      get: triggers.get,
+      list: triggers.list,
+      status,
+      events,
+      watches: new ResourceWatches(watcher, wakeTrigger),
+      credentials,
+      facts,
+      slots: new BuildSlots(config.maxBuilds, wakeTrigger, registry),
+      providers: defaultProviders(client),
+      registry,
+    }),
+    workers: config.workers,
+    logger: log,
+    registry,
+  });
+  manager.addController(triggerController, triggers.informers);
+
   let webhooks: WebhookServer | undefined;
   if (fileConfig.webhooks.receivers.length > 0) {
     const w = fileConfig.webhooks;

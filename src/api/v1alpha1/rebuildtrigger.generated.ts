@@ -480,6 +480,11 @@ export interface RebuildTriggerStatus {
    */
   observedGeneration?: number;
   /**
+   * A base change not yet built: it waits to settle, for the maintenance window, or for a
+   * build slot. Cleared when its build is started.
+   */
+  pending?: Pending;
+  /**
    * Where the rebuild cycle stands: Idle (bases unchanged since the last build), Settling
    * (waiting for a new base digest to stay unchanged), Waiting (for the maintenance window),
    * Queued (for a build slot), Building, Verifying (waiting for the rebuilt image), Landed,
@@ -548,6 +553,10 @@ export interface StatusBuild {
    */
   correlationId?: string;
   /**
+   * An id the build service returned besides the provider id (webhook provider).
+   */
+  externalId?: string;
+  /**
    * When the build reached a terminal phase.
    */
   finishedAt?: string;
@@ -577,9 +586,21 @@ export interface StatusBuild {
    */
   requestedAt?: string;
   /**
+   * When a failed build will be tried again.
+   */
+  retryAt?: string;
+  /**
+   * Short hash of the base digests the build is for; one build per revision and attempt.
+   */
+  revision?: string;
+  /**
    * When the provider accepted the build.
    */
   startedAt?: string;
+  /**
+   * The target image's digest when the build was requested; the rebuilt image is any other.
+   */
+  targetDigestBefore?: string;
   /**
    * Link to the build in the provider's console.
    */
@@ -638,6 +659,10 @@ export type StatusEnum = 'False' | 'True' | 'Unknown';
  */
 export interface History {
   /**
+   * Attempt number of the build.
+   */
+  attempt?: number;
+  /**
    * Base digest the build was for.
    */
   baseDigest?: string;
@@ -662,6 +687,10 @@ export interface History {
    */
   phase?: string;
   /**
+   * Base revision the build was for.
+   */
+  revision?: string;
+  /**
    * When the build started.
    */
   startedAt?: string;
@@ -684,6 +713,10 @@ export interface Landed {
    */
   baseDigest?: string;
   /**
+   * The provider's id of the build that produced it.
+   */
+  buildId?: string;
+  /**
    * Digest of the target image.
    */
   digest?: string;
@@ -692,6 +725,10 @@ export interface Landed {
    * Unknown (it declares none).
    */
   provenance?: Provenance;
+  /**
+   * The base revision the landed image was built for.
+   */
+  revision?: string;
 }
 
 /**
@@ -699,6 +736,39 @@ export interface Landed {
  * Unknown (it declares none).
  */
 export type Provenance = 'Mismatch' | 'Unknown' | 'Verified';
+
+/**
+ * A base change not yet built: it waits to settle, for the maintenance window, or for a
+ * build slot. Cleared when its build is started.
+ */
+export interface Pending {
+  /**
+   * Its new digest.
+   */
+  baseDigest?: string;
+  /**
+   * The base image whose change is pending.
+   */
+  baseImage?: string;
+  /**
+   * When the change became ready to build (settled, inside the window); the build queue is
+   * served in this order.
+   */
+  readyAt?: string;
+  /**
+   * Short hash of the digests of every base image (of the followed platforms) the build will
+   * be for.
+   */
+  revision?: string;
+  /**
+   * When the bases will have been unchanged for spec.settle.
+   */
+  settleUntil?: string;
+  /**
+   * When the last base change was seen; the settle period counts from here.
+   */
+  since?: string;
+}
 
 /**
  * Where the rebuild cycle stands: Idle (bases unchanged since the last build), Settling

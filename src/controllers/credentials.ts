@@ -1,0 +1,107 @@
+// Turns a resource's references to credentials into credential sources: spec.registryAuth
+// for registries, spec.build.credentialsRef for build services. One source per distinct
+// Secret/ServiceAccount/cloud identity, shared by every resource that names it, so that
+// tokens and digest checks are shared too. Secrets are read only when named, by name.
+import type { KubeClient } from '../runtime/kube-client.ts';
+import { isNotFound, errorMessage, toKubeError } from '../runtime/errors.ts';
+import { AzureRegistryCredentials, EcrCredentials, GoogleCredentials } from '../registry/auth/cloud.ts';
+import {
+  ChainedCredentials,
+  CredentialError,
+  anonymousSource,
+  type CredentialSource,
+} from '../registry/auth/credentials.ts';
+import { KubeCredentials } from '../registry/auth/kube-credentials.ts';
+import type { ProviderCredentials } from '../builders/types.ts';
+
+export interface RegistryAuthSpec {
+  secretRef?: { name: string };
+  serviceAccountName?: string;
+  provider?: 'generic' | 'azure' | 'aws' | 'gcp';
+}
+
+interface SecretObject {
+  data?: Record<string, string>;
+}
+
+export class CredentialResolver {
+  private readonly client: KubeClient;
+  private readonly sources = new Map<string, CredentialSource>();
+  private readonly cloud = new Map<string, CredentialSource>();
+  private readonly secrets = new Map<string, { at: number; data: ProviderCredentials }>();
+  private readonly now: () => number;
+
+  constructor(client: KubeClient, now: () => number = Date.now) {
+    this.client = client;
+    this.now = now;
+  }
+
+  private cloudSource(provider: 'azure' | 'aws' | 'gcp'): CredentialSource {
+    let s = this.cloud.get(provider);
+    if (!s) {
+      s =
+        provider === 'azure'
+          ? new AzureRegistryCredentials()
+          : provider === 'aws'
+            ? new EcrCredentials()
+            : new GoogleCredentials();
+      this.cloud.set(provider, s);
+    }
+    return s;
+  }
+
+  registrySource(namespace: string, auth: RegistryAuthSpec | undefined): CredentialSource {
+    const secret = auth?.secretRef?.name;
+    const sa = auth?.serviceAccountName;
+    const provider = auth?.provider && auth.provider !== 'generic' ? auth.provider : undefined;
+    if (!secret && !sa && !provider) return anonymousSource;
+    const key = `${namespace}|${secret ?? ''}|${sa ?? ''}|${provider ?? ''}`;
+    let source = this.sources.get(key);
+    if (!source) {
+      const parts: CredentialSource[] = [];
+      if (secret || sa) {
+        parts.push(
+          new KubeCredentials(this.client, {
+            namespace,
+            ...(secret ? { secretName: secret } : {}),
+            ...(sa ? { serviceAccountName: sa } : {}),
+          }),
+        );
+      }
+      if (provider) parts.push(this.cloudSource(provider));
+      source = parts.length === 1 ? parts[0]! : new ChainedCredentials(parts);
+      this.sources.set(key, source);
+    }
+    return source;
+  }
+
+  /** The decoded data of a build credentials Secret; undefined when none is named (workload identity). */
+  async buildCredentials(
+    namespace: string,
+    ref: { name: string } | undefined,
+    signal?: AbortSignal,
+  ): Promise<ProviderCredentials> {
+    if (!ref) return undefined;
+    const key = `${namespace}/${ref.name}`;
+    const cached = this.secrets.get(key);
+    if (cached && this.now() - cached.at < 60_000) return cached.data;
+    let secret: SecretObject;
+    try {
+      secret = await this.client.requestJson<SecretObject>(
+        'GET',
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(ref.name)}`,
+        signal ? { signal } : {},
+      );
+    } catch (err) {
+      if (isNotFound(err)) throw new CredentialError(`the build credentials Secret ${key} does not exist`);
+      throw new CredentialError(`cannot read the build credentials Secret ${key}: ${errorMessage(toKubeError(err))}`, {
+        cause: err,
+      });
+    }
+    const data = Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    );
+    this.secrets.set(key, { at: this.now(), data });
+    return data;
+  }
+}

@@ -1,0 +1,88 @@
+// Facts read from registries beyond a tag's digest, cached by digest (content addressed, so
+// a cached answer never goes stale): the platform manifests of an index, and the bases an
+// image declares. One read per new digest, however many resources ask; a failed read is
+// not cached, so the next reconcile asks again.
+import type { CredentialSource } from '../registry/auth/credentials.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { platformMatches } from '../registry/manifest.ts';
+import type { ImageReference } from '../registry/reference.ts';
+import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
+
+class PromiseCache<V> {
+  private readonly map = new Map<string, Promise<V>>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  get(key: string, load: () => Promise<V>): Promise<V> {
+    const hit = this.map.get(key);
+    if (hit) {
+      this.map.delete(key); // most recently used last
+      this.map.set(key, hit);
+      return hit;
+    }
+    const p = load();
+    this.map.set(key, p);
+    p.catch(() => {
+      if (this.map.get(key) === p) this.map.delete(key);
+    });
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
+    return p;
+  }
+}
+
+export class RegistryFacts {
+  private readonly client: RegistryClient;
+  private readonly platforms = new PromiseCache<Record<string, string>>(2_000);
+  private readonly bases = new PromiseCache<DeclaredBase[]>(2_000);
+
+  constructor(client: RegistryClient) {
+    this.client = client;
+  }
+
+  /**
+   * The digest of each wanted platform's manifest in the image at `digest`. A single-platform
+   * image stands for every wanted platform with its own digest.
+   */
+  platformDigests(
+    ref: ImageReference,
+    digest: string,
+    wanted: string[],
+    source: CredentialSource,
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
+    return this.platforms.get(
+      `${ref.registry}/${ref.repository}@${digest}|${wanted.join(',')}|${source.id}`,
+      async () => {
+        const fetched = await this.client.manifest(
+          { registry: ref.registry, repository: ref.repository, digest },
+          source,
+          signal,
+        );
+        const out: Record<string, string> = {};
+        for (const w of wanted) {
+          if (fetched.manifest.kind !== 'index') out[w] = digest;
+          else {
+            const child = fetched.manifest.manifests.find((m) => m.platform && platformMatches(m.platform, w));
+            if (child) out[w] = child.digest;
+          }
+        }
+        return out;
+      },
+    );
+  }
+
+  /** The bases the image at `digest` declares (annotations, provenance attestations). */
+  declaredBases(
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal?: AbortSignal,
+  ): Promise<DeclaredBase[]> {
+    return this.bases.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, () =>
+      declaredBases(this.client, ref, digest, source, signal),
+    );
+  }
+}
