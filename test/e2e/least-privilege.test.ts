@@ -2,9 +2,13 @@
 // audit log, over this whole run) are exactly the permissions the shipped RBAC grants.
 // A grant the code never uses fails this test, as does a request the RBAC refuses.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { ROOT } from '../support/fixtures.ts';
+import { OciPusher } from '../support/oci-push.ts';
+import { startRegistry, type RegistryServer } from '../support/registry-server.ts';
 import { auditEvents, permissionOf } from './support/audit.ts';
 import { OPERATOR_NAMESPACE, OPERATOR_USER, kubectl, newNamespace } from './support/env.ts';
 import { Operator } from './support/operator.ts';
@@ -33,12 +37,26 @@ function granted(): Set<string> {
 }
 
 describe('least privilege', () => {
+  let registry: RegistryServer;
+  before(async () => {
+    registry = await startRegistry({ auth: { htpasswd: { puller: 'pull-pass' } } });
+  });
+  after(() => registry.stop());
+
   it('the operator does its whole job with the shipped RBAC, and uses every permission it is granted', async function () {
     this.timeout(120_000);
     // Exercise every code path that talks to the API server, in case this test runs alone:
     // a fresh lease (create, get, update), both kinds (list, watch, status update), and an
     // Event repeated within its series window (create, then patch).
-    const op = await Operator.start({ identity: 'op-rbac', leaseName: `e2e-rbac-${Date.now()}` });
+    // A registry that wants credentials: the trigger's Secret and ServiceAccount are read.
+    await new OciPusher(registry.url, { username: 'puller', password: 'pull-pass' }).pushImage('base/node', '22');
+    const dir = mkdtempSync(join(tmpdir(), 'patchline-rbac-'));
+    writeFileSync(join(dir, 'config.yaml'), stringify({ registries: [{ host: registry.host, insecure: true }] }));
+    const op = await Operator.start({
+      identity: 'op-rbac',
+      leaseName: `e2e-rbac-${Date.now()}`,
+      args: ['--config-file', join(dir, 'config.yaml')],
+    });
     const ns = newNamespace('rbac');
     const base = {
       apiVersion: 'patchline.dev/v1alpha1',
@@ -60,23 +78,56 @@ describe('least privilege', () => {
       kubectl(['apply', '-n', ns, '-f', '-'], { input: stringify(manifest) });
       await op.waitUntil(() => reason() === expected, expected);
     }
+    // Registry credentials from a Secret and a ServiceAccount's imagePullSecrets (get each).
+    // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, earlier in
+    // the suite: this test reads the audit log of the whole run.
+    const dockerconfig = Buffer.from(
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('puller:pull-pass').toString('base64') } } }),
+    ).toString('base64');
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: [
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'pull' },
+          type: 'kubernetes.io/dockerconfigjson',
+          data: { '.dockerconfigjson': dockerconfig },
+        },
+        {
+          apiVersion: 'v1',
+          kind: 'ServiceAccount',
+          metadata: { name: 'puller' },
+          imagePullSecrets: [{ name: 'pull' }],
+        },
+      ]
+        .map((o) => stringify(o))
+        .join('---\n'),
+    });
     kubectl(['apply', '-n', ns, '-f', '-'], {
       input: stringify({
         apiVersion: 'patchline.dev/v1alpha1',
         kind: 'RebuildTrigger',
         metadata: { name: 't' },
         spec: {
-          baseImages: [{ image: 'node:22' }],
+          baseImages: [{ image: `${registry.host}/base/node:22` }],
           target: { image: 'registry.example.com/team/app:1.0' },
           build: { webhook: { url: 'https://builds.example.com/x' } },
+          registryAuth: { secretRef: { name: 'pull' }, serviceAccountName: 'puller' },
         },
       }),
     });
     await op.waitUntil(
       () =>
-        kubectl(['get', 'rbt', 't', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])
-          .stdout === 'True',
-      'trigger ready',
+        ['secrets', 'serviceaccounts'].every((resource) =>
+          auditEvents().some(
+            (e) =>
+              e.user.username === OPERATOR_USER &&
+              e.verb === 'get' &&
+              e.objectRef?.resource === resource &&
+              e.objectRef.namespace === ns,
+          ),
+        ) && kubectl(['get', 'rbt', 't', '-n', ns, '-o', 'jsonpath={.status.observedGeneration}']).stdout === '1',
+      'trigger reconciled with its registry credentials',
     );
     await op.waitUntil(
       () =>
@@ -117,11 +168,14 @@ describe('least privilege', () => {
     );
   });
 
-  it('the ServiceAccount can do nothing else, such as reading Secrets or changing Deployments', () => {
+  it('the ServiceAccount can do nothing else, such as listing Secrets or changing Deployments', () => {
     const as = `--as=${OPERATOR_USER}`;
     for (const [verb, resource] of [
-      ['get', 'secrets'],
-      ['list', 'pods'],
+      ['list', 'secrets'],
+      ['watch', 'secrets'],
+      ['create', 'pods'],
+      ['delete', 'jobs.batch'],
+      ['update', 'pipelineruns.tekton.dev'],
       ['patch', 'deployments.apps'],
       ['delete', 'imagepolicies.patchline.dev'],
       ['update', 'imagepolicies.patchline.dev'],

@@ -27,6 +27,8 @@ export interface BuildServiceOptions {
   hmacKey?: string;
   /** How long a build takes. */
   buildMs?: number;
+  /** How long a start request waits before it is answered (the build is already recorded). */
+  holdStartMs?: number;
   /** Builds for which this returns true fail instead of pushing. */
   fail?: (record: BuildRecord) => boolean;
 }
@@ -35,9 +37,11 @@ export class BuildService {
   readonly builds = new Map<string, BuildRecord>();
   /** Every POST, including repeats of the same build. */
   readonly posts: string[] = [];
+  /** Called on every start request, as it arrives (a test may kill the operator then). */
+  onPost: ((id: string) => void) | undefined;
   url = '';
   private server: Server | undefined;
-  private readonly options: BuildServiceOptions;
+  private options: BuildServiceOptions;
   private readonly pusher: OciPusher;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -67,6 +71,7 @@ export class BuildService {
           const id = String(req.headers['idempotency-key'] ?? '');
           if (!id) return reply(400, { message: 'Idempotency-Key is required' });
           this.posts.push(id);
+          this.onPost?.(id);
           let parsed: { base?: { image?: string; digest?: string }; target?: { image?: string } };
           try {
             parsed = JSON.parse(body) as typeof parsed;
@@ -91,7 +96,14 @@ export class BuildService {
           };
           this.builds.set(id, record);
           this.run(record);
-          return reply(202, { id, status: 'queued', url: `${this.url}/builds/${id}` });
+          const answer = (): void => reply(202, { id, status: 'queued', url: `${this.url}/builds/${id}` });
+          if (!this.options.holdStartMs) return answer();
+          const t = setTimeout(() => {
+            this.timers.delete(t);
+            answer();
+          }, this.options.holdStartMs);
+          this.timers.add(t);
+          return;
         }
         const m = /^\/builds\/([a-z0-9]+)$/.exec(url.pathname);
         if (req.method === 'GET' && m) {
@@ -117,6 +129,12 @@ export class BuildService {
       this.server?.close(() => resolve());
       this.server?.closeAllConnections();
     });
+  }
+
+  /** From now on, builds for which this returns true fail instead of pushing. */
+  failWhen(predicate: ((record: BuildRecord) => boolean) | undefined): void {
+    if (predicate) this.options.fail = predicate;
+    else delete this.options.fail;
   }
 
   /** Builds really started, per base digest. */

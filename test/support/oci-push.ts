@@ -112,6 +112,21 @@ export class OciPusher {
     return sha256(body);
   }
 
+  /** Tags an existing manifest under another tag, as a build pushing a known image would. */
+  async copyManifest(repository: string, from: string, to: string, mediaType: string): Promise<string> {
+    const res = await this.request('GET', repository, `/v2/${repository}/manifests/${from}`, {
+      headers: { accept: mediaType },
+    });
+    if (!res.ok) throw new Error(`manifest ${repository}:${from}: HTTP ${res.status}`);
+    const body = Buffer.from(await res.arrayBuffer());
+    const put = await this.request('PUT', repository, `/v2/${repository}/manifests/${to}`, {
+      headers: { 'content-type': mediaType },
+      body,
+    });
+    if (!put.ok) throw new Error(`manifest ${repository}:${to}: HTTP ${put.status} ${await put.text()}`);
+    return sha256(body);
+  }
+
   async deleteManifest(repository: string, digest: string): Promise<void> {
     const res = await this.request('DELETE', repository, `/v2/${repository}/manifests/${digest}`);
     if (res.status !== 202) throw new Error(`delete ${repository}@${digest}: HTTP ${res.status} ${await res.text()}`);

@@ -85,14 +85,22 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
         ),
       );
     assert.deepEqual(grants(find('ClusterRole', 'patchline-operator')).sort(), [
+      '/pods:list',
+      '/secrets:get',
+      '/serviceaccounts:get',
+      'batch/jobs:create',
+      'batch/jobs:get',
       'events.k8s.io/events:create',
       'events.k8s.io/events:patch',
       'patchline.dev/imagepolicies/status:update',
       'patchline.dev/imagepolicies:list',
       'patchline.dev/imagepolicies:watch',
       'patchline.dev/rebuildtriggers/status:update',
+      'patchline.dev/rebuildtriggers:get',
       'patchline.dev/rebuildtriggers:list',
       'patchline.dev/rebuildtriggers:watch',
+      'tekton.dev/pipelineruns:create',
+      'tekton.dev/pipelineruns:get',
     ]);
     assert.deepEqual(grants(find('Role', 'patchline-leader-election')).sort(), [
       'coordination.k8s.io/leases:create',
