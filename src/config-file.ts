@@ -11,6 +11,7 @@
 //     maxBodyBytes: 1048576
 //     requestsPerSecond: 10
 //     burst: 50
+//     buildCallbacks: true           # POST /callbacks/builds/<id> from webhook build services
 //     tls: { certFile: ..., keyFile: ... }
 //     receivers:
 //       - name: internal
@@ -34,6 +35,8 @@ export interface WebhookSettings {
   requestsPerSecond?: number;
   burst?: number;
   tls?: { cert: string; key: string };
+  /** Serve POST /callbacks/builds/<id> for webhook build services without a statusURL. */
+  buildCallbacks?: boolean;
 }
 
 export interface FileConfig {
@@ -143,6 +146,11 @@ export function parseConfigFile(text: string, baseDir: string, name = 'config fi
     if (rps) webhooks.requestsPerSecond = rps;
     const burst = positive('webhooks.burst', rawWebhooks.burst);
     if (burst) webhooks.burst = burst;
+    if (rawWebhooks.buildCallbacks !== undefined) {
+      if (typeof rawWebhooks.buildCallbacks !== 'boolean')
+        problems.push('webhooks.buildCallbacks must be true or false');
+      else if (rawWebhooks.buildCallbacks) webhooks.buildCallbacks = true;
+    }
     if (rawWebhooks.tls !== undefined) {
       const t = isObject(rawWebhooks.tls) ? rawWebhooks.tls : {};
       const cert = file('webhooks.tls.certFile', t.certFile);

@@ -30,6 +30,7 @@ import { EMPTY_FILE_CONFIG, loadConfigFile, type FileConfig } from './config-fil
 import { RegistryClient } from './registry/client.ts';
 import { DigestWatcher } from './registry/watcher.ts';
 import { WebhookServer } from './registry/webhooks/server.ts';
+import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -155,13 +156,25 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   manager.addController(triggerController, triggers.informers);
 
   let webhooks: WebhookServer | undefined;
-  if (fileConfig.webhooks.receivers.length > 0) {
+  if (fileConfig.webhooks.receivers.length > 0 || fileConfig.webhooks.buildCallbacks) {
     const w = fileConfig.webhooks;
     webhooks = new WebhookServer({
       host: config.webhook.host,
       port: config.webhook.port,
       receivers: w.receivers,
       sink: watcher,
+      ...(w.buildCallbacks
+        ? {
+            callbacks: new BuildCallbacks({
+              list: triggers.list,
+              credentials,
+              status,
+              events,
+              enqueue: wakeTrigger,
+              logger: log.child({ component: 'build-callbacks' }),
+            }),
+          }
+        : {}),
       logger: log,
       registry,
       isLeader: () => manager.isLeader(),
@@ -174,6 +187,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     log.info('receiving registry webhooks', {
       address: `${at.address}:${at.port}`,
       receivers: w.receivers.map((r) => `${r.name} (${r.format})`),
+      buildCallbacks: Boolean(w.buildCallbacks),
       tls: Boolean(w.tls),
     });
   }

@@ -356,8 +356,15 @@ export function decideCycle(input: CycleInput): CycleDecision {
         pending.readyAt ??= iso(now);
         phase = 'Queued';
         summary.reason = 'Queued';
-        summary.message = `waiting for a build slot (${input.slot.position ?? '?'} of ${input.slot.waiting ?? '?'} in the queue; ${input.slot.limit} builds at a time)`;
-        wake(now.getTime() + 60_000); // the slot manager wakes it earlier
+        // The place in the queue as it was when the trigger joined it: rewriting hundreds of
+        // statuses each time a slot frees would load the API server for nothing. The live
+        // queue is in the metrics (patchline_builds_queued).
+        const before = trigger.status?.conditions?.find((c) => c.type === 'Ready');
+        summary.message =
+          trigger.status?.phase === 'Queued' && before?.reason === 'Queued'
+            ? before.message
+            : `waiting for a build slot since ${pending.readyAt} (${input.slot.position ?? '?'} of ${input.slot.waiting ?? '?'} in the queue then; ${input.slot.limit} builds at a time)`;
+        wake(now.getTime() + 600_000); // the slot manager wakes it when its turn comes; this is a safety net
         if (trigger.status?.phase !== 'Queued') event('Normal', 'BuildQueued', 'Build', summary.message);
       } else {
         // A revision tried before gets the next attempt number, so that its correlation id is new.

@@ -1,4 +1,6 @@
-// The registry webhook endpoint: POST /hooks/<receiver>[/<secret path token>].
+// The registry webhook endpoint: POST /hooks/<receiver>[/<secret path token>]; and, when
+// enabled, build services' callbacks: POST /callbacks/builds/<build id> (verified by the
+// callback sink against the trigger's own key; see controllers/rebuildtrigger/callbacks.ts).
 //
 // Each receiver has a format and an authentication: a bearer token, basic credentials, a
 // static header (ACR's custom headers), an HMAC-SHA256 signature of the body (GitHub, the
@@ -39,6 +41,11 @@ export interface Receiver {
   auth: ReceiverAuth;
 }
 
+/** Receives build callbacks; answers with an HTTP status and a short message. */
+export interface CallbackSink {
+  receive(buildId: string, body: Buffer, signature: string | undefined): Promise<{ status: number; message: string }>;
+}
+
 export interface NoticeSink {
   checkNow(notice: PushNotice): number;
 }
@@ -48,6 +55,8 @@ export interface WebhookServerOptions {
   port: number;
   receivers: Receiver[];
   sink: NoticeSink;
+  /** Build callbacks, when enabled. */
+  callbacks?: CallbackSink;
   logger: Logger;
   registry?: Registry;
   /** Largest body accepted; default 1 MiB. */
@@ -141,6 +150,24 @@ export class WebhookServer {
     try {
       const url = new URL(req.url ?? '/', 'http://webhook.invalid');
       const parts = url.pathname.split('/').filter(Boolean);
+      if (parts[0] === 'callbacks' && this.options.callbacks) {
+        receiverName = 'callbacks';
+        if (parts[1] !== 'builds' || parts.length !== 3) throw new Refusal(404, 'not found');
+        if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
+        this.takeToken('callbacks');
+        const body = await this.readBody(req);
+        if (this.options.isLeader && !this.options.isLeader()) {
+          throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
+        }
+        const answer = await this.options.callbacks.receive(
+          decodeURIComponent(parts[2]!),
+          body,
+          headerValue(req, 'x-patchline-signature'),
+        );
+        if (answer.status >= 400) throw new Refusal(answer.status, answer.message);
+        this.reply(res, receiverName, answer.status, { message: answer.message });
+        return;
+      }
       if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) throw new Refusal(404, 'not found');
       const receiver = this.receivers.get(decodeURIComponent(parts[1]!));
       if (!receiver) throw new Refusal(404, 'not found');

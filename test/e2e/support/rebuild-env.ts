@@ -22,7 +22,11 @@ export class RebuildEnv {
   webhookPorts: number[] = [];
   private configFile = '';
 
-  static async start(build: Omit<BuildServiceOptions, 'registryUrl'> = {}): Promise<RebuildEnv> {
+  /** `requestsPerMinute`: the operator's request budget for the local registry (default: the operator's default). */
+  static async start(
+    build: Omit<BuildServiceOptions, 'registryUrl'> = {},
+    requestsPerMinute?: number,
+  ): Promise<RebuildEnv> {
     const e = new RebuildEnv();
     e.webhookPorts = [await freePort(), await freePort()];
     // The registry tells the operator about every push, as a production registry would.
@@ -41,7 +45,7 @@ export class RebuildEnv {
     writeFileSync(
       e.configFile,
       stringify({
-        registries: [{ host: e.registry.host, insecure: true }],
+        registries: [{ host: e.registry.host, insecure: true, ...(requestsPerMinute ? { requestsPerMinute } : {}) }],
         webhooks: {
           receivers: [
             { name: 'registry', format: 'distribution', auth: { type: 'bearer', tokenFile: join(dir, 'hook-token') } },

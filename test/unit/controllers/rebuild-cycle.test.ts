@@ -165,8 +165,37 @@ describe('Rebuild cycle', () => {
     });
     assert.equal(queued.status.phase, 'Queued');
     assert.equal(queued.action.kind, 'none');
-    assert.match(queued.summary.message, /3 of 7 in the queue; 20 builds at a time/);
+    assert.match(
+      queued.summary.message,
+      /since 2026-11-22T10:00:10Z \(3 of 7 in the queue then; 20 builds at a time\)/,
+    );
     assert.equal(queued.status.pending?.readyAt, '2026-11-22T10:00:10Z');
+    // Moving up the queue does not rewrite the status (the live queue is in the metrics).
+    const d = decideRebuildTrigger(
+      {
+        ...c.t,
+        status: {
+          ...queued.status,
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'True',
+              reason: 'Queued',
+              message: queued.summary.message,
+              lastTransitionTime: '2026-11-22T10:00:10Z',
+            },
+          ],
+        },
+      },
+      at(15),
+      {
+        bases: [{ image: BASE, digest: D2 }],
+        target: { digest: T0 },
+        slot: { available: false, position: 1, waiting: 7, limit: 20 },
+      },
+    );
+    assert.equal(d.status.conditions?.find((x) => x.type === 'Ready')?.message, queued.summary.message);
+    assert.equal(d.requeueAfterMs, 600_000);
     assert.equal(c.step(at(20), { bases: [{ image: BASE, digest: D2 }] }).action.kind, 'start');
   });
 
