@@ -32,7 +32,7 @@ function trigger(): RebuildTrigger {
         startedAt: '2026-11-22T10:00:00Z',
       },
     },
-  } as RebuildTrigger;
+  };
 }
 
 describe('Build callbacks', () => {
@@ -62,7 +62,7 @@ describe('Build callbacks', () => {
         list: () => [current],
         credentials: {
           buildCredentials: (): Promise<Record<string, string>> =>
-            Promise.resolve(key === undefined ? ({} as Record<string, string>) : { hmacKey: key }),
+            Promise.resolve(key === undefined ? ({}) : { hmacKey: key }),
         },
         status,
         events,
