@@ -61,8 +61,11 @@ describe('Build callbacks', () => {
       callbacks: new BuildCallbacks({
         list: () => [current],
         credentials: {
-          buildCredentials: (): Promise<Record<string, string>> =>
-            Promise.resolve(key === undefined ? ({}) : { hmacKey: key }),
+          buildCredentials: (): Promise<Record<string, string>> => {
+            const data: Record<string, string> = {};
+            if (key !== undefined) data.hmacKey = key;
+            return Promise.resolve(data);
+          },
         },
         status,
         events,
