@@ -22,11 +22,15 @@ export class RebuildEnv {
   webhookPorts: number[] = [];
   private configFile = '';
 
-  /** `requestsPerMinute`: the operator's request budget for the local registry (default: the operator's default). */
+  /**
+   * `limits`: the operator's request budget for the local registry and its webhook rate
+   * limit (default: the operator's defaults).
+   */
   static async start(
     build: Omit<BuildServiceOptions, 'registryUrl'> = {},
-    requestsPerMinute?: number,
+    limits: { requestsPerMinute?: number; webhookRequestsPerSecond?: number } = {},
   ): Promise<RebuildEnv> {
+    const { requestsPerMinute, webhookRequestsPerSecond } = limits;
     const e = new RebuildEnv();
     e.webhookPorts = [await freePort(), await freePort()];
     // The registry tells the operator about every push, as a production registry would.
@@ -47,6 +51,9 @@ export class RebuildEnv {
       stringify({
         registries: [{ host: e.registry.host, insecure: true, ...(requestsPerMinute ? { requestsPerMinute } : {}) }],
         webhooks: {
+          ...(webhookRequestsPerSecond
+            ? { requestsPerSecond: webhookRequestsPerSecond, burst: webhookRequestsPerSecond }
+            : {}),
           receivers: [
             { name: 'registry', format: 'distribution', auth: { type: 'bearer', tokenFile: join(dir, 'hook-token') } },
           ],
