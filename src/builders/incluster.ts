@@ -65,6 +65,31 @@ function classify(err: unknown, what: string): BuildError {
   return new BuildError('unavailable', `${what}: ${e.message}`, { cause: err });
 }
 
+/** Creates a build object; one that already exists (a repeated start) is adopted. */
+async function createOnce(
+  client: KubeClient,
+  path: string,
+  body: unknown,
+  what: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    await client.requestJson('POST', path, { body, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw classify(err, `creating ${what}`);
+  }
+}
+
+/** Reads a build object; undefined when it does not exist. */
+async function readIfExists(client: KubeClient, path: string, what: string, signal?: AbortSignal): Promise<unknown> {
+  try {
+    return await client.requestJson<unknown>('GET', path, signal ? { signal } : {});
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw classify(err, `reading ${what}`);
+  }
+}
+
 interface Condition {
   type?: string;
   status?: string;
@@ -119,33 +144,24 @@ export class JobProvider implements BuildProvider {
         },
       },
     };
-    try {
-      await this.client.requestJson('POST', this.path(req), { body, ...(signal ? { signal } : {}) });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw classify(err, `creating Job ${req.trigger.namespace}/${name}`);
-    }
+    await createOnce(this.client, this.path(req), body, `Job ${req.trigger.namespace}/${name}`, signal);
     return { id: name };
   }
 
   async find(req: BuildRequest, signal?: AbortSignal): Promise<BuildHandle | undefined> {
     const name = buildObjectName(req);
-    try {
-      await this.client.requestJson('GET', this.path(req, name), signal ? { signal } : {});
-      return { id: name };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw classify(err, `reading Job ${req.trigger.namespace}/${name}`);
-    }
+    const job = await readIfExists(this.client, this.path(req, name), `Job ${req.trigger.namespace}/${name}`, signal);
+    return job === undefined ? undefined : { id: name };
   }
 
   async status(req: BuildRequest, handle: BuildHandle, signal?: AbortSignal): Promise<BuildStatus> {
-    let job: unknown;
-    try {
-      job = await this.client.requestJson('GET', this.path(req, handle.id), signal ? { signal } : {});
-    } catch (err) {
-      if (isNotFound(err)) return { phase: 'Unknown', message: `Job ${handle.id} no longer exists` };
-      throw classify(err, `reading Job ${req.trigger.namespace}/${handle.id}`);
-    }
+    const job = await readIfExists(
+      this.client,
+      this.path(req, handle.id),
+      `Job ${req.trigger.namespace}/${handle.id}`,
+      signal,
+    );
+    if (job === undefined) return { phase: 'Unknown', message: `Job ${handle.id} no longer exists` };
     const conds = conditions(job);
     const done = (type: string) => conds.find((c) => c.type === type && c.status === 'True');
     const failed = done('Failed') ?? done('FailureTarget');
@@ -248,23 +264,16 @@ export class TektonProvider implements BuildProvider {
 
   async find(req: BuildRequest, signal?: AbortSignal): Promise<BuildHandle | undefined> {
     const name = buildObjectName(req);
-    try {
-      await this.client.requestJson('GET', this.path(req, name), signal ? { signal } : {});
-      return { id: name };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw classify(err, `reading PipelineRun ${req.trigger.namespace}/${name}`);
-    }
+    const what = `PipelineRun ${req.trigger.namespace}/${name}`;
+    return (await readIfExists(this.client, this.path(req, name), what, signal)) === undefined
+      ? undefined
+      : { id: name };
   }
 
   async status(req: BuildRequest, handle: BuildHandle, signal?: AbortSignal): Promise<BuildStatus> {
-    let run: unknown;
-    try {
-      run = await this.client.requestJson('GET', this.path(req, handle.id), signal ? { signal } : {});
-    } catch (err) {
-      if (isNotFound(err)) return { phase: 'Unknown', message: `PipelineRun ${handle.id} no longer exists` };
-      throw classify(err, `reading PipelineRun ${req.trigger.namespace}/${handle.id}`);
-    }
+    const what = `PipelineRun ${req.trigger.namespace}/${handle.id}`;
+    const run = await readIfExists(this.client, this.path(req, handle.id), what, signal);
+    if (run === undefined) return { phase: 'Unknown', message: `PipelineRun ${handle.id} no longer exists` };
     const succeeded = conditions(run).find((c) => c.type === 'Succeeded');
     const reason = succeeded?.reason ?? '';
     let phase: BuildPhase;

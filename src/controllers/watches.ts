@@ -39,7 +39,8 @@ export class ResourceWatches {
         current.delete(ref);
         continue;
       }
-      const subscription = this.watcher.subscribe(w, () => this.onChange(key));
+      const wake = (): void => this.onChange(key);
+      const subscription = this.watcher.subscribe(w, wake, wake);
       next.set(ref, { wish: identity, subscription });
     }
     for (const old of current.values()) old.subscription.unsubscribe();

@@ -88,7 +88,7 @@ interface Target {
   key: string;
   ref: ImageReference;
   source: CredentialSource;
-  listeners: Map<number, { listener: DigestListener; intervalMs: number }>;
+  listeners: Map<number, { listener: DigestListener; intervalMs: number; onHealth?: (() => void) | undefined }>;
   state: TargetState;
   inFlight: boolean;
   recheck: boolean;
@@ -167,7 +167,11 @@ export class DigestWatcher {
     this.timerAt = Infinity;
   }
 
-  subscribe(spec: WatchSpec, listener: DigestListener): Subscription {
+  /**
+   * `onHealth` is called when checks of the reference start failing and when they recover,
+   * so that a subscriber can report an unreachable registry (digests alone never change then).
+   */
+  subscribe(spec: WatchSpec, listener: DigestListener, onHealth?: () => void): Subscription {
     if (spec.reference.digest && !spec.reference.tag) {
       throw new Error(`${formatReference(spec.reference)} is pinned to a digest; there is nothing to watch`);
     }
@@ -201,7 +205,7 @@ export class DigestWatcher {
       this.targets.set(key, target);
     }
     const id = this.nextId++;
-    target.listeners.set(id, { listener, intervalMs: spec.intervalMs });
+    target.listeners.set(id, { listener, intervalMs: spec.intervalMs, onHealth });
     this.updateInterval(target);
     const known = target.state;
     if (known.digest) {
@@ -374,10 +378,12 @@ export class DigestWatcher {
       const head = await this.options.client.head(t.ref, t.source, this.abort.signal);
       const now = this.clock.now();
       const previous = t.state.digest;
+      const recovered = t.state.error !== undefined;
       t.state.checkedAt = now;
       t.state.failures = 0;
       delete t.state.error;
       delete t.state.errorCode;
+      if (recovered && head.digest === previous) this.healthChanged(t);
       t.state.mediaType = head.mediaType;
       const remaining = this.options.client.rateLimit?.(t.ref.registry)?.remaining;
       if (remaining !== undefined) t.state.rateLimitRemaining = remaining;
@@ -409,9 +415,11 @@ export class DigestWatcher {
       const now = this.clock.now();
       t.state.checkedAt = now;
       t.state.failures++;
+      const firstFailure = t.state.error === undefined;
       t.state.error = err instanceof Error ? err.message : String(err);
       if (err instanceof RegistryError) t.state.errorCode = err.code;
       else delete t.state.errorCode;
+      if (firstFailure) this.healthChanged(t);
       this.metrics?.checks.inc({ registry: t.ref.registry, result: 'error' });
       let delay = Math.min(
         t.state.intervalMs,
@@ -436,6 +444,19 @@ export class DigestWatcher {
       if (t.recheck) {
         t.recheck = false;
         t.state.nextCheckAt = Math.min(t.state.nextCheckAt, this.clock.now() + (this.options.minTriggerGapMs ?? 2_000));
+      }
+    }
+  }
+
+  private healthChanged(t: Target): void {
+    for (const { onHealth } of [...t.listeners.values()]) {
+      try {
+        onHealth?.();
+      } catch (err) {
+        this.options.logger.error('digest health listener failed', {
+          reference: t.state.reference,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     }
   }

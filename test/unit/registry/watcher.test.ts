@@ -180,9 +180,12 @@ describe('DigestWatcher', () => {
 
   it('backs off a failing reference, never beyond its interval, records the error, and recovers', async () => {
     registry.failures.set('docker.io/library/node:22', new RegistryError('UNAVAILABLE', 'docker.io', 'HTTP 503'));
+    let health = 0;
+    let digests = 0;
     const s = watcher.subscribe(
       { reference: parseReference('node:22'), source: anonymousSource, intervalMs: MINUTE },
-      () => undefined,
+      () => digests++,
+      () => health++,
     );
     await flushPromises();
     const delays: number[] = [];
@@ -199,10 +202,20 @@ describe('DigestWatcher', () => {
       delays.every((d) => d <= MINUTE),
       'capped at the interval',
     );
+    assert.equal(health, 1, 'told once that checks started failing, not at every retry');
     registry.failures.clear();
     await advance(MINUTE);
     assert.equal(s.state()?.error, undefined);
     assert.equal(s.state()?.failures, 0);
+    assert.equal(digests, 1, 'the recovery delivers the digest learned');
+    // Failing again and recovering with the same digest: told both times.
+    registry.failures.set('docker.io/library/node:22', new RegistryError('UNAVAILABLE', 'docker.io', 'HTTP 503'));
+    await advance(MINUTE);
+    assert.equal(health, 2);
+    registry.failures.clear();
+    await advance(MINUTE);
+    assert.equal(health, 3);
+    assert.equal(digests, 1);
   });
 
   it('pauses a registry that answers 429 for its Retry-After', async () => {
