@@ -321,7 +321,7 @@ describe('RebuildTrigger exactly once', function () {
         settle: '0s',
       });
       await learned(ns, 'chaos', base0.digest);
-      for (let round = 1; round <= 12 && (kills < 20 || round <= 5); round++) {
+      for (let round = 1; round <= 30 && (kills < 20 || round <= 5); round++) {
         const base = await env.pusher.pushImage('base/chaos', '1', { seed: `${ns}-b${round}` });
         pushed.push(base.digest);
         await landedOn(ns, 'chaos', base.digest, 240_000);
