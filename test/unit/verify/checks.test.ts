@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { approvedRegistry, firstFailure, runChecks } from '../../../src/verify/checks.ts';
+
+const D = `sha256:${'d'.repeat(64)}`;
+const now = new Date('2026-11-22T10:00:00Z');
+const candidate = { image: 'myregistry.azurecr.io/shop/web:1.4', digest: D };
+
+describe('candidate checks', () => {
+  it('approves registries by host or by whole path prefix', () => {
+    assert.ok(approvedRegistry('myregistry.azurecr.io/shop/web:1.4', ['myregistry.azurecr.io']));
+    assert.ok(approvedRegistry('ghcr.io/acme/web@' + D, ['ghcr.io/acme']));
+    assert.ok(!approvedRegistry('ghcr.io/acme-evil/web:1', ['ghcr.io/acme']), 'whole segments only');
+    assert.ok(approvedRegistry('nginx:1.27', ['docker.io/library']), 'Docker Hub names are normalised');
+    assert.ok(!approvedRegistry('evil.example/myregistry.azurecr.io/web:1', ['myregistry.azurecr.io']));
+    assert.ok(!approvedRegistry('::not an image::', ['myregistry.azurecr.io']));
+  });
+
+  it('passes a recent image from an approved registry with verified provenance', () => {
+    const results = runChecks(
+      { registries: ['myregistry.azurecr.io'], maxAge: '720h', provenance: { requireBase: true } },
+      candidate,
+      {
+        created: new Date('2026-11-20T10:00:00Z'),
+        provenance: { verdict: 'Verified', message: 'built on sha256:… (annotation)' },
+      },
+      now,
+    );
+    assert.deepEqual(
+      results.map((r) => [r.name, r.passed]),
+      [
+        ['registry', true],
+        ['digest', true],
+        ['age', true],
+        ['provenance', true],
+      ],
+    );
+    assert.equal(firstFailure(results), undefined);
+    assert.equal(results[2]!.message, 'built 48h ago');
+  });
+
+  it('names the check that failed and why', () => {
+    const results = runChecks(
+      { registries: ['other.example'], maxAge: '24h', provenance: { requireBase: true } },
+      candidate,
+      {
+        created: new Date('2026-11-01T10:00:00Z'),
+        provenance: { verdict: 'Mismatch', message: 'declares base sha256:x, not the current base digest' },
+      },
+      now,
+    );
+    assert.equal(firstFailure(results)?.name, 'registry');
+    assert.match(results.find((r) => r.name === 'age')!.message, /older than the maximum age 24h/);
+    assert.equal(results.find((r) => r.name === 'provenance')?.passed, false);
+  });
+
+  it('fails closed: no created time for maxAge, and checks that do not exist yet', () => {
+    const results = runChecks(
+      { maxAge: '24h', signature: { keys: [{ secretRef: { name: 'k' } }] }, vulnerabilities: { maxSeverity: 'HIGH' } },
+      candidate,
+      { created: new Date(0) },
+      now,
+    );
+    assert.deepEqual(
+      results.filter((r) => !r.passed).map((r) => r.name),
+      ['age', 'signature', 'vulnerabilities'],
+    );
+    assert.deepEqual(
+      runChecks(undefined, candidate, {}, now).map((r) => r.name),
+      ['digest'],
+    );
+  });
+});
