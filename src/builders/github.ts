@@ -19,7 +19,16 @@ import type {
   ProviderCredentials,
 } from './types.ts';
 import { BuildError } from './types.ts';
-import { callJson, describe, isObject, str, substituteMap, variables, type JsonResponse } from './request.ts';
+import {
+  callJson,
+  describe,
+  isObject,
+  str,
+  substituteMap,
+  variables,
+  type JsonResponse,
+  requiredCredential,
+} from './request.ts';
 
 export interface GithubActionsSpec {
   apiURL?: string;
@@ -40,10 +49,8 @@ export class GithubActionsProvider implements BuildProvider {
   private readonly token: string;
 
   constructor(spec: GithubActionsSpec, credentials: ProviderCredentials) {
-    if (!credentials?.token)
-      throw new BuildError('rejected', 'githubActions needs a token in the credentials Secret (key "token")');
     this.spec = spec;
-    this.token = credentials.token;
+    this.token = requiredCredential(credentials, 'token', 'githubActions');
   }
 
   private api(path: string): string {

@@ -12,7 +12,16 @@ import type {
   ProviderCredentials,
 } from './types.ts';
 import { BuildError } from './types.ts';
-import { callJson, describe, isObject, str, substituteMap, variables, type JsonResponse } from './request.ts';
+import {
+  callJson,
+  describe,
+  isObject,
+  str,
+  substituteMap,
+  variables,
+  type JsonResponse,
+  requiredCredential,
+} from './request.ts';
 
 export interface GitlabSpec {
   url?: string;
@@ -45,10 +54,8 @@ export class GitlabProvider implements BuildProvider {
   private readonly token: string;
 
   constructor(spec: GitlabSpec, credentials: ProviderCredentials) {
-    if (!credentials?.token)
-      throw new BuildError('rejected', 'gitlab needs a token in the credentials Secret (key "token")');
     this.spec = spec;
-    this.token = credentials.token;
+    this.token = requiredCredential(credentials, 'token', 'gitlab');
   }
 
   private api(path: string): string {

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { BodyTooLarge, header, httpRequest, type HttpResponse } from '../runtime/http.ts';
 import { parseRetryAfter } from '../registry/client.ts';
-import { BuildError, type BuildRequest } from './types.ts';
+import { BuildError, type BuildRequest, type ProviderCredentials } from './types.ts';
 
 /** pl + 16 hex digits of sha256(trigger uid, revision, attempt): the same for every retry of one attempt. */
 export function correlationId(triggerUid: string, revision: string, attempt: number): string {
@@ -164,4 +164,11 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 
 export function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/** A key the provider cannot work without, from the credentials Secret; a refusal naming it otherwise. */
+export function requiredCredential(credentials: ProviderCredentials, key: string, provider: string): string {
+  const value = credentials?.[key];
+  if (!value) throw new BuildError('rejected', `${provider} needs a ${key} in the credentials Secret (key "${key}")`);
+  return value;
 }
