@@ -614,6 +614,15 @@ export interface Workload {
    */
   previousDigest?: string;
   /**
+   * The field manager that last set the image back.
+   */
+  revertedBy?: string;
+  /**
+   * How many times another field manager set the image back after Patchline pinned the
+   * desired digest; at 2 Patchline stops re-pinning it (state Blocked).
+   */
+  reverts?: number;
+  /**
    * Digest the workload's ready pods run, from their containerStatuses; empty when they
    * disagree.
    */
