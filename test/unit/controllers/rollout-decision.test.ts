@@ -25,7 +25,7 @@ function policy(rollout: ImagePolicy['spec']['rollout'] = {}, annotations?: Reco
     kind: 'ImagePolicy',
     metadata: { name: 'web', namespace: 'shop', generation: 1, ...(annotations ? { annotations } : {}) },
     spec: { image: REPO, follow: { tag: '1.4' }, workloads: { selector: { matchLabels: { app: 'web' } } }, rollout },
-  }) as unknown as ImagePolicy;
+  });
 }
 
 const complete = { state: 'Complete' as const, message: '3 replicas updated and available' };
