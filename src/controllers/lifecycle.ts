@@ -15,6 +15,11 @@ import {
 import type { EventType } from '../runtime/events.ts';
 import { describeProblems, type SpecProblem } from './spec-checks.ts';
 
+/** The object an Event is about, with the type meta that cached list items lack. */
+export function withKind<T extends { apiVersion?: string; kind?: string }>(obj: T, kind: string): T {
+  return { ...obj, apiVersion: obj.apiVersion ?? 'patchline.dev/v1alpha1', kind: obj.kind ?? kind };
+}
+
 export interface DecidedEvent {
   type: EventType;
   reason: string;

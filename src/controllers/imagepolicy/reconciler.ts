@@ -5,6 +5,7 @@ import type { EventRecorder } from '../../runtime/events.ts';
 import type { ObjectKey } from '../../runtime/kube-types.ts';
 import { done, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
+import { withKind } from '../lifecycle.ts';
 import { decideImagePolicy } from './decide.ts';
 
 export interface ImagePolicyReconcilerDeps {
@@ -27,13 +28,10 @@ export class ImagePolicyReconciler implements Reconciler {
     const decision = decideImagePolicy(policy, (this.deps.now ?? (() => new Date()))());
     const wrote = await this.deps.status.write(ImagePolicyType, policy, decision.status);
     if (wrote) {
-      for (const e of decision.events) this.deps.events.record(withKind(policy), e.type, e.reason, e.action, e.note);
+      for (const e of decision.events)
+        this.deps.events.record(withKind(policy, 'ImagePolicy'), e.type, e.reason, e.action, e.note);
       ctx.log.info('status updated', { ready: decision.status.conditions?.find((c) => c.type === 'Ready')?.reason });
     }
     return done;
   }
-}
-
-function withKind(policy: ImagePolicy): ImagePolicy {
-  return { ...policy, apiVersion: policy.apiVersion ?? 'patchline.dev/v1alpha1', kind: policy.kind ?? 'ImagePolicy' };
 }

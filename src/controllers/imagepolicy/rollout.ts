@@ -81,11 +81,6 @@ export interface RolloutDecision {
 const keyOf = (c: { kind: string; name: string; container?: string }): string =>
   `${c.kind}/${c.name}${c.container !== undefined ? `/${c.container}` : ''}`;
 
-/** The digest an image reference pins, if it does. */
-function digestOf(image: string): string | undefined {
-  return digestOfImageID(image);
-}
-
 export function decideRollout(input: RolloutInput): RolloutDecision {
   const { policy, now, accepted } = input;
   const rollout = policy.spec.rollout ?? {};
@@ -268,7 +263,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
       continue;
     }
     rollingWorkloads.add(workload);
-    const from = digestOf(o.specImage) ?? base.runningDigest;
+    const from = digestOfImageID(o.specImage) ?? base.runningDigest; // repo@sha256:… reads like an imageID
     if (from && from !== accepted!.digest) base.previousDigest = from;
     pins.push({
       kind: o.kind,

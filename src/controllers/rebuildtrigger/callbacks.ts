@@ -14,6 +14,7 @@ import type { EventRecorder } from '../../runtime/events.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
 import type { CredentialResolver } from '../credentials.ts';
+import { withKind, type DecidedEvent } from '../lifecycle.ts';
 import { applyOutcome } from './cycle.ts';
 
 export interface CallbackAnswer {
@@ -82,7 +83,7 @@ export class BuildCallbacks implements BuildCallbackSink {
     if (!reported) return { status: 400, message: 'no known "status" (queued, running, succeeded, failed, cancelled)' };
     const now = (this.deps.now ?? (() => new Date()))();
     const retries = trigger.spec.build.retries ?? 2;
-    let events: { type: 'Normal' | 'Warning'; reason: string; action: string; note: string }[] = [];
+    let events: DecidedEvent[] = [];
     const written = await this.deps.status.commit<RebuildTrigger, RebuildTriggerStatus>(
       RebuildTriggerType,
       { namespace, name },
@@ -93,7 +94,7 @@ export class BuildCallbacks implements BuildCallbackSink {
       },
     );
     if (written) {
-      const regarding = { ...trigger, apiVersion: 'patchline.dev/v1alpha1', kind: 'RebuildTrigger' };
+      const regarding = withKind(trigger, 'RebuildTrigger');
       for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
     }
     this.deps.logger.info('build callback', {

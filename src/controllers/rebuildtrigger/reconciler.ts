@@ -29,7 +29,7 @@ import {
 import { statusEqual, type StatusWriter } from '../../runtime/status.ts';
 import { judge } from '../../verify/provenance.ts';
 import type { CredentialResolver } from '../credentials.ts';
-import type { DecidedEvent } from '../lifecycle.ts';
+import { withKind, type DecidedEvent } from '../lifecycle.ts';
 import type { RegistryFacts } from '../registry-facts.ts';
 import type { ResourceWatches, WatchWish } from '../watches.ts';
 import { IN_FLIGHT, applyOutcome, landedCandidate, type BaseObservation, type BuildOutcome } from './cycle.ts';
@@ -242,11 +242,7 @@ export class RebuildTriggerReconciler implements Reconciler {
   }
 
   private record(trigger: RebuildTrigger, events: DecidedEvent[], ctx: ReconcileContext): void {
-    const regarding = {
-      ...trigger,
-      apiVersion: trigger.apiVersion ?? 'patchline.dev/v1alpha1',
-      kind: trigger.kind ?? 'RebuildTrigger',
-    };
+    const regarding = withKind(trigger, 'RebuildTrigger');
     for (const e of events) {
       this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
       ctx.log.info(e.note, { reason: e.reason });
