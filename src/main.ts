@@ -31,12 +31,41 @@ import { RegistryClient } from './registry/client.ts';
 import { DigestWatcher } from './registry/watcher.ts';
 import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
+import { TagLists } from './controllers/tag-lists.ts';
+import { applyPin } from './rollout/pin.ts';
+import { podChanged, slimPod, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
+
+const WORKLOAD_TYPES: { type: ResourceType; kind: WorkloadKind }[] = [
+  {
+    type: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true },
+    kind: 'Deployment',
+  },
+  {
+    type: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet', namespaced: true },
+    kind: 'StatefulSet',
+  },
+  {
+    type: { group: 'apps', version: 'v1', plural: 'daemonsets', kind: 'DaemonSet', namespaced: true },
+    kind: 'DaemonSet',
+  },
+];
+const PodType: ResourceType = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
   return pkg.version ?? 'unknown';
+}
+
+interface InformerSet<T extends KubeObject> {
+  informers: Informer<T>[];
+  get: (key: ObjectKey) => T | undefined;
+  list: () => T[];
+  /** The cached objects of one namespace. */
+  inNamespace: (namespace: string) => T[];
+  /** Calls `onChange` with the namespace of every object added, deleted, or changed as `changed` says. */
+  onNamespaceChange: (onChange: (namespace: string) => void, changed?: (a: T, b: T) => boolean) => void;
 }
 
 /** One informer per watched namespace, or one across all namespaces. */
@@ -46,7 +75,8 @@ function informersFor<T extends KubeObject>(
   client: KubeClient,
   log: Logger,
   registry: Registry,
-): { informers: Informer<T>[]; get: (key: ObjectKey) => T | undefined; list: () => T[] } {
+  transform?: (received: KubeObject) => T,
+): InformerSet<T> {
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
   const byNamespace = new Map<string, Informer<T>>();
   for (const ns of namespaces) {
@@ -57,14 +87,28 @@ function informersFor<T extends KubeObject>(
         path: collectionPath(type, ns || undefined),
         logger: log,
         registry,
+        ...(transform ? { transform } : {}),
       }),
     );
   }
   const all = byNamespace.get('');
+  const informers = [...byNamespace.values()];
   return {
-    informers: [...byNamespace.values()],
+    informers,
     get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
-    list: () => [...byNamespace.values()].flatMap((i) => i.list()),
+    list: () => informers.flatMap((i) => i.list()),
+    inNamespace: (ns) => (all ?? byNamespace.get(ns))?.listNamespace(ns) ?? [],
+    onNamespaceChange: (onChange, changed = () => true) => {
+      const ns = (o: T): string => o.metadata?.namespace ?? '';
+      for (const i of informers)
+        i.addHandlers({
+          onAdd: (o) => onChange(ns(o)),
+          onUpdate: (a, b) => {
+            if (changed(a, b)) onChange(ns(b));
+          },
+          onDelete: (o) => onChange(ns(o)),
+        });
+    },
   };
 }
 
@@ -122,17 +166,45 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const credentials = new CredentialResolver(client);
   const facts = new RegistryFacts(registryClient);
   const policies = informersFor<ImagePolicy>(ImagePolicyType, config, client, log, registry);
-  manager.addController(
-    new Controller({
-      name: 'imagepolicy',
-      reconciler: new ImagePolicyReconciler({ get: policies.get, status, events }),
-      workers: config.workers,
-      logger: log,
+  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
+  // What ImagePolicies govern and read: workloads and pods, cached slim (only the fields read).
+  const workloadSets = WORKLOAD_TYPES.map(({ type, kind }) =>
+    informersFor<Workload>(type, config, client, log, registry, slimWorkload(kind)),
+  );
+  const pods = informersFor<Pod>(PodType, config, client, log, registry, slimPod);
+  for (const set of workloadSets) for (const i of set.informers) manager.addInformer(i);
+  for (const i of pods.informers) manager.addInformer(i);
+  // Something changed in a namespace: its policies look again (the queue folds repeats).
+  const wakePolicies = (namespace: string): void => {
+    for (const p of policies.inNamespace(namespace)) policyController.enqueue(`${namespace}/${p.metadata?.name ?? ''}`);
+  };
+  for (const set of workloadSets) set.onNamespaceChange(wakePolicies);
+  pods.onNamespaceChange(wakePolicies, podChanged);
+  // A RebuildTrigger confirmed a new digest: policies following its image pick it up at once.
+  triggers.onNamespaceChange(wakePolicies, (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest);
+  const wakePolicy = (key: string): void => policyController.enqueue(key);
+  const tagLists = new TagLists(registryClient, (keys) => keys.forEach(wakePolicy));
+  const policyController: Controller = new Controller({
+    name: 'imagepolicy',
+    reconciler: new ImagePolicyReconciler({
+      get: policies.get,
+      status,
+      events,
+      workloads: (ns) => workloadSets.flatMap((set) => set.inNamespace(ns)),
+      pods: pods.inNamespace,
+      triggers: triggers.inNamespace,
+      watches: new ResourceWatches(watcher, wakePolicy),
+      tagLists,
+      credentials,
+      facts,
+      pin: (request, signal) => applyPin(client, request, signal),
       registry,
     }),
-    policies.informers,
-  );
-  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
+    workers: config.workers,
+    logger: log,
+    registry,
+  });
+  manager.addController(policyController, policies.informers);
   // The reconciler wakes its own controller (a build slot freed): called only once it runs.
   const wakeTrigger = (key: string): void => triggerController.enqueue(key);
   const triggerController = new Controller({
@@ -162,7 +234,9 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
       host: config.webhook.host,
       port: config.webhook.port,
       receivers: w.receivers,
-      sink: watcher,
+      // A push makes the watcher look at the pushed tag, and the tag lists of policies that
+      // follow a range or pattern in that repository stale (a new tag may qualify).
+      sink: { checkNow: (notice) => watcher.checkNow(notice) + tagLists.pushed(notice) },
       ...(w.buildCallbacks
         ? {
             callbacks: new BuildCallbacks({

@@ -1,5 +1,5 @@
 // The part of every Patchline reconcile that is the same for both kinds: suspension, specs
-// the API server could not reject, checks that cannot run, and acceptance, expressed as
+// the API server could not reject, and acceptance, expressed as
 // kstatus conditions (Ready, Reconciling, Stalled) and the Events their transitions
 // deserve. A pure function: the reconcilers do the I/O.
 import { Reasons } from '../api/v1alpha1/index.ts';
@@ -32,8 +32,6 @@ export interface LifecycleInput {
   conditions: readonly Condition[] | undefined;
   suspended: boolean;
   problems: readonly SpecProblem[];
-  /** A check the spec asks for that cannot run; the resource accepts nothing while set. */
-  unavailable?: string | undefined;
   /** What the resource does, for the Ready message once accepted. */
   acceptedMessage: string;
   now: Date;
@@ -68,11 +66,6 @@ export function decideLifecycle(input: LifecycleInput): LifecycleDecision {
     ready = { type: Ready, status: 'False', reason: Reasons.InvalidSpec, message, observedGeneration: g };
     stalled = { type: Stalled, status: 'True', reason: Reasons.InvalidSpec, message, observedGeneration: g };
     event = { type: 'Warning', reason: Reasons.InvalidSpec, action: 'Validate', note: message };
-  } else if (input.unavailable) {
-    const message = input.unavailable;
-    ready = { type: Ready, status: 'False', reason: Reasons.CheckUnavailable, message, observedGeneration: g };
-    stalled = { type: Stalled, status: 'True', reason: Reasons.CheckUnavailable, message, observedGeneration: g };
-    event = { type: 'Warning', reason: Reasons.CheckUnavailable, action: 'Validate', note: message };
   } else {
     ready = {
       type: Ready,

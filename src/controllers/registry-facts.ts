@@ -8,6 +8,8 @@ import { platformMatches } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
 import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
 
+const ATTESTATION_TYPE = 'vnd.docker.reference.type';
+
 class PromiseCache<V> {
   private readonly map = new Map<string, Promise<V>>();
   private readonly max: number;
@@ -37,6 +39,7 @@ export class RegistryFacts {
   private readonly client: RegistryClient;
   private readonly platforms = new PromiseCache<Record<string, string>>(2_000);
   private readonly bases = new PromiseCache<DeclaredBase[]>(2_000);
+  private readonly createdTimes = new PromiseCache<Date | undefined>(10_000);
 
   constructor(client: RegistryClient) {
     this.client = client;
@@ -84,5 +87,34 @@ export class RegistryFacts {
     return this.bases.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, () =>
       declaredBases(this.client, ref, digest, source, signal),
     );
+  }
+
+  /**
+   * When the image at `digest` was built: its config's created time. For an index, the
+   * linux/amd64 image's (or else the first platform's); attestation entries are skipped.
+   * Undefined when the config has none (reproducible builds often set the epoch: also none).
+   */
+  created(
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal?: AbortSignal,
+  ): Promise<Date | undefined> {
+    return this.createdTimes.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, async () => {
+      const at = (d: string) => ({ registry: ref.registry, repository: ref.repository, digest: d });
+      let fetched = await this.client.manifest(at(digest), source, signal);
+      if (fetched.manifest.kind === 'index') {
+        const images = fetched.manifest.manifests.filter(
+          (m) => m.platform && m.platform.os !== 'unknown' && m.annotations?.[ATTESTATION_TYPE] === undefined,
+        );
+        const chosen = images.find((m) => m.platform && platformMatches(m.platform, 'linux/amd64')) ?? images[0];
+        if (!chosen) return undefined;
+        fetched = await this.client.manifest(at(chosen.digest), source, signal);
+        if (fetched.manifest.kind === 'index') return undefined;
+      }
+      const config = await this.client.config(ref.registry, ref.repository, fetched.manifest, source, signal);
+      const created = config.created ? new Date(config.created) : undefined;
+      return created && created.getTime() > 0 ? created : undefined;
+    });
   }
 }

@@ -23,6 +23,8 @@ export interface PinRequest {
   /** Why, for the annotation: the policy and the image before. */
   policy: string;
   previousImage?: string;
+  /** How many times another manager set the image back before this pin (revert-loop detection). */
+  reverts?: number;
 }
 
 /** The annotation key for one container (a workload may carry several pinned containers). */
@@ -36,6 +38,7 @@ export function pinBody(req: PinRequest): Record<string, unknown> {
     policy: req.policy,
     image: req.image,
     ...(req.previousImage ? { previous: req.previousImage } : {}),
+    ...(req.reverts ? { reverts: req.reverts } : {}),
   });
   return {
     apiVersion: 'apps/v1',

@@ -26,7 +26,7 @@ export interface InformerHandlers<T> {
   onDelete?(obj: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T = unknown> {
   /** For logs and metrics, for example "imagepolicies". */
   name: string;
   /** Collection path, for example /apis/patchline.dev/v1alpha1/imagepolicies. */
@@ -39,6 +39,11 @@ export interface InformerOptions {
   /** Server-side watch timeout; the watch is then resumed. Jittered by up to 10%. */
   watchTimeoutSeconds?: number;
   pageSize?: number;
+  /**
+   * Applied to every object before it is cached: keeps only the fields the controllers read
+   * (pods and workloads are large and numerous; what is cached is the operator's memory).
+   */
+  transform?: (received: KubeObject) => T;
 }
 
 interface WatchEvent<T> {
@@ -51,9 +56,11 @@ class RelistNeeded extends Error {}
 
 export class Informer<T extends KubeObject> {
   private readonly client: KubeClient;
-  private readonly options: InformerOptions;
+  private readonly options: InformerOptions<T>;
   private readonly handlers: InformerHandlers<T>[] = [];
   private readonly cache = new Map<string, T>();
+  /** The same objects by namespace, for controllers that look at one namespace at a time. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private resourceVersion = '';
   private synced = false;
   private syncWaiters: (() => void)[] = [];
@@ -61,7 +68,7 @@ export class Informer<T extends KubeObject> {
   private loop: Promise<void> | undefined;
   private readonly metrics;
 
-  constructor(client: KubeClient, options: InformerOptions) {
+  constructor(client: KubeClient, options: InformerOptions<T>) {
     this.client = client;
     this.options = options;
     const r = options.registry;
@@ -125,6 +132,11 @@ export class Informer<T extends KubeObject> {
 
   list(): T[] {
     return [...this.cache.values()];
+  }
+
+  /** The cached objects of one namespace. */
+  listNamespace(namespace: string): T[] {
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
   keys(): string[] {
@@ -203,18 +215,31 @@ export class Informer<T extends KubeObject> {
     }
     for (const [key, old] of this.cache) {
       if (!seen.has(key)) {
-        this.cache.delete(key);
+        this.forget(key, old);
         this.emit((h) => h.onDelete?.(old));
       }
     }
     this.metrics?.objects.set({ informer: this.options.name }, this.cache.size);
   }
 
-  private upsert(key: string, obj: T): void {
+  private upsert(key: string, received: T): void {
+    const obj = this.options.transform ? this.options.transform(received) : received;
     const old = this.cache.get(key);
     this.cache.set(key, obj);
+    const ns = obj.metadata?.namespace ?? '';
+    let inNamespace = this.byNamespace.get(ns);
+    if (!inNamespace) this.byNamespace.set(ns, (inNamespace = new Map<string, T>()));
+    inNamespace.set(key, obj);
     if (!old) this.emit((h) => h.onAdd?.(obj));
     else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, obj));
+  }
+
+  private forget(key: string, obj: T): void {
+    this.cache.delete(key);
+    const ns = obj.metadata?.namespace ?? '';
+    const inNamespace = this.byNamespace.get(ns);
+    inNamespace?.delete(key);
+    if (inNamespace?.size === 0) this.byNamespace.delete(ns);
   }
 
   private async watch(signal: AbortSignal): Promise<void> {
@@ -265,7 +290,7 @@ export class Informer<T extends KubeObject> {
       const key = keyOf(obj);
       if (event.type === 'DELETED') {
         const old = this.cache.get(key);
-        this.cache.delete(key);
+        this.forget(key, old ?? obj);
         this.emit((h) => h.onDelete?.(old ?? obj));
       } else {
         this.upsert(key, obj);

@@ -73,14 +73,17 @@ export function runChecks(
         message: 'the image config has no created time; its age cannot be checked',
       });
     } else {
+      // The message names the build time, not the age, so that it does not change (and
+      // cause a status write) every time the policy is looked at.
       const age = now.getTime() - facts.created.getTime();
+      const built = facts.created.toISOString().replace(/\.\d{3}Z$/, 'Z');
       results.push({
         name: 'age',
         passed: age <= maxMs,
         message:
           age <= maxMs
-            ? `built ${formatDuration(Math.max(0, age))} ago`
-            : `built ${formatDuration(age)} ago, older than the maximum age ${formatDuration(maxMs)}`,
+            ? `built ${built}, within the maximum age ${formatDuration(maxMs)}`
+            : `built ${built}, older than the maximum age ${formatDuration(maxMs)}`,
       });
     }
   }

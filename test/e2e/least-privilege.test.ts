@@ -58,26 +58,6 @@ describe('least privilege', () => {
       args: ['--config-file', join(dir, 'config.yaml')],
     });
     const ns = newNamespace('rbac');
-    const base = {
-      apiVersion: 'patchline.dev/v1alpha1',
-      kind: 'ImagePolicy',
-      metadata: { name: 'p' },
-      spec: { image: 'registry.example.com/team/app', follow: { tag: '1.0' }, workloads: { names: ['web'] } },
-    };
-    const invalid = {
-      ...base,
-      spec: { ...base.spec, rollout: { window: { schedule: '0 2 * * *', timeZone: 'No/Where' } } },
-    };
-    const reason = () =>
-      kubectl(['get', 'ipol', 'p', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']).stdout;
-    for (const [manifest, expected] of [
-      [invalid, 'InvalidSpec'],
-      [base, 'Accepted'],
-      [invalid, 'InvalidSpec'],
-    ] as const) {
-      kubectl(['apply', '-n', ns, '-f', '-'], { input: stringify(manifest) });
-      await op.waitUntil(() => reason() === expected, expected);
-    }
     // Registry credentials from a Secret and a ServiceAccount's imagePullSecrets (get each).
     // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, earlier in
     // the suite: this test reads the audit log of the whole run.
@@ -103,6 +83,58 @@ describe('least privilege', () => {
         .map((o) => stringify(o))
         .join('---\n'),
     });
+    // A Deployment the policy pins (patch), reading its pods (list, watch).
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web' },
+        spec: {
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { containers: [{ name: 'app', image: `${registry.host}/base/node:22` }] },
+          },
+        },
+      }),
+    });
+    const base = {
+      apiVersion: 'patchline.dev/v1alpha1',
+      kind: 'ImagePolicy',
+      metadata: { name: 'p' },
+      spec: {
+        image: `${registry.host}/base/node`,
+        follow: { tag: '22' },
+        workloads: { names: ['web'] },
+        registryAuth: { secretRef: { name: 'pull' } },
+      },
+    };
+    const invalid = {
+      ...base,
+      spec: { ...base.spec, rollout: { window: { schedule: '0 2 * * *', timeZone: 'No/Where' } } },
+    };
+    for (const [manifest, expected] of [
+      [invalid, 'InvalidSpec'],
+      [base, 'Accepted'],
+      [invalid, 'InvalidSpec'],
+    ] as const) {
+      kubectl(['apply', '-n', ns, '-f', '-'], { input: stringify(manifest) });
+      await op.waitUntil(() => reason() === expected, expected);
+      if (manifest === base)
+        await op.waitUntil(
+          () =>
+            kubectl([
+              'get',
+              'deploy',
+              'web',
+              '-n',
+              ns,
+              '-o',
+              'jsonpath={.spec.template.spec.containers[0].image}',
+            ]).stdout.includes('@sha256:'),
+          'web pinned',
+        );
+    }
     kubectl(['apply', '-n', ns, '-f', '-'], {
       input: stringify({
         apiVersion: 'patchline.dev/v1alpha1',
@@ -168,7 +200,7 @@ describe('least privilege', () => {
     );
   });
 
-  it('the ServiceAccount can do nothing else, such as listing Secrets or changing Deployments', () => {
+  it('the ServiceAccount can do nothing else, such as listing Secrets or replacing Deployments', () => {
     const as = `--as=${OPERATOR_USER}`;
     for (const [verb, resource] of [
       ['list', 'secrets'],
@@ -176,7 +208,8 @@ describe('least privilege', () => {
       ['create', 'pods'],
       ['delete', 'jobs.batch'],
       ['update', 'pipelineruns.tekton.dev'],
-      ['patch', 'deployments.apps'],
+      ['update', 'deployments.apps'],
+      ['delete', 'deployments.apps'],
       ['delete', 'imagepolicies.patchline.dev'],
       ['update', 'imagepolicies.patchline.dev'],
       ['create', 'leases.coordination.k8s.io'],

@@ -86,8 +86,18 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       );
     assert.deepEqual(grants(find('ClusterRole', 'patchline-operator')).sort(), [
       '/pods:list',
+      '/pods:watch',
       '/secrets:get',
       '/serviceaccounts:get',
+      'apps/daemonsets:list',
+      'apps/daemonsets:patch',
+      'apps/daemonsets:watch',
+      'apps/deployments:list',
+      'apps/deployments:patch',
+      'apps/deployments:watch',
+      'apps/statefulsets:list',
+      'apps/statefulsets:patch',
+      'apps/statefulsets:watch',
       'batch/jobs:create',
       'batch/jobs:get',
       'events.k8s.io/events:create',

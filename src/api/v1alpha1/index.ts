@@ -50,6 +50,4 @@ export const Reasons = {
   InvalidSpec: 'InvalidSpec',
   /** spec.suspend is true. */
   Suspended: 'Suspended',
-  /** The spec asks for a check this version of Patchline cannot run; nothing is accepted. */
-  CheckUnavailable: 'CheckUnavailable',
 } as const;

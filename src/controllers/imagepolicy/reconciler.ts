@@ -1,37 +1,321 @@
-// ImagePolicy reconciler: gather (the resource from the cache), decide (pure), act (write
-// status when it changed, record Events for transitions), report.
-import { ImagePolicyType, type ImagePolicy } from '../../api/v1alpha1/index.ts';
+// ImagePolicy reconciler: gather (the followed tag's digest from the shared watcher, the tag
+// list when following a range or pattern, facts about the candidate, the selected containers
+// and what their pods run), decide (pure: decide.ts, rollout.ts), act (write status first —
+// it records the previous digest a rollback needs — then pin the containers decided),
+// report (Events for transitions).
+import { ImagePolicyType, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
+import type { CredentialSource } from '../../registry/auth/credentials.ts';
+import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
+import { parseDuration } from '../../runtime/duration.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { ObjectKey } from '../../runtime/kube-types.ts';
-import { done, type ReconcileContext, type ReconcileResult, type Reconciler } from '../../runtime/reconciler.ts';
+import { counter, type Registry } from '../../runtime/metrics.ts';
+import {
+  done,
+  requeueAfter,
+  type ReconcileContext,
+  type ReconcileResult,
+  type Reconciler,
+} from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
+import type { PinRequest } from '../../rollout/pin.ts';
+import { digestOfImageID } from '../../rollout/running.ts';
+import type { Pod, Workload } from '../../rollout/workloads.ts';
+import type { CandidateFacts } from '../../verify/checks.ts';
+import { judge } from '../../verify/provenance.ts';
+import type { CredentialResolver } from '../credentials.ts';
 import { withKind } from '../lifecycle.ts';
-import { decideImagePolicy } from './decide.ts';
+import type { RegistryFacts } from '../registry-facts.ts';
+import type { TagLists } from '../tag-lists.ts';
+import type { ResourceWatches } from '../watches.ts';
+import { decideImagePolicy, specProblems, type FollowResult, type PolicyGathered } from './decide.ts';
+import { chooseTag } from './follow.ts';
+import { observeContainers } from './observe.ts';
+import { selectContainers, violationsOf } from './select.ts';
 
 export interface ImagePolicyReconcilerDeps {
   get(key: ObjectKey): ImagePolicy | undefined;
   status: StatusWriter;
   events: EventRecorder;
+  /** The cached workloads (every kind) and pods of a namespace. */
+  workloads(namespace: string): Workload[];
+  pods(namespace: string): Pod[];
+  /** The cached RebuildTriggers of a namespace: digests they land, bases for provenance. */
+  triggers(namespace: string): RebuildTrigger[];
+  watches: ResourceWatches;
+  tagLists: TagLists;
+  credentials: CredentialResolver;
+  facts: RegistryFacts;
+  pin(request: PinRequest, signal: AbortSignal): Promise<void>;
+  registry?: Registry;
   now?: () => Date;
 }
 
+const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** A running image whose created time could not be read is not asked about again for this long. */
+const CREATED_RETRY_MS = 10 * 60_000;
+
 export class ImagePolicyReconciler implements Reconciler {
   private readonly deps: ImagePolicyReconcilerDeps;
+  private readonly createdFailures = new Map<string, number>();
+  private readonly pins;
 
   constructor(deps: ImagePolicyReconcilerDeps) {
     this.deps = deps;
+    this.pins = deps.registry
+      ? counter(deps.registry, {
+          name: 'patchline_pins_total',
+          help: 'Workload containers pinned to a digest, by kind of pin (rollout, rollback) and result.',
+          labelNames: ['pin', 'result'] as const,
+        })
+      : undefined;
+  }
+
+  private now(): Date {
+    return (this.deps.now ?? (() => new Date()))();
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const k = keyOf(key);
     const policy = this.deps.get(key);
-    if (!policy || policy.metadata?.deletionTimestamp) return done;
-    const decision = decideImagePolicy(policy, (this.deps.now ?? (() => new Date()))());
-    const wrote = await this.deps.status.write(ImagePolicyType, policy, decision.status);
-    if (wrote) {
-      for (const e of decision.events)
-        this.deps.events.record(withKind(policy, 'ImagePolicy'), e.type, e.reason, e.action, e.note);
-      ctx.log.info('status updated', { ready: decision.status.conditions?.find((c) => c.type === 'Ready')?.reason });
+    if (!policy || policy.metadata?.deletionTimestamp) {
+      this.forget(k);
+      return done;
     }
-    return done;
+    const now = this.now();
+    if (policy.spec.suspend === true || specProblems(policy).length > 0) {
+      this.forget(k);
+      await this.write(policy, decideImagePolicy(policy, now), ctx);
+      return done;
+    }
+
+    const source = this.deps.credentials.registrySource(key.namespace, policy.spec.registryAuth);
+    const ref = parseReference(policy.spec.image);
+    const intervalMs = parseDuration(policy.spec.interval ?? '5m');
+    const follow = await this.follow(k, policy, ref, source, intervalMs, ctx);
+    const gathered: PolicyGathered = { follow, observed: [], violations: [] };
+    if (follow.digest) {
+      try {
+        gathered.facts = await this.candidateFacts(policy, ref, follow.digest, source, ctx.signal);
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        gathered.factsError = message(err);
+      }
+    }
+    const workloads = this.deps.workloads(key.namespace);
+    const selected = selectContainers(policy, workloads);
+    gathered.observed = observeContainers(selected, workloads, this.deps.pods(key.namespace));
+    const created = policy.spec.verify?.maxAge
+      ? await this.runningCreated(gathered.observed, source, ctx)
+      : new Map<string, Date>();
+    gathered.violations = violationsOf(policy, selected, (image) => created.get(image), now);
+
+    const decision = decideImagePolicy(policy, now, gathered);
+    await this.write(policy, decision, ctx);
+    let retryMs: number | undefined;
+    for (const p of decision.pins) {
+      const kind = p.rollback ? 'rollback' : 'rollout';
+      try {
+        await this.deps.pin(
+          {
+            kind: p.kind,
+            namespace: key.namespace,
+            name: p.name,
+            container: p.container,
+            image: p.image,
+            policy: k,
+            previousImage: p.previousImage,
+            ...(p.reverts ? { reverts: p.reverts } : {}),
+          },
+          ctx.signal,
+        );
+        this.pins?.inc({ pin: kind, result: 'applied' });
+        ctx.log.info(p.rollback ? 'rolled back' : 'pinned', {
+          workload: `${p.kind}/${p.name}`,
+          container: p.container,
+          image: p.image,
+        });
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        this.pins?.inc({ pin: kind, result: 'failed' });
+        const note = `${p.kind}/${p.name}/${p.container}: cannot set the image to ${p.image}: ${message(err)}`;
+        ctx.log.warn('pin failed; will try again', { error: message(err), workload: `${p.kind}/${p.name}` });
+        this.deps.events.record(withKind(policy, 'ImagePolicy'), 'Warning', 'PinFailed', 'Rollout', note);
+        retryMs = 30_000;
+      }
+    }
+    const next = Math.min(decision.requeueAfterMs ?? Infinity, retryMs ?? Infinity);
+    return Number.isFinite(next) ? requeueAfter(next) : done;
+  }
+
+  private forget(k: string): void {
+    this.deps.watches.drop(k);
+    this.deps.tagLists.drop(k);
+  }
+
+  private async write(
+    policy: ImagePolicy,
+    decision: ReturnType<typeof decideImagePolicy>,
+    ctx: ReconcileContext,
+  ): Promise<void> {
+    // Status first: it holds the previous digest that a rollback of the pins below needs.
+    const wrote = await this.deps.status.write(ImagePolicyType, policy, decision.status);
+    if (!wrote) return;
+    const regarding = withKind(policy, 'ImagePolicy');
+    for (const e of decision.events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
+    ctx.log.info('status updated', {
+      ready: decision.status.conditions?.find((c) => c.type === 'Ready')?.reason,
+      upToDate: decision.status.upToDate,
+    });
+  }
+
+  /** The tag to follow and its digest: the fixed tag, or the best of the tag list; HEAD only that tag. */
+  private async follow(
+    k: string,
+    policy: ImagePolicy,
+    ref: ImageReference,
+    source: CredentialSource,
+    intervalMs: number,
+    ctx: ReconcileContext,
+  ): Promise<FollowResult> {
+    const result: FollowResult = {};
+    let tag = policy.spec.follow.tag;
+    if (tag === undefined) {
+      try {
+        const listing = await this.deps.tagLists.list(k, ref, source, intervalMs, ctx.signal);
+        const choice = chooseTag(policy.spec.follow, listing.tags);
+        if (choice.tag !== undefined) tag = choice.tag;
+        else result.error = `${choice.reason} (${choice.considered} tags)`;
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        result.error = `listing the tags of ${policy.spec.image}: ${message(err)}`;
+      }
+    } else {
+      this.deps.tagLists.drop(k);
+    }
+    if (tag === undefined) {
+      // Keep watching the tag chosen last time while the list cannot be read.
+      const last = policy.status?.latest?.tag;
+      if (!last || !result.error?.startsWith('listing')) {
+        this.deps.watches.drop(k);
+        return result;
+      }
+      tag = last;
+    }
+    const tagRef: ImageReference = { registry: ref.registry, repository: ref.repository, tag };
+    this.deps.watches.sync(k, [{ reference: tagRef, source, intervalMs }]);
+    result.tag = tag;
+    const state = this.deps.watches.state(k, tagRef);
+    if (state?.digest) result.digest = state.digest;
+    if (state?.error && !result.error) result.error = state.error;
+    // A RebuildTrigger that has just confirmed a new digest on this tag: take it now, and
+    // have the watcher look (it confirms, and every other follower learns it too).
+    const repository = repositoryName(ref);
+    for (const t of this.deps.triggers(policy.metadata?.namespace ?? '')) {
+      const landed = t.status?.landed;
+      if (!landed?.digest || !landed.at) continue;
+      let target: ImageReference;
+      try {
+        target = parseReference(t.spec.target.image);
+      } catch {
+        continue;
+      }
+      if (repositoryName(target) !== repository || (target.tag ?? 'latest') !== tag) continue;
+      if (state?.checkedAt === undefined || Date.parse(landed.at) > state.checkedAt) {
+        if (landed.digest !== result.digest) this.deps.watches.lookNow(tagRef);
+        result.digest = landed.digest;
+      }
+    }
+    return result;
+  }
+
+  /** What the checks need of the candidate: its created time and its declared base. */
+  private async candidateFacts(
+    policy: ImagePolicy,
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal: AbortSignal,
+  ): Promise<CandidateFacts> {
+    const facts: CandidateFacts = {};
+    const verify = policy.spec.verify ?? {};
+    if (verify.maxAge) {
+      const created = await this.deps.facts.created(ref, digest, source, signal);
+      if (created) facts.created = created;
+    }
+    if (verify.provenance?.requireBase) {
+      const repository = repositoryName(ref);
+      const builders = this.deps.triggers(policy.metadata?.namespace ?? '').filter((t) => {
+        try {
+          return repositoryName(parseReference(t.spec.target.image)) === repository;
+        } catch {
+          return false;
+        }
+      });
+      if (builders.length === 0) {
+        facts.provenance = {
+          verdict: 'Unknown',
+          message: `no RebuildTrigger in this namespace rebuilds ${repository}, so the current digest of its base is not known`,
+        };
+      } else {
+        const declared = await this.deps.facts.declaredBases(ref, digest, source, signal);
+        facts.provenance = judge(declared, {
+          repositories: builders.flatMap((t) =>
+            t.spec.baseImages.flatMap((b) => {
+              try {
+                return [repositoryName(parseReference(b.image))];
+              } catch {
+                return [];
+              }
+            }),
+          ),
+          digests: builders.flatMap((t) =>
+            (t.status?.bases ?? []).flatMap((b) =>
+              [b.digest, ...Object.values(b.platformDigests ?? {})].filter((d): d is string => !!d),
+            ),
+          ),
+        });
+      }
+    }
+    return facts;
+  }
+
+  /**
+   * The created time of what each observed container runs (for the maximum-age report), by
+   * the container's spec image. Images whose config cannot be read are skipped for a while.
+   */
+  private async runningCreated(
+    observed: PolicyGathered['observed'],
+    source: CredentialSource,
+    ctx: ReconcileContext,
+  ): Promise<Map<string, Date>> {
+    const out = new Map<string, Date>();
+    const now = Date.now();
+    await Promise.all(
+      observed.map(async (o) => {
+        const digests = o.running?.digests ?? [];
+        const digest = digests.length === 1 ? digests[0]!.digest : digestOfImageID(o.specImage);
+        if (!digest) return;
+        let ref: ImageReference;
+        try {
+          ref = parseReference(o.specImage);
+        } catch {
+          return;
+        }
+        const id = `${repositoryName(ref)}@${digest}`;
+        if (now - (this.createdFailures.get(id) ?? -Infinity) < CREATED_RETRY_MS) return;
+        try {
+          const created = await this.deps.facts.created(ref, digest, source, ctx.signal);
+          if (created) out.set(o.specImage, created);
+        } catch (err) {
+          if (ctx.signal.aborted) throw err;
+          this.createdFailures.set(id, now);
+          if (this.createdFailures.size > 10_000) this.createdFailures.clear();
+          ctx.log.debug('cannot read the created time of a running image', { image: id, error: message(err) });
+        }
+      }),
+    );
+    return out;
   }
 }

@@ -45,6 +45,13 @@ export interface ObservedContainer {
    * object saw Patchline's pin (a stale cached copy from before the pin does not).
    */
   pinnedImage?: string;
+  /**
+   * The revert count Patchline's pin annotation carries: the pin it wrote after counting that
+   * many reverts. A revert is counted only on a copy that saw the latest pin (the count in
+   * the annotation equals the count in status), so a stale copy and an already counted
+   * revert are not counted again.
+   */
+  pinnedReverts?: number;
 }
 
 export interface RolloutInput {
@@ -56,6 +63,8 @@ export interface RolloutInput {
   windowOpen: boolean;
   /** A reconcile was requested since the last one handled: retry a failed digest. */
   retryRequested: boolean;
+  /** Why the newest candidate is not accepted (a check failed): every container is held where it is. */
+  heldBack?: string;
 }
 
 export interface PinAction {
@@ -65,6 +74,8 @@ export interface PinAction {
   image: string;
   previousImage: string;
   rollback: boolean;
+  /** Reverts counted so far, written into the pin annotation. */
+  reverts?: number;
 }
 
 export interface RolloutDecision {
@@ -124,7 +135,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
       return w;
     };
     if (!accepted || !desiredImage) {
-      out.push(set('Pending', 'no accepted digest yet'));
+      out.push(input.heldBack ? set('Blocked', input.heldBack) : set('Pending', 'no accepted digest yet'));
       continue;
     }
     if (o.specImage !== desiredImage) {
@@ -209,7 +220,12 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
     };
     // Pinned to this digest by Patchline (the object carries the pin), and the image set
     // back by another manager since?
-    if (o.pinnedImage === desiredImage && o.imageOwner && o.imageOwner !== FIELD_MANAGER) {
+    if (
+      o.pinnedImage === desiredImage &&
+      o.imageOwner &&
+      o.imageOwner !== FIELD_MANAGER &&
+      (o.pinnedReverts ?? 0) === reverts
+    ) {
       reverts++;
       revertedBy = o.imageOwner;
       events.push({
@@ -272,6 +288,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
       image: desiredImage!,
       previousImage: o.specImage,
       rollback: false,
+      ...(reverts ? { reverts } : {}),
     });
     events.push({
       type: 'Normal',

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { ImagePolicy, RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
-import { decideImagePolicy } from '../../../src/controllers/imagepolicy/decide.ts';
+import { decideImagePolicy, type PolicyGathered } from '../../../src/controllers/imagepolicy/decide.ts';
 import { decideRebuildTrigger } from '../../../src/controllers/rebuildtrigger/decide.ts';
-import { ImagePolicyReconciler } from '../../../src/controllers/imagepolicy/reconciler.ts';
-import { MemoryEventRecorder } from '../../../src/runtime/events.ts';
 import type { Condition } from '../../../src/runtime/conditions.ts';
-import { silentLogger } from '../../../src/runtime/logger.ts';
-import type { StatusWriter } from '../../../src/runtime/status.ts';
 import { statusEqual } from '../../../src/runtime/status.ts';
 import { CrdValidator, loadCrd } from '../../support/crd-validator.ts';
 import { ROOT, loadExamples } from '../../support/fixtures.ts';
@@ -40,32 +36,160 @@ const ready = (s: { conditions?: Condition[] }): Condition | undefined => s.cond
 const stalled = (s: { conditions?: Condition[] }): Condition | undefined =>
   s.conditions?.find((c) => c.type === 'Stalled');
 
+const D1 = `sha256:${'1'.repeat(64)}`;
+const BASE = `sha256:${'b'.repeat(64)}`;
+
+/** A candidate that passes the example's checks: recent, built on the current base. */
+function accepted(digest = D1): PolicyGathered {
+  return {
+    follow: { tag: '1.4', digest },
+    facts: {
+      created: new Date('2026-11-20T10:00:00Z'),
+      provenance: { verdict: 'Verified', message: `built on ${BASE} (annotation)` },
+    },
+    observed: [],
+    violations: [],
+  };
+}
+
 describe('ImagePolicy decision', () => {
-  it('accepts a valid spec: Ready True with observedGeneration, and an Accepted event', () => {
+  it('says it is looking while no digest is known yet: Ready Unknown, Reconciling', () => {
     const d = decideImagePolicy(policy(), now);
     assert.equal(d.status.observedGeneration, 3);
     assert.deepEqual(ready(d.status), {
       type: 'Ready',
-      status: 'True',
-      reason: 'Accepted',
-      message: 'Following shopregistry.azurecr.io/shop/web:1.4 for workloads selected by app.kubernetes.io/name=web.',
+      status: 'Unknown',
+      reason: 'Following',
+      message: 'Following shopregistry.azurecr.io/shop/web:1.4: looking up the digest',
       observedGeneration: 3,
       lastTransitionTime: '2026-11-22T10:00:00Z',
     });
+    assert.equal(d.status.conditions?.find((c) => c.type === 'Reconciling')?.status, 'True');
+    assert.deepEqual(d.pins, []);
+  });
+
+  it('accepts a candidate that passes every check: Ready True, latest verified, one event', () => {
+    const d = decideImagePolicy(policy(), now, accepted());
+    assert.equal(ready(d.status)?.status, 'True');
+    assert.equal(ready(d.status)?.reason, 'Accepted');
+    assert.equal(
+      ready(d.status)?.message,
+      `Following shopregistry.azurecr.io/shop/web:1.4: 1.4@sha256:111111111111 accepted.`,
+    );
+    assert.equal(d.status.latest?.verified, true);
+    assert.deepEqual(
+      d.status.latest?.checks?.map((c) => c.name),
+      ['registry', 'digest', 'age', 'provenance'],
+    );
     assert.deepEqual(
       d.events.map((e) => [e.type, e.reason]),
-      [['Normal', 'Accepted']],
+      [['Normal', 'CandidateAccepted']],
+    );
+    assert.equal(
+      d.status.conditions?.find((c) => c.type === 'Compliant')?.message,
+      'no workload container is selected',
     );
   });
 
-  it('is idempotent: deciding again on its own output changes nothing and records no event', () => {
-    const first = decideImagePolicy(policy(), now);
+  it('is idempotent: deciding again on its own output, later, changes nothing and records no event', () => {
+    const first = decideImagePolicy(policy(), now, accepted());
     const second = decideImagePolicy(
       policy((p) => (p.status = first.status)),
       later,
+      accepted(),
     );
     assert.ok(statusEqual(first.status, second.status));
     assert.deepEqual(second.events, []);
+  });
+
+  it('refuses a candidate that fails a check, saying which, and keeps the containers where they are', () => {
+    const gathered = accepted();
+    gathered.facts!.created = new Date('2026-09-01T00:00:00Z');
+    gathered.observed = [
+      {
+        kind: 'Deployment',
+        name: 'web',
+        container: 'web',
+        specImage: 'shopregistry.azurecr.io/shop/web:1.4',
+        progress: { state: 'Complete', message: 'done' },
+      },
+    ];
+    const d = decideImagePolicy(policy(), now, gathered);
+    assert.equal(ready(d.status)?.reason, 'CandidateRefused');
+    assert.match(
+      ready(d.status)!.message,
+      /^1\.4@sha256:111111111111 refused: age: built 2026-09-01T00:00:00Z, older than/,
+    );
+    assert.equal(d.status.latest?.verified, false);
+    assert.deepEqual(d.pins, []);
+    assert.equal(d.status.workloads?.[0]?.state, 'Blocked');
+    assert.deepEqual(
+      d.events.map((e) => e.reason),
+      ['CandidateRefused'],
+    );
+  });
+
+  it('fails closed when asked for a check it cannot run yet (signatures before issue 7)', () => {
+    const d = decideImagePolicy(
+      policy((p) => (p.spec.verify!.signature = { keys: [{ secretRef: { name: 'cosign', key: 'cosign.pub' } }] })),
+      now,
+      accepted(),
+    );
+    assert.equal(ready(d.status)?.status, 'False');
+    assert.equal(ready(d.status)?.reason, 'CandidateRefused');
+    assert.match(ready(d.status)!.message, /signature: signature verification is not available yet/);
+  });
+
+  it('reports an unreadable registry before any digest is known as FollowFailed, with a Warning', () => {
+    const d = decideImagePolicy(policy(), now, {
+      follow: { error: 'connection refused' },
+      observed: [],
+      violations: [],
+    });
+    assert.equal(ready(d.status)?.status, 'False');
+    assert.equal(ready(d.status)?.reason, 'FollowFailed');
+    assert.deepEqual(
+      d.events.map((e) => [e.type, e.reason]),
+      [['Warning', 'FollowFailed']],
+    );
+    // Once a digest was accepted, an outage does not un-accept it.
+    const ok = decideImagePolicy(policy(), now, accepted());
+    const outage = decideImagePolicy(
+      policy((p) => (p.status = ok.status)),
+      later,
+      { follow: { tag: '1.4', digest: D1, error: 'connection refused' }, observed: [], violations: [] },
+    );
+    assert.equal(ready(outage.status)?.reason, 'Accepted');
+    assert.match(ready(outage.status)!.message, /the registry cannot be read now: connection refused/);
+    assert.equal(outage.status.latest?.verified, true);
+  });
+
+  it('reports violations in status and as Compliant False, with one Warning per change', () => {
+    const gathered = accepted();
+    gathered.violations = [
+      {
+        workload: 'Deployment/old',
+        container: 'web',
+        image: 'docker.io/library/web:1',
+        rule: 'registry',
+        message: 'not from an approved registry',
+      },
+    ];
+    const d = decideImagePolicy(policy(), now, gathered);
+    const compliant = d.status.conditions?.find((c) => c.type === 'Compliant');
+    assert.equal(compliant?.status, 'False');
+    assert.match(
+      compliant.message,
+      /1 container\(s\) break the policy, first Deployment\/old\/web: not from an approved registry/,
+    );
+    assert.equal(d.status.violations?.length, 1);
+    assert.ok(d.events.some((e) => e.reason === 'PolicyViolation'));
+    const again = decideImagePolicy(
+      policy((p) => (p.status = d.status)),
+      later,
+      gathered,
+    );
+    assert.ok(!again.events.some((e) => e.reason === 'PolicyViolation'));
   });
 
   it('stalls on a spec the API server cannot check, naming the field', () => {
@@ -85,6 +209,7 @@ describe('ImagePolicy decision', () => {
       d.events.map((e) => [e.type, e.reason]),
       [['Warning', 'InvalidSpec']],
     );
+    assert.deepEqual(d.pins, []);
   });
 
   it('rejects a Go regex that does not compile, and accepts Go named groups', () => {
@@ -97,17 +222,7 @@ describe('ImagePolicy decision', () => {
       policy((p) => (p.spec.follow = { pattern: { regex: '^main-(?P<ts>[0-9]+)$' } })),
       now,
     );
-    assert.equal(ready(good.status)?.reason, 'Accepted');
-  });
-
-  it('fails closed when asked for a check it cannot run yet', () => {
-    const d = decideImagePolicy(
-      policy((p) => (p.spec.verify!.signature = { keys: [{ secretRef: { name: 'cosign', key: 'cosign.pub' } }] })),
-      now,
-    );
-    assert.equal(ready(d.status)?.status, 'False');
-    assert.equal(ready(d.status)?.reason, 'CheckUnavailable');
-    assert.match(ready(d.status)!.message, /verify\.signature cannot be checked .* no image is accepted/);
+    assert.equal(ready(good.status)?.reason, 'Following');
   });
 
   it('recovers from a stalled state once the spec is fixed, removing Stalled', () => {
@@ -118,6 +233,7 @@ describe('ImagePolicy decision', () => {
     const fixed = decideImagePolicy(
       policy((p) => (p.status = broken.status)),
       later,
+      accepted(),
     );
     assert.equal(ready(fixed.status)?.status, 'True');
     assert.equal(ready(fixed.status)?.lastTransitionTime, '2026-11-22T11:00:00Z');
@@ -125,11 +241,11 @@ describe('ImagePolicy decision', () => {
   });
 
   it('when suspended keeps Ready status but says why, and records one event', () => {
-    const accepted = decideImagePolicy(policy(), now);
+    const first = decideImagePolicy(policy(), now, accepted());
     const suspended = decideImagePolicy(
       policy((p) => {
         p.spec.suspend = true;
-        p.status = accepted.status;
+        p.status = first.status;
       }),
       later,
     );
@@ -140,6 +256,7 @@ describe('ImagePolicy decision', () => {
       suspended.events.map((e) => e.reason),
       ['Suspended'],
     );
+    assert.deepEqual(suspended.pins, []);
   });
 
   it('echoes the reconcile-requested-at annotation', () => {
@@ -151,7 +268,7 @@ describe('ImagePolicy decision', () => {
   });
 
   it('produces a status the CRD schema accepts', () => {
-    const p = policy((x) => (x.status = decideImagePolicy(policy(), now).status));
+    const p = policy((x) => (x.status = decideImagePolicy(policy(), now, accepted()).status));
     assert.deepEqual(policyValidator.validate(p), []);
   });
 });
@@ -175,44 +292,5 @@ describe('RebuildTrigger decision', () => {
         ).status),
     );
     assert.deepEqual(triggerValidator.validate(t), []);
-  });
-});
-
-describe('ImagePolicy reconciler', () => {
-  class CountingWriter implements StatusWriter {
-    writes = 0;
-    last: unknown;
-    write<T extends { status?: S }, S>(_type: unknown, obj: T, status: S): Promise<boolean> {
-      if (statusEqual(obj.status, status)) return Promise.resolve(false);
-      this.writes++;
-      this.last = status;
-      return Promise.resolve(true);
-    }
-    commit(): Promise<undefined> {
-      return Promise.reject(new Error('the ImagePolicy reconciler does not commit'));
-    }
-  }
-  const ctx = { log: silentLogger(), reconcileId: 't', signal: new AbortController().signal };
-
-  it('writes status and records events only when something changed', async () => {
-    let current = policy();
-    const writer = new CountingWriter();
-    const events = new MemoryEventRecorder();
-    const r = new ImagePolicyReconciler({ get: () => current, status: writer, events, now: () => now });
-    await r.reconcile({ namespace: 'shop', name: 'shop-web' }, ctx);
-    assert.equal(writer.writes, 1);
-    assert.equal(events.events.length, 1);
-    current = policy((p) => (p.status = writer.last as ImagePolicy['status']));
-    await r.reconcile({ namespace: 'shop', name: 'shop-web' }, ctx);
-    await r.reconcile({ namespace: 'shop', name: 'shop-web' }, ctx);
-    assert.equal(writer.writes, 1, 'no write when nothing changed');
-    assert.equal(events.events.length, 1, 'no repeated event');
-  });
-
-  it('does nothing for a deleted resource', async () => {
-    const writer = new CountingWriter();
-    const r = new ImagePolicyReconciler({ get: () => undefined, status: writer, events: new MemoryEventRecorder() });
-    assert.deepEqual(await r.reconcile({ namespace: 'shop', name: 'gone' }, ctx), {});
-    assert.equal(writer.writes, 0);
   });
 });

@@ -269,19 +269,25 @@ describe('ImagePolicy rollout decision', () => {
     p.step(t0, [container('a', OLD)]);
     p.step(at(30), [container('a', NEW)]);
     assert.equal(p.state('a')?.state, 'UpToDate');
-    const reverted = (): ObservedContainer =>
-      container('a', OLD, { imageOwner: 'argocd-controller', pinnedImage: `${REPO}@${NEW}` });
+    const reverted = (pinnedReverts = 0): ObservedContainer =>
+      container('a', OLD, { imageOwner: 'argocd-controller', pinnedImage: `${REPO}@${NEW}`, pinnedReverts });
     const first = p.step(at(60), [reverted()]);
     assert.equal(first.pins.length, 1, 'pinned again once');
+    assert.equal(first.pins[0]?.reverts, 1, 'the pin records the reverts counted');
+    assert.equal(p.state('a')?.reverts, 1);
+    // A stale copy (from before the re-pin) is not a second revert.
+    p.step(at(61), [reverted(0)]);
     assert.equal(p.state('a')?.reverts, 1);
     assert.deepEqual(
       first.events.map((e) => e.reason),
       ['ImageReverted', 'RolloutStarted'],
     );
     p.step(at(90), [container('a', NEW)]);
-    const second = p.step(at(120), [reverted()]);
+    const second = p.step(at(120), [reverted(1)]);
     assert.deepEqual(second.pins, []);
     assert.equal(p.state('a')?.state, 'Blocked');
+    p.step(at(150), [reverted(1)]);
+    assert.equal(p.state('a')?.reverts, 2, 'counted once, however often it is looked at');
     assert.equal(p.state('a')?.revertedBy, 'argocd-controller');
     assert.match(p.state('a')?.message ?? '', /argocd-controller keeps setting the image back/);
   });

@@ -71,6 +71,38 @@ describe('Informer (against a fake API server over HTTP)', () => {
     assert.equal(informer.get('default/b'), undefined);
   });
 
+  it('caches what the transform keeps, indexed by namespace, through lists, watches and deletes', async () => {
+    server.upsert('a', { size: 1, big: 'x'.repeat(100) }, 'one');
+    server.upsert('b', { size: 2 }, 'two');
+    informer = new Informer<FakeObject>(client, {
+      name: 'widgets',
+      path: server.path,
+      logger: silentLogger(),
+      transform: (o) => {
+        const w = o as FakeObject;
+        return { ...w, spec: { size: (w.spec as { size: number }).size } };
+      },
+    });
+    await informer.start();
+    await waitFor(() => server.openWatches() === 1, 'watch open');
+    assert.deepEqual(informer.get('one/a')?.spec, { size: 1 }, 'only the kept fields');
+    server.upsert('c', { size: 3, big: 'y' }, 'one');
+    await waitFor(() => informer.listNamespace('one').length === 2, 'c added to its namespace');
+    assert.deepEqual(
+      informer
+        .listNamespace('one')
+        .map((o) => [o.metadata.name, o.spec])
+        .sort(),
+      [
+        ['a', { size: 1 }],
+        ['c', { size: 3 }],
+      ],
+    );
+    server.remove('b', 'two');
+    await waitFor(() => informer.listNamespace('two').length === 0, 'b gone from its namespace');
+    assert.deepEqual(informer.listNamespace('nowhere'), []);
+  });
+
   it('asks for bookmarks and resumes from the last resourceVersion when a watch ends', async () => {
     server.upsert('a');
     await newInformer().start();

@@ -35,7 +35,14 @@ describe('candidate checks', () => {
       ],
     );
     assert.equal(firstFailure(results), undefined);
-    assert.equal(results[2]!.message, 'built 48h ago');
+    assert.equal(results[2]!.message, 'built 2026-11-20T10:00:00Z, within the maximum age 720h');
+    const later = runChecks(
+      { maxAge: '720h' },
+      candidate,
+      { created: new Date('2026-11-20T10:00:00Z') },
+      new Date('2026-11-26T00:00:00Z'),
+    );
+    assert.equal(later[1]!.message, results[2]!.message, 'the message does not change as the image ages');
   });
 
   it('names the check that failed and why', () => {

@@ -1,0 +1,131 @@
+// The workloads and pods ImagePolicies look at, as cached: only the fields Patchline reads.
+// A cluster's pods and workloads outnumber everything else the operator watches, so the
+// informers keep these slim copies (transform) rather than whole objects.
+import type { KubeObject, ManagedFieldsEntry, ObjectMeta } from '../runtime/kube-types.ts';
+import type { PodLike, ContainerStatusLike } from './running.ts';
+import type { WorkloadLike } from './progress.ts';
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface Workload extends KubeObject {
+  kind: WorkloadKind;
+  metadata: ObjectMeta & { name: string; namespace: string };
+  spec?: {
+    replicas?: number;
+    selector?: LabelSelector;
+    updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
+    template?: { spec?: { containers?: { name: string; image?: string }[] } };
+  };
+  status?: WorkloadLike['status'];
+}
+
+export interface Pod extends KubeObject, PodLike {
+  metadata: ObjectMeta & { name: string; namespace: string };
+}
+
+const PATCHLINE_ANNOTATION = 'patchline.dev/';
+
+interface RawWorkload {
+  metadata?: ObjectMeta;
+  spec?: Workload['spec'] & { strategy?: unknown };
+  status?: Workload['status'];
+}
+
+/** Keeps, of managedFields, which manager owns which container's image. */
+function slimManagedFields(entries: readonly ManagedFieldsEntry[] | undefined): ManagedFieldsEntry[] | undefined {
+  const out: ManagedFieldsEntry[] = [];
+  for (const mf of entries ?? []) {
+    const containers = (
+      mf.fieldsV1 as
+        | { 'f:spec'?: { 'f:template'?: { 'f:spec'?: { 'f:containers'?: Record<string, Record<string, unknown>> } } } }
+        | undefined
+    )?.['f:spec']?.['f:template']?.['f:spec']?.['f:containers'];
+    const owned: Record<string, { 'f:image': Record<string, never> }> = {};
+    for (const [key, fields] of Object.entries(containers ?? {})) {
+      if (fields['f:image'] !== undefined) owned[key] = { 'f:image': {} };
+    }
+    if (Object.keys(owned).length === 0) continue;
+    out.push({
+      ...(mf.manager !== undefined ? { manager: mf.manager } : {}),
+      ...(mf.operation !== undefined ? { operation: mf.operation } : {}),
+      fieldsV1: { 'f:spec': { 'f:template': { 'f:spec': { 'f:containers': owned } } } },
+    });
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+/** The transform for a workload informer: list items carry no kind, so it is set here. */
+export function slimWorkload(kind: WorkloadKind): (obj: KubeObject) => Workload {
+  return (obj) => {
+    const w = obj as RawWorkload;
+    const m = w.metadata ?? {};
+    const annotations = Object.fromEntries(
+      Object.entries(m.annotations ?? {}).filter(([k]) => k.startsWith(PATCHLINE_ANNOTATION)),
+    );
+    const managedFields = slimManagedFields(m.managedFields);
+    const spec = w.spec ?? {};
+    return {
+      kind,
+      metadata: {
+        name: m.name ?? '',
+        namespace: m.namespace ?? '',
+        ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+        ...(m.generation !== undefined ? { generation: m.generation } : {}),
+        ...(m.labels ? { labels: m.labels } : {}),
+        ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+        ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+        ...(managedFields ? { managedFields } : {}),
+      },
+      spec: {
+        ...(spec.replicas !== undefined ? { replicas: spec.replicas } : {}),
+        ...(spec.selector ? { selector: spec.selector } : {}),
+        ...(spec.updateStrategy ? { updateStrategy: spec.updateStrategy } : {}),
+        template: {
+          spec: {
+            containers: (spec.template?.spec?.containers ?? []).map((c) => ({
+              name: c.name,
+              ...(c.image !== undefined ? { image: c.image } : {}),
+            })),
+          },
+        },
+      },
+      ...(w.status ? { status: w.status } : {}),
+    };
+  };
+}
+
+/** The transform for the pod informer: labels, phase and each container's imageID and readiness. */
+export function slimPod(obj: KubeObject): Pod {
+  const p = obj as { metadata?: ObjectMeta; status?: { phase?: string; containerStatuses?: ContainerStatusLike[] } };
+  const m = p.metadata ?? {};
+  return {
+    metadata: {
+      name: m.name ?? '',
+      namespace: m.namespace ?? '',
+      ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(m.labels ? { labels: m.labels } : {}),
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    status: {
+      ...(p.status?.phase ? { phase: p.status.phase } : {}),
+      containerStatuses: (p.status?.containerStatuses ?? []).map((c) => ({
+        name: c.name,
+        ...(c.image !== undefined ? { image: c.image } : {}),
+        ...(c.imageID ? { imageID: c.imageID } : {}),
+        ready: c.ready === true,
+      })),
+    },
+  };
+}
+
+/** Whether a pod change matters to a policy: what it runs, its readiness, its phase, its labels. */
+export function podChanged(a: Pod, b: Pod): boolean {
+  const view = (p: Pod) =>
+    JSON.stringify([p.metadata.labels ?? {}, p.metadata.deletionTimestamp ?? '', p.status ?? {}]);
+  return view(a) !== view(b);
+}
