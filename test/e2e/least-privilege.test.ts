@@ -113,6 +113,8 @@ describe('least privilege', () => {
       ...base,
       spec: { ...base.spec, rollout: { window: { schedule: '0 2 * * *', timeZone: 'No/Where' } } },
     };
+    const reason = () =>
+      kubectl(['get', 'ipol', 'p', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']).stdout;
     for (const [manifest, expected] of [
       [invalid, 'InvalidSpec'],
       [base, 'Accepted'],
