@@ -17,6 +17,7 @@ import {
 } from '../../api/v1alpha1/index.ts';
 import { Ready, Reconciling, Stalled, applyConditions, type ConditionInput } from '../../runtime/conditions.ts';
 import { timestamp } from '../../runtime/conditions.ts';
+import { statusEqual } from '../../runtime/status.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
 import { firstFailure, runChecks, type CandidateFacts } from '../../verify/checks.ts';
@@ -146,8 +147,7 @@ export function decideImagePolicy(
       );
       const verified = results.every((r) => r.passed);
       const checks = results.map((r) => ({ name: r.name, passed: r.passed, message: r.message }));
-      const unchanged =
-        same && latest?.verified === verified && JSON.stringify(latest.checks ?? []) === JSON.stringify(checks);
+      const unchanged = same && latest?.verified === verified && statusEqual(latest.checks ?? [], checks); // key order aside
       if (!unchanged) {
         latest = {
           tag: follow.tag ?? '',

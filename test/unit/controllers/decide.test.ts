@@ -100,6 +100,23 @@ describe('ImagePolicy decision', () => {
     );
     assert.ok(statusEqual(first.status, second.status));
     assert.deepEqual(second.events, []);
+    // As the API server returns it: keys in another order.
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(sorted)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .sort(([a], [b]) => (a < b ? -1 : 1))
+                .map(([k, x]) => [k, sorted(x)]),
+            )
+          : v;
+    const third = decideImagePolicy(
+      policy((p) => (p.status = sorted(first.status) as ImagePolicy['status'])),
+      later,
+      accepted(),
+    );
+    assert.ok(statusEqual(first.status, third.status), 'the order of keys read back makes no difference');
   });
 
   it('refuses a candidate that fails a check, saying which, and keeps the containers where they are', () => {
