@@ -61,7 +61,7 @@ try {
     return stringify({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
-      metadata: { name: `app-${d}`, namespace: nsOf(ownerOf(d)), labels: fleet ? { fleet: 'yes' } : {} },
+      metadata: { name: `app-${d}`, namespace: nsOf(ownerOf(d)), labels: fleet ? { group: 'fleet' } : {} },
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: `app-${d}` } },
@@ -87,7 +87,7 @@ try {
       spec: {
         image: repo,
         follow: { tag: p === 0 ? 'fleet' : 'stable' },
-        workloads: p === 0 ? { selector: { matchLabels: { fleet: 'yes' } } } : { names: names.get(p) ?? [`none-${p}`] },
+        workloads: p === 0 ? { selector: { matchLabels: { group: 'fleet' } } } : { names: names.get(p) ?? [`none-${p}`] },
         verify: { registries: [env.registry.host] },
         ...(p === 0 ? { rollout: { maxConcurrent: MAX_CONCURRENT } } : {}),
       },
