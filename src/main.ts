@@ -32,6 +32,7 @@ import { DigestWatcher } from './registry/watcher.ts';
 import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 import { TagLists } from './controllers/tag-lists.ts';
+import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin } from './rollout/pin.ts';
 import { podChanged, slimPod, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
 
@@ -64,8 +65,8 @@ interface InformerSet<T extends KubeObject> {
   list: () => T[];
   /** The cached objects of one namespace. */
   inNamespace: (namespace: string) => T[];
-  /** Calls `onChange` with the namespace of every object added, deleted, or changed as `changed` says. */
-  onNamespaceChange: (onChange: (namespace: string) => void, changed?: (a: T, b: T) => boolean) => void;
+  /** Calls `onChange` with every object added or deleted, and every one changed (and its old copy) as `changed` says. */
+  onChange: (onChange: (obj: T, old?: T) => void, changed?: (a: T, b: T) => boolean) => void;
 }
 
 /** One informer per watched namespace, or one across all namespaces. */
@@ -98,15 +99,14 @@ function informersFor<T extends KubeObject>(
     get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
     list: () => informers.flatMap((i) => i.list()),
     inNamespace: (ns) => (all ?? byNamespace.get(ns))?.listNamespace(ns) ?? [],
-    onNamespaceChange: (onChange, changed = () => true) => {
-      const ns = (o: T): string => o.metadata?.namespace ?? '';
+    onChange: (onChange, changed = () => true) => {
       for (const i of informers)
         i.addHandlers({
-          onAdd: (o) => onChange(ns(o)),
+          onAdd: (o) => onChange(o),
           onUpdate: (a, b) => {
-            if (changed(a, b)) onChange(ns(b));
+            if (changed(a, b)) onChange(b, a);
           },
-          onDelete: (o) => onChange(ns(o)),
+          onDelete: (o) => onChange(o),
         });
     },
   };
@@ -174,14 +174,28 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const pods = informersFor<Pod>(PodType, config, client, log, registry, slimPod);
   for (const set of workloadSets) for (const i of set.informers) manager.addInformer(i);
   for (const i of pods.informers) manager.addInformer(i);
-  // Something changed in a namespace: its policies look again (the queue folds repeats).
-  const wakePolicies = (namespace: string): void => {
-    for (const p of policies.inNamespace(namespace)) policyController.enqueue(`${namespace}/${p.metadata?.name ?? ''}`);
+  // A workload, or one of its pods, changed: the policies that govern it look again (the
+  // queue folds repeats). Only those: a namespace may hold many policies and many pods.
+  const wakeGoverning = (namespace: string, workloads: readonly Workload[]): void => {
+    for (const p of policies.inNamespace(namespace))
+      if (workloads.some((w) => selectsWorkload(p, w)))
+        policyController.enqueue(`${namespace}/${p.metadata?.name ?? ''}`);
   };
-  for (const set of workloadSets) set.onNamespaceChange(wakePolicies);
-  pods.onNamespaceChange(wakePolicies, podChanged);
+  for (const set of workloadSets) set.onChange((w, old) => wakeGoverning(w.metadata.namespace, old ? [w, old] : [w]));
+  pods.onChange((pod) => {
+    const [kind, name] = (pod.owner ?? '').split('/');
+    const set = workloadSets[WORKLOAD_TYPES.findIndex((t) => t.kind === kind)];
+    const owner = set?.get({ namespace: pod.metadata.namespace, name: name ?? '' });
+    if (owner) wakeGoverning(pod.metadata.namespace, [owner]);
+  }, podChanged);
   // A RebuildTrigger confirmed a new digest: policies following its image pick it up at once.
-  triggers.onNamespaceChange(wakePolicies, (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest);
+  triggers.onChange(
+    (t) => {
+      const ns = t.metadata?.namespace ?? '';
+      for (const p of policies.inNamespace(ns)) policyController.enqueue(`${ns}/${p.metadata?.name ?? ''}`);
+    },
+    (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest,
+  );
   const wakePolicy = (key: string): void => policyController.enqueue(key);
   const tagLists = new TagLists(registryClient, (keys) => keys.forEach(wakePolicy));
   const policyController: Controller = new Controller({

@@ -26,6 +26,22 @@ export interface Workload extends KubeObject {
 
 export interface Pod extends KubeObject, PodLike {
   metadata: ObjectMeta & { name: string; namespace: string };
+  /** The workload that owns the pod, as Kind/name (a Deployment through its ReplicaSet). */
+  owner?: string;
+}
+
+/**
+ * The workload a pod belongs to, from its controller reference: a StatefulSet or DaemonSet
+ * directly, a Deployment through its ReplicaSet, named <deployment>-<pod-template-hash>.
+ */
+export function ownerWorkload(meta: ObjectMeta): string | undefined {
+  const ref = meta.ownerReferences?.find((r) => r.controller);
+  if (!ref) return undefined;
+  if (ref.kind === 'StatefulSet' || ref.kind === 'DaemonSet') return `${ref.kind}/${ref.name}`;
+  const hash = meta.labels?.['pod-template-hash'];
+  if (ref.kind === 'ReplicaSet' && hash && ref.name.endsWith(`-${hash}`))
+    return `Deployment/${ref.name.slice(0, -(hash.length + 1))}`;
+  return undefined;
 }
 
 const PATCHLINE_ANNOTATION = 'patchline.dev/';
@@ -103,7 +119,9 @@ export function slimWorkload(kind: WorkloadKind): (obj: KubeObject) => Workload 
 export function slimPod(obj: KubeObject): Pod {
   const p = obj as { metadata?: ObjectMeta; status?: { phase?: string; containerStatuses?: ContainerStatusLike[] } };
   const m = p.metadata ?? {};
+  const owner = ownerWorkload(m);
   return {
+    ...(owner ? { owner } : {}),
     metadata: {
       name: m.name ?? '',
       namespace: m.namespace ?? '',

@@ -1,13 +1,12 @@
 // What each selected container looks like now, for the rollout decision: its spec image,
-// what its workload's pods run (the pods its label selector matches, old ReplicaSets'
-// included: they show a rollout still under way), how the rollout stands, who owns the image
-// field, and what Patchline's pin annotation says. Pure: reads the cached objects.
+// what its workload's pods run, how the rollout stands, who owns the image field, and what
+// Patchline's pin annotation says. Pure: reads the cached objects.
 import { imageFieldOwner, pinAnnotation } from '../../rollout/pin.ts';
 import { rolloutProgress } from '../../rollout/progress.ts';
 import { runningDigests } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
 import type { ObservedContainer } from './rollout.ts';
-import { matchesSelector, type SelectedContainer } from './select.ts';
+import type { SelectedContainer } from './select.ts';
 
 /** What Patchline's pin annotation on a container says: the image pinned and the reverts counted then. */
 export function pinRecord(workload: Workload, container: string): { image: string; reverts: number } | undefined {
@@ -22,19 +21,21 @@ export function pinRecord(workload: Workload, container: string): { image: strin
   }
 }
 
-/** The pods of a workload: its selector over the namespace's pods (an empty selector selects none). */
-export function podsOf(workload: Workload, pods: readonly Pod[]): Pod[] {
-  const selector = workload.spec?.selector;
-  if (!selector || (!selector.matchLabels && !selector.matchExpressions)) return [];
-  return pods.filter((p) => matchesSelector(selector, p.metadata.labels));
-}
-
 export function observeContainers(
   selected: readonly SelectedContainer[],
   workloads: readonly Workload[],
   pods: readonly Pod[],
 ): ObservedContainer[] {
   const byKey = new Map(workloads.map((w) => [`${w.kind}/${w.metadata.name}`, w]));
+  // The pods of each workload, by their controller reference (old ReplicaSets' pods
+  // included: they show a rollout still under way).
+  const podsByOwner = new Map<string, Pod[]>();
+  for (const p of pods) {
+    if (!p.owner) continue;
+    const list = podsByOwner.get(p.owner);
+    if (list) list.push(p);
+    else podsByOwner.set(p.owner, [p]);
+  }
   const runningByWorkload = new Map<string, ReturnType<typeof runningDigests>>();
   const out: ObservedContainer[] = [];
   for (const c of selected) {
@@ -42,7 +43,7 @@ export function observeContainers(
     const w = byKey.get(key);
     if (!w) continue;
     let running = runningByWorkload.get(key);
-    if (!running) runningByWorkload.set(key, (running = runningDigests(podsOf(w, pods))));
+    if (!running) runningByWorkload.set(key, (running = runningDigests(podsByOwner.get(key) ?? [])));
     const o: ObservedContainer = {
       kind: c.kind,
       name: c.name,

@@ -48,6 +48,22 @@ export function matchesSelector(selector: Selector | undefined, labels: Record<s
   return true;
 }
 
+/** Whether a policy governs a workload: of its kinds, and named by it and/or matching its selector. */
+export function selectsWorkload(
+  policy: ImagePolicy,
+  w: Pick<WorkloadObject, 'kind' | 'metadata'>,
+  kinds: readonly string[] = policy.spec.workloads.kinds?.length
+    ? policy.spec.workloads.kinds
+    : ['Deployment', 'StatefulSet', 'DaemonSet'],
+): boolean {
+  const spec = policy.spec.workloads;
+  const name = w.metadata?.name ?? '';
+  if (!kinds.includes(w.kind)) return false;
+  if (spec.names?.length && !spec.names.includes(name)) return false;
+  if (spec.selector && !matchesSelector(spec.selector, w.metadata?.labels)) return false;
+  return !!spec.selector || !!spec.names?.length; // the CRD requires one; select nothing rather than everything
+}
+
 /**
  * The containers a policy governs: workloads of the allowed kinds, selected by label and/or
  * name, and within them the named containers — or, with none named, every container whose
@@ -60,10 +76,7 @@ export function selectContainers(policy: ImagePolicy, workloads: readonly Worklo
   const out: SelectedContainer[] = [];
   for (const w of workloads) {
     const name = w.metadata?.name ?? '';
-    if (!kinds.includes(w.kind)) continue;
-    if (spec.names?.length && !spec.names.includes(name)) continue;
-    if (spec.selector && !matchesSelector(spec.selector, w.metadata?.labels)) continue;
-    if (!spec.selector && !spec.names?.length) continue; // the CRD requires one; select nothing rather than everything
+    if (!selectsWorkload(policy, w, kinds)) continue;
     for (const c of w.spec?.template?.spec?.containers ?? []) {
       const image = c.image ?? '';
       const wanted = spec.containers?.length ? spec.containers.includes(c.name) : isOfRepository(image, followed);

@@ -1,12 +1,19 @@
 // What the ImagePolicy reconciler gathers, without I/O: the shared tag lists, the slim caches
 // of workloads and pods, and the containers observed from them.
 import assert from 'node:assert/strict';
-import { observeContainers, podsOf, pinRecord } from '../../../src/controllers/imagepolicy/observe.ts';
+import { observeContainers, pinRecord } from '../../../src/controllers/imagepolicy/observe.ts';
 import { TagLists } from '../../../src/controllers/tag-lists.ts';
 import { anonymousSource } from '../../../src/registry/auth/credentials.ts';
 import { parseReference } from '../../../src/registry/reference.ts';
 import { pinAnnotation } from '../../../src/rollout/pin.ts';
-import { podChanged, slimPod, slimWorkload, type Pod, type Workload } from '../../../src/rollout/workloads.ts';
+import {
+  ownerWorkload,
+  podChanged,
+  slimPod,
+  slimWorkload,
+  type Pod,
+  type Workload,
+} from '../../../src/rollout/workloads.ts';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -178,8 +185,9 @@ describe('observeContainers', () => {
     },
     status: { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2 },
   });
-  const pod = (name: string, labels: Record<string, string>, digest: string): Pod => ({
-    metadata: { name, namespace: 'shop', labels },
+  const pod = (name: string, owner: string, digest: string): Pod => ({
+    owner,
+    metadata: { name, namespace: 'shop' },
     status: {
       phase: 'Running',
       containerStatuses: [{ name: 'app', imageID: `ghcr.io/acme/web@${digest}`, ready: true }],
@@ -189,8 +197,7 @@ describe('observeContainers', () => {
   it('reads what the workload pods run, its rollout, and the pin record', () => {
     const pin = JSON.stringify({ policy: 'shop/web', image: `ghcr.io/acme/web@${D2}`, reverts: 1 });
     const w = workload({ [pinAnnotation('app')]: pin });
-    const pods = [pod('a', { app: 'web' }, D2), pod('b', { app: 'web' }, D2), pod('other', { app: 'api' }, D1)];
-    assert.equal(podsOf(w, pods).length, 2);
+    const pods = [pod('a', 'Deployment/web', D2), pod('b', 'Deployment/web', D2), pod('other', 'Deployment/api', D1)];
     const [o] = observeContainers(
       [{ kind: 'Deployment', name: 'web', container: 'app', image: `ghcr.io/acme/web@${D2}` }],
       [w],
@@ -203,9 +210,20 @@ describe('observeContainers', () => {
     assert.deepEqual(pinRecord(workload({ [pinAnnotation('app')]: 'not json' }), 'app'), undefined);
   });
 
-  it('selects no pods for a workload without a selector', () => {
-    const w = workload();
-    delete w.spec!.selector;
-    assert.deepEqual(podsOf(w, [pod('a', { app: 'web' }, D1)]), []);
+  it("finds a pod's workload from its controller reference", () => {
+    const ref = (kind: string, name: string) => [{ apiVersion: 'apps/v1', kind, name, uid: 'u', controller: true }];
+    assert.equal(
+      ownerWorkload({ ownerReferences: ref('ReplicaSet', 'web-7d9f8b'), labels: { 'pod-template-hash': '7d9f8b' } }),
+      'Deployment/web',
+    );
+    assert.equal(ownerWorkload({ ownerReferences: ref('StatefulSet', 'db') }), 'StatefulSet/db');
+    assert.equal(ownerWorkload({ ownerReferences: ref('DaemonSet', 'agent') }), 'DaemonSet/agent');
+    assert.equal(
+      ownerWorkload({ ownerReferences: ref('ReplicaSet', 'bare-rs') }),
+      undefined,
+      'a ReplicaSet of no Deployment',
+    );
+    assert.equal(ownerWorkload({ ownerReferences: ref('Job', 'build') }), undefined);
+    assert.equal(ownerWorkload({}), undefined);
   });
 });
