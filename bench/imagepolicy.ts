@@ -87,7 +87,8 @@ try {
       spec: {
         image: repo,
         follow: { tag: p === 0 ? 'fleet' : 'stable' },
-        workloads: p === 0 ? { selector: { matchLabels: { group: 'fleet' } } } : { names: names.get(p) ?? [`none-${p}`] },
+        workloads:
+          p === 0 ? { selector: { matchLabels: { group: 'fleet' } } } : { names: names.get(p) ?? [`none-${p}`] },
         verify: { registries: [env.registry.host] },
         ...(p === 0 ? { rollout: { maxConcurrent: MAX_CONCURRENT } } : {}),
       },
