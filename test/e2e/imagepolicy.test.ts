@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { ImagePolicy, ImagePolicyStatus } from '../../src/api/v1alpha1/index.ts';
 import { env, kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
-import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
+import { RebuildEnv, applyTrigger, createBuildSecret, eventReasons, triggerStatus } from './support/rebuild-env.ts';
 
 type Workload = NonNullable<ImagePolicyStatus['workloads']>[number];
 
@@ -362,5 +362,55 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       for (const p of pods)
         assert.equal(p.status?.containerStatuses?.find((c) => c.name === 'app')?.imageID, `${repo}@${v2.digest}`);
     }
+  });
+
+  it('the whole loop: a base change is rebuilt, verified against the new base, and rolled out', async () => {
+    const ns = newNamespace('ipol-loop');
+    createBuildSecret(ns);
+    await e.pusher.pushImage('base/loop', '1', { seed: `${ns}-b1` });
+    await e.pusher.pushImage('shop/looped', '1.0', { seed: `${ns}-a1` });
+    applyTrigger(ns, 'looped', {
+      baseImages: [{ image: e.image('base/loop', '1') }],
+      target: { image: e.image('shop/looped', '1.0') },
+      build: {
+        webhook: { url: `${e.builds.url}/builds`, statusURL: `${e.builds.url}/builds/$(build.id)` },
+        credentialsRef: { name: 'build-creds' },
+      },
+      settle: '0s',
+    });
+    applyWorkload(ns, 'Deployment', 'looped', e.image('shop/looped', '1.0'), { replicas: 2 });
+    applyPolicy(ns, 'looped', {
+      image: `${e.registry.host}/shop/looped`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['looped'] },
+      verify: { registries: [e.registry.host], provenance: { requireBase: true } },
+    });
+    // The image there now declares no base: refused, the workload left alone.
+    await waitForPolicy(ns, 'looped', 'refused for provenance', (x) =>
+      (x.latest?.checks ?? []).some((c) => c.name === 'provenance' && !c.passed),
+    );
+    assert.equal(specImage(ns, 'Deployment', 'looped'), e.image('shop/looped', '1.0'));
+    await operator.waitUntil(() => triggerStatus(ns, 'looped').bases?.[0]?.digest !== undefined, 'base learned');
+
+    // The base is patched: the trigger rebuilds, the rebuilt image lands, the policy takes it.
+    const base2 = await e.pusher.pushImage('base/loop', '1', { seed: `${ns}-b2` });
+    const s = await waitForPolicy(
+      ns,
+      'looped',
+      'rebuilt digest rolled out',
+      (x) =>
+        x.latest?.verified === true &&
+        x.latest.digest === triggerStatus(ns, 'looped').landed?.digest &&
+        workload(x, 'Deployment', 'looped')?.state === 'UpToDate',
+    );
+    const landed = triggerStatus(ns, 'looped').landed!;
+    assert.equal(landed.baseDigest, base2.digest);
+    assert.match(s.latest?.checks?.find((c) => c.name === 'provenance')?.message ?? '', new RegExp(base2.digest));
+    assert.equal(specImage(ns, 'Deployment', 'looped'), `${e.registry.host}/shop/looped@${landed.digest}`);
+    for (const p of await runningPods(ns, 'looped'))
+      assert.equal(
+        p.status?.containerStatuses?.find((c) => c.name === 'app')?.imageID,
+        `${e.registry.host}/shop/looped@${landed.digest}`,
+      );
   });
 });
