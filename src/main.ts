@@ -16,7 +16,7 @@ import { CredentialResolver } from './controllers/credentials.ts';
 import { RegistryFacts } from './controllers/registry-facts.ts';
 import { ResourceWatches } from './controllers/watches.ts';
 import { Controller } from './runtime/controller.ts';
-import { KubeEventRecorder } from './runtime/events.ts';
+import { AuditedEventRecorder, KubeEventRecorder } from './runtime/events.ts';
 import { Informer } from './runtime/informer.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
 import { collectionPath, type KubeObject, type ObjectKey, type ResourceType } from './runtime/kube-types.ts';
@@ -142,13 +142,15 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
       })
     : undefined;
   const manager = new Manager({ logger: log, probes, ...(elector ? { elector } : {}) });
-  const events = new KubeEventRecorder({
+  const kubeEvents = new KubeEventRecorder({
     client,
     controller: EVENT_CONTROLLER,
     instance: config.identity,
     logger: log,
     registry,
   });
+  // Every decision recorded as an Event is also an audit log line (what, why, which resource).
+  const events = new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' }));
   const status = new KubeStatusWriter(client, registry);
 
   // Registries: one client and one digest watcher, shared by every resource. The watcher
@@ -301,7 +303,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const outcome = await manager.run(stop.signal);
   watcher.stop();
   await webhooks?.stop();
-  await events.flush();
+  await kubeEvents.flush();
   await probes.stop();
   await registryClient.close();
   await client.close();

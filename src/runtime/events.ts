@@ -156,6 +156,35 @@ export class KubeEventRecorder implements EventRecorder {
 }
 
 /** Keeps events in memory: for unit tests of reconcilers. */
+/**
+ * Every Event recorded is also written as a structured log line (`audit: true`): the audit
+ * trail of what the operator decided and why, kept by the log pipeline even when the Event
+ * cannot be written or has expired from the API server (Events live an hour by default).
+ */
+export class AuditedEventRecorder implements EventRecorder {
+  private readonly inner: EventRecorder;
+  private readonly log: Logger;
+
+  constructor(inner: EventRecorder, log: Logger) {
+    this.inner = inner;
+    this.log = log;
+  }
+
+  record(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): void {
+    this.log.info(note, {
+      audit: true,
+      kind: regarding.kind,
+      namespace: regarding.metadata?.namespace,
+      name: regarding.metadata?.name,
+      uid: regarding.metadata?.uid,
+      type,
+      reason,
+      action,
+    });
+    this.inner.record(regarding, type, reason, action, note);
+  }
+}
+
 export class MemoryEventRecorder implements EventRecorder {
   readonly events: { name: string; type: EventType; reason: string; action: string; note: string }[] = [];
 

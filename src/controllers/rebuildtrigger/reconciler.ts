@@ -241,12 +241,9 @@ export class RebuildTriggerReconciler implements Reconciler {
     return Number.isFinite(next) ? requeueAfter(next) : done;
   }
 
-  private record(trigger: RebuildTrigger, events: DecidedEvent[], ctx: ReconcileContext): void {
+  private record(trigger: RebuildTrigger, events: DecidedEvent[], _ctx: ReconcileContext): void {
     const regarding = withKind(trigger, 'RebuildTrigger');
-    for (const e of events) {
-      this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
-      ctx.log.info(e.note, { reason: e.reason });
-    }
+    for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
   }
 
   private request(trigger: RebuildTrigger, status: RebuildTriggerStatus): BuildRequest {

@@ -4,6 +4,7 @@ import { applyConditions, findCondition, setCondition, timestamp } from '../../.
 import { formatDuration, parseDuration } from '../../../src/runtime/duration.ts';
 import { KubeApiError, isConflict, isGone, isNotFound, toKubeError } from '../../../src/runtime/errors.ts';
 import { collectionPath, formatMicroTime, keyOf, parseKey, type KubeObject } from '../../../src/runtime/kube-types.ts';
+import { AuditedEventRecorder, MemoryEventRecorder } from '../../../src/runtime/events.ts';
 import { REDACTED, createLogger, redact } from '../../../src/runtime/logger.ts';
 import { statusEqual } from '../../../src/runtime/status.ts';
 import { backoffDelay } from '../../../src/runtime/clock.ts';
@@ -208,5 +209,32 @@ describe('logger', () => {
     assert.equal(entry.message, 'registry login');
     assert.equal(entry.registry, 'ghcr.io');
     assert.equal(entry.level, 'info');
+  });
+
+  it('writes every Event as an audit line too, and still records it', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const inner = new MemoryEventRecorder();
+    const audited = new AuditedEventRecorder(inner, createLogger({ level: 'info', format: 'json', stream }));
+    audited.record(
+      { kind: 'ImagePolicy', metadata: { namespace: 'shop', name: 'web', uid: 'u1' } },
+      'Warning',
+      'RolledBack',
+      'Rollout',
+      'Deployment/web/app: rollout of sha256:2222 failed; rolled back to sha256:1111',
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(inner.events.length, 1);
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(
+      [entry.audit, entry.kind, entry.namespace, entry.name, entry.uid, entry.type, entry.reason, entry.action],
+      [true, 'ImagePolicy', 'shop', 'web', 'u1', 'Warning', 'RolledBack', 'Rollout'],
+    );
+    assert.match(String(entry.message), /rolled back to sha256:1111/);
   });
 });
