@@ -202,9 +202,13 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     assert.equal(s.conditions?.find((c) => c.type === 'Stalled')?.status, 'True');
     assert.ok(eventReasons(ns, 'bad').includes('RolledBack'));
     // The audit trail: the same decision as a structured log line.
-    const audit = operator.findLog((l) => l.audit === true && l.reason === 'RolledBack' && l.namespace === ns);
-    assert.equal(audit?.kind, 'ImagePolicy');
-    assert.match(audit?.message ?? '', new RegExp(`rolled back to ${v1.digest.slice(0, 19)}`));
+    // (The operator's stdout is read asynchronously: wait for the line rather than look once.)
+    const audit = await operator.waitForLog(
+      (l) => l.audit === true && l.reason === 'RolledBack' && l.namespace === ns,
+      'audit line for the rollback',
+    );
+    assert.equal(audit.kind, 'ImagePolicy');
+    assert.match(audit.message, new RegExp(`rolled back to ${v1.digest.slice(0, 19)}`));
     await operator.waitUntil(async () => {
       const pods = await runningPods(ns, 'bad');
       return (
