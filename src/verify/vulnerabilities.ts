@@ -114,3 +114,64 @@ export function findingsFromTrivyReport(report: unknown): { digest?: string; fin
   const digest = typeof r.artifact?.digest === 'string' && r.artifact.digest ? r.artifact.digest : undefined;
   return { ...(digest ? { digest } : {}), findings };
 }
+
+const VULN_PREDICATES = ['cosign.sigstore.dev/attestation/vuln/v1', 'https://cosign.sigstore.dev/attestation/vuln/v1'];
+
+/**
+ * The findings of a cosign vulnerability attestation: an in-toto Statement whose predicate
+ * carries the scanners' raw results (Trivy JSON, SchemaVersion 2: Results[].Vulnerabilities[]).
+ * The statement must name `digest` as its subject (an attestation about another image says
+ * nothing about this one). Verifying the envelope's signature is the caller's part; this only
+ * reads a statement already trusted. The spec mixes `scanner`/`scanners` and scan/build
+ * timestamp names: both are accepted.
+ */
+export function findingsFromVulnAttestation(
+  statement: unknown,
+  digest: string,
+): { findings: Finding[]; scannedAt?: Date; scanner?: string } {
+  const s = statement as {
+    subject?: unknown;
+    predicateType?: unknown;
+    predicate?: {
+      scanner?: unknown;
+      scanners?: unknown;
+      metadata?: { scanFinishedOn?: unknown; buildFinishedOn?: unknown };
+    };
+  } | null;
+  if (!s || typeof s !== 'object') throw new Error('not an in-toto statement');
+  if (typeof s.predicateType !== 'string' || !VULN_PREDICATES.includes(s.predicateType))
+    throw new Error(`not a vulnerability attestation: predicateType ${String(s.predicateType)}`);
+  const hex = digest.replace(/^sha256:/, '');
+  const subjects = Array.isArray(s.subject) ? (s.subject as { digest?: { sha256?: unknown } }[]) : [];
+  if (!subjects.some((x) => x?.digest?.sha256 === hex)) throw new Error(`the attestation's subject is not ${digest}`);
+  const p = s.predicate ?? {};
+  const scanners = (Array.isArray(p.scanners) ? p.scanners : p.scanner ? [p.scanner] : []) as {
+    uri?: unknown;
+    result?: { Results?: unknown };
+  }[];
+  const findings: Finding[] = [];
+  for (const scanner of scanners) {
+    const results = Array.isArray(scanner?.result?.Results)
+      ? (scanner.result.Results as { Vulnerabilities?: unknown }[])
+      : [];
+    for (const r of results) {
+      const vulns = Array.isArray(r?.Vulnerabilities) ? (r.Vulnerabilities as Record<string, unknown>[]) : [];
+      for (const v of vulns) {
+        if (findings.length >= MAX_FINDINGS)
+          throw new Error(`the attestation lists more than ${MAX_FINDINGS} findings`);
+        if (!v || typeof v.VulnerabilityID !== 'string' || !v.VulnerabilityID) continue;
+        const f: Finding = { id: v.VulnerabilityID, severity: severityOf(v.Severity) };
+        if (typeof v.PkgName === 'string') f.resource = v.PkgName;
+        if (typeof v.InstalledVersion === 'string') f.installedVersion = v.InstalledVersion;
+        if (typeof v.FixedVersion === 'string' && v.FixedVersion) f.fixedVersion = v.FixedVersion;
+        findings.push(f);
+      }
+    }
+  }
+  const out: { findings: Finding[]; scannedAt?: Date; scanner?: string } = { findings };
+  const finished = p.metadata?.scanFinishedOn ?? p.metadata?.buildFinishedOn;
+  if (typeof finished === 'string' && Number.isFinite(Date.parse(finished))) out.scannedAt = new Date(finished);
+  const uri = scanners[0]?.uri;
+  if (typeof uri === 'string') out.scanner = uri;
+  return out;
+}

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   MAX_FINDINGS,
   findingsFromTrivyReport,
+  findingsFromVulnAttestation,
   gateVulnerabilities,
   severityOf,
   type Finding,
@@ -111,5 +112,65 @@ describe('Trivy Operator VulnerabilityReport', () => {
       /limit 20000/,
     );
     assert.deepEqual(findingsFromTrivyReport({ report: {} }), { findings: [] });
+  });
+});
+
+describe('cosign vulnerability attestation', () => {
+  const digest = `sha256:${'c'.repeat(64)}`;
+  const statement = (over: Record<string, unknown> = {}) => ({
+    _type: 'https://in-toto.io/Statement/v0.1',
+    subject: [{ name: 'ghcr.io/acme/web', digest: { sha256: 'c'.repeat(64) } }],
+    predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1',
+    predicate: {
+      scanner: {
+        uri: 'pkg:github/aquasecurity/trivy@0.58.0',
+        result: {
+          SchemaVersion: 2,
+          Results: [
+            {
+              Target: 'alpine 3.20',
+              Vulnerabilities: [
+                {
+                  VulnerabilityID: 'CVE-2026-10',
+                  PkgName: 'busybox',
+                  InstalledVersion: '1.36',
+                  FixedVersion: '1.37',
+                  Severity: 'HIGH',
+                },
+                { VulnerabilityID: 'CVE-2026-11', PkgName: 'zlib', Severity: 'critical' },
+                { PkgName: 'no-id' },
+              ],
+            },
+            { Target: 'app', Vulnerabilities: null },
+          ],
+        },
+      },
+      metadata: { scanStartedOn: '2026-11-22T09:00:00Z', scanFinishedOn: '2026-11-22T09:01:00Z' },
+    },
+    ...over,
+  });
+
+  it('reads the findings, the scanner and the scan time of a statement about the image', () => {
+    const out = findingsFromVulnAttestation(statement(), digest);
+    assert.deepEqual(out.findings, [
+      { id: 'CVE-2026-10', severity: 'HIGH', resource: 'busybox', installedVersion: '1.36', fixedVersion: '1.37' },
+      { id: 'CVE-2026-11', severity: 'CRITICAL', resource: 'zlib' },
+    ]);
+    assert.equal(out.scanner, 'pkg:github/aquasecurity/trivy@0.58.0');
+    assert.equal(out.scannedAt?.toISOString(), '2026-11-22T09:01:00.000Z');
+    // Gated like any other source: the unfixed critical blocks unless unfixed findings are ignored.
+    assert.equal(gateVulnerabilities({ maxSeverity: 'HIGH' }, out.findings, now).passed, false);
+    assert.equal(gateVulnerabilities({ maxSeverity: 'HIGH', ignoreUnfixed: true }, out.findings, now).passed, true);
+  });
+
+  it('refuses a statement about another image, of another predicate, or not a statement', () => {
+    assert.throws(() => findingsFromVulnAttestation(statement(), `sha256:${'d'.repeat(64)}`), /subject is not/);
+    assert.throws(
+      () => findingsFromVulnAttestation(statement({ predicateType: 'https://slsa.dev/provenance/v1' }), digest),
+      /not a vulnerability attestation/,
+    );
+    assert.throws(() => findingsFromVulnAttestation({ predicate: {} }, digest), /predicateType undefined/);
+    assert.throws(() => findingsFromVulnAttestation('junk', digest), /not an in-toto statement/);
+    assert.throws(() => findingsFromVulnAttestation(null, digest), /not an in-toto statement/);
   });
 });
