@@ -4,11 +4,9 @@
 // not cached, so the next reconcile asks again.
 import type { CredentialSource } from '../registry/auth/credentials.ts';
 import type { RegistryClient } from '../registry/client.ts';
-import { platformMatches } from '../registry/manifest.ts';
+import { Annotations, platformMatches } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
 import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
-
-const ATTESTATION_TYPE = 'vnd.docker.reference.type';
 
 class PromiseCache<V> {
   private readonly map = new Map<string, Promise<V>>();
@@ -105,7 +103,7 @@ export class RegistryFacts {
       let fetched = await this.client.manifest(at(digest), source, signal);
       if (fetched.manifest.kind === 'index') {
         const images = fetched.manifest.manifests.filter(
-          (m) => m.platform && m.platform.os !== 'unknown' && m.annotations?.[ATTESTATION_TYPE] === undefined,
+          (m) => m.platform && m.platform.os !== 'unknown' && m.annotations?.[Annotations.referenceType] === undefined,
         );
         const chosen = images.find((m) => m.platform && platformMatches(m.platform, 'linux/amd64')) ?? images[0];
         if (!chosen) return undefined;

@@ -4,8 +4,8 @@
 // list is shared here; the chosen tag's digest comes from the shared digest watcher (one
 // HEAD), and no manifest is read per tag.
 import type { CredentialSource } from '../registry/auth/credentials.ts';
-import { DOCKER_HUB, type ImageReference } from '../registry/reference.ts';
-import type { PushNotice } from '../registry/watcher.ts';
+import type { ImageReference } from '../registry/reference.ts';
+import { noticeRegistry, type PushNotice } from '../registry/watcher.ts';
 
 export interface TagSource {
   tags(
@@ -94,7 +94,7 @@ export class TagLists {
 
   /** A registry push notice: the repository's listing is stale; its followers are woken. */
   pushed(notice: PushNotice): number {
-    const registry = notice.registry === 'index.docker.io' ? DOCKER_HUB : notice.registry;
+    const registry = noticeRegistry(notice);
     const woken: string[] = [];
     for (const entry of this.entries.values()) {
       if (entry.repository !== notice.repository) continue;

@@ -27,6 +27,8 @@ export const Annotations = {
   baseName: 'org.opencontainers.image.base.name',
   baseDigest: 'org.opencontainers.image.base.digest',
   created: 'org.opencontainers.image.created',
+  /** On an index entry: "attestation-manifest" marks BuildKit's attestations, not an image. */
+  referenceType: 'vnd.docker.reference.type',
 } as const;
 
 export interface Platform {

@@ -76,6 +76,11 @@ export interface Subscription {
   unsubscribe(): void;
 }
 
+/** The registry of a push notice as image references name it (index.docker.io is docker.io). */
+export function noticeRegistry(notice: PushNotice): string | undefined {
+  return notice.registry === 'index.docker.io' ? DOCKER_HUB : notice.registry;
+}
+
 export interface PushNotice {
   /** Registry host as in image references; undefined matches any registry. */
   registry?: string;
@@ -238,7 +243,7 @@ export class DigestWatcher {
   checkNow(notice: PushNotice): number {
     const now = this.clock.now();
     const gap = this.options.minTriggerGapMs ?? 2_000;
-    const registry = notice.registry === 'index.docker.io' ? DOCKER_HUB : notice.registry;
+    const registry = noticeRegistry(notice);
     let matched = 0;
     for (const t of this.targets.values()) {
       if (registry !== undefined && t.ref.registry !== registry) continue;

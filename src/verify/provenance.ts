@@ -29,7 +29,6 @@ export interface ProvenanceResult {
   message: string;
 }
 
-const ATTESTATION_TYPE = 'vnd.docker.reference.type';
 const IN_TOTO = 'application/vnd.in-toto+json';
 const MAX_CHILDREN = 4;
 const MAX_STATEMENT_BYTES = 4 * 1024 * 1024;
@@ -77,10 +76,10 @@ export async function declaredBases(
   if (top.manifest.kind !== 'index') return found;
   const entries: Descriptor[] = top.manifest.manifests;
   const attestations = entries
-    .filter((d) => d.annotations?.[ATTESTATION_TYPE] === 'attestation-manifest')
+    .filter((d) => d.annotations?.[Annotations.referenceType] === 'attestation-manifest')
     .slice(0, MAX_CHILDREN);
   const images = entries
-    .filter((d) => d.annotations?.[ATTESTATION_TYPE] !== 'attestation-manifest')
+    .filter((d) => d.annotations?.[Annotations.referenceType] !== 'attestation-manifest')
     .slice(0, MAX_CHILDREN);
   if (found.length === 0) {
     for (const child of images) {

@@ -15,8 +15,14 @@ import {
   type ImagePolicy,
   type ImagePolicyStatus,
 } from '../../api/v1alpha1/index.ts';
-import { Ready, Reconciling, Stalled, applyConditions, type ConditionInput } from '../../runtime/conditions.ts';
-import { timestamp } from '../../runtime/conditions.ts';
+import {
+  Ready,
+  Reconciling,
+  Stalled,
+  applyConditions,
+  timestamp,
+  type ConditionInput,
+} from '../../runtime/conditions.ts';
 import { statusEqual } from '../../runtime/status.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';

@@ -19,7 +19,7 @@ import {
 } from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
 import type { PinRequest } from '../../rollout/pin.ts';
-import { digestOfImageID } from '../../rollout/running.ts';
+import { digestOfImageID, repositoryOf } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
 import type { CandidateFacts } from '../../verify/checks.ts';
 import { judge } from '../../verify/provenance.ts';
@@ -246,13 +246,9 @@ export class ImagePolicyReconciler implements Reconciler {
     }
     if (verify.provenance?.requireBase) {
       const repository = repositoryName(ref);
-      const builders = this.deps.triggers(policy.metadata?.namespace ?? '').filter((t) => {
-        try {
-          return repositoryName(parseReference(t.spec.target.image)) === repository;
-        } catch {
-          return false;
-        }
-      });
+      const builders = this.deps
+        .triggers(policy.metadata?.namespace ?? '')
+        .filter((t) => repositoryOf(t.spec.target.image) === repository);
       if (builders.length === 0) {
         facts.provenance = {
           verdict: 'Unknown',
@@ -261,15 +257,7 @@ export class ImagePolicyReconciler implements Reconciler {
       } else {
         const declared = await this.deps.facts.declaredBases(ref, digest, source, signal);
         facts.provenance = judge(declared, {
-          repositories: builders.flatMap((t) =>
-            t.spec.baseImages.flatMap((b) => {
-              try {
-                return [repositoryName(parseReference(b.image))];
-              } catch {
-                return [];
-              }
-            }),
-          ),
+          repositories: builders.flatMap((t) => t.spec.baseImages.flatMap((b) => repositoryOf(b.image) ?? [])),
           digests: builders.flatMap((t) =>
             (t.status?.bases ?? []).flatMap((b) =>
               [b.digest, ...Object.values(b.platformDigests ?? {})].filter((d): d is string => !!d),
@@ -291,7 +279,7 @@ export class ImagePolicyReconciler implements Reconciler {
     ctx: ReconcileContext,
   ): Promise<Map<string, Date>> {
     const out = new Map<string, Date>();
-    const now = Date.now();
+    const now = this.now().getTime();
     await Promise.all(
       observed.map(async (o) => {
         const digests = o.running?.digests ?? [];

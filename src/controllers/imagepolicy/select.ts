@@ -49,16 +49,10 @@ export function matchesSelector(selector: Selector | undefined, labels: Record<s
 }
 
 /** Whether a policy governs a workload: of its kinds, and named by it and/or matching its selector. */
-export function selectsWorkload(
-  policy: ImagePolicy,
-  w: Pick<WorkloadObject, 'kind' | 'metadata'>,
-  kinds: readonly string[] = policy.spec.workloads.kinds?.length
-    ? policy.spec.workloads.kinds
-    : ['Deployment', 'StatefulSet', 'DaemonSet'],
-): boolean {
+export function selectsWorkload(policy: ImagePolicy, w: Pick<WorkloadObject, 'kind' | 'metadata'>): boolean {
   const spec = policy.spec.workloads;
   const name = w.metadata?.name ?? '';
-  if (!kinds.includes(w.kind)) return false;
+  if (spec.kinds?.length && !spec.kinds.includes(w.kind)) return false;
   if (spec.names?.length && !spec.names.includes(name)) return false;
   if (spec.selector && !matchesSelector(spec.selector, w.metadata?.labels)) return false;
   return !!spec.selector || !!spec.names?.length; // the CRD requires one; select nothing rather than everything
@@ -71,12 +65,11 @@ export function selectsWorkload(
  */
 export function selectContainers(policy: ImagePolicy, workloads: readonly WorkloadObject[]): SelectedContainer[] {
   const spec = policy.spec.workloads;
-  const kinds = spec.kinds?.length ? spec.kinds : ['Deployment', 'StatefulSet', 'DaemonSet'];
   const followed = parseReference(policy.spec.image);
   const out: SelectedContainer[] = [];
   for (const w of workloads) {
     const name = w.metadata?.name ?? '';
-    if (!selectsWorkload(policy, w, kinds)) continue;
+    if (!selectsWorkload(policy, w)) continue;
     for (const c of w.spec?.template?.spec?.containers ?? []) {
       const image = c.image ?? '';
       const wanted = spec.containers?.length ? spec.containers.includes(c.name) : isOfRepository(image, followed);
