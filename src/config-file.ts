@@ -18,6 +18,9 @@
 //         format: distribution       # distribution, acr, harbor, dockerhub, quay, github, generic
 //         registry: registry.internal:5000
 //         auth: { type: bearer, tokenFile: /etc/patchline/webhooks/internal/token }
+//   sigstore:                        # the trust root for keyless signatures and Rekor entries
+//     trustedRootFile: /etc/patchline/sigstore/trusted_root.json   # air-gapped / private Sigstore
+//     tuf: { mirrorURL: https://tuf.internal, rootFile: /etc/patchline/sigstore/root.json, cachePath: /tmp/tuf }
 //
 // Secrets are never in this file: receivers name files (a mounted Secret), read when needed
 // so that a rotated Secret takes effect without a restart.
@@ -28,6 +31,7 @@ import { ConfigError } from './config.ts';
 import type { RegistryHostConfig } from './registry/client.ts';
 import { FORMATS, type WebhookFormat } from './registry/webhooks/formats.ts';
 import type { Receiver, ReceiverAuth, SecretValue } from './registry/webhooks/server.ts';
+import type { TrustedRootSettings } from './verify/trusted-root.ts';
 
 export interface WebhookSettings {
   receivers: Receiver[];
@@ -42,9 +46,10 @@ export interface WebhookSettings {
 export interface FileConfig {
   registries: RegistryHostConfig[];
   webhooks: WebhookSettings;
+  sigstore: TrustedRootSettings;
 }
 
-export const EMPTY_FILE_CONFIG: FileConfig = { registries: [], webhooks: { receivers: [] } };
+export const EMPTY_FILE_CONFIG: FileConfig = { registries: [], webhooks: { receivers: [] }, sigstore: {} };
 
 /** A secret file, re-read when it changes on disk. */
 export function secretFile(path: string): SecretValue {
@@ -78,9 +83,10 @@ export function parseConfigFile(text: string, baseDir: string, name = 'config fi
   } catch (err) {
     throw new ConfigError([`${name} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`]);
   }
-  if (!isObject(doc)) throw new ConfigError([`${name} must be a mapping with "registries" and/or "webhooks"`]);
+  if (!isObject(doc))
+    throw new ConfigError([`${name} must be a mapping with "registries", "webhooks" and/or "sigstore"`]);
   for (const key of Object.keys(doc))
-    if (key !== 'registries' && key !== 'webhooks') problems.push(`${name}: unknown key "${key}"`);
+    if (!['registries', 'webhooks', 'sigstore'].includes(key)) problems.push(`${name}: unknown key "${key}"`);
 
   const file = (field: string, value: unknown): string | undefined => {
     if (typeof value !== 'string' || !value) {
@@ -237,6 +243,40 @@ export function parseConfigFile(text: string, baseDir: string, name = 'config fi
       });
     }
   }
+  const sigstore: TrustedRootSettings = {};
+  const rawSigstore = doc.sigstore ?? {};
+  if (!isObject(rawSigstore)) problems.push('sigstore must be a mapping');
+  else {
+    for (const key of Object.keys(rawSigstore))
+      if (key !== 'trustedRootFile' && key !== 'tuf') problems.push(`sigstore: unknown key "${key}"`);
+    if (rawSigstore.trustedRootFile !== undefined) {
+      const path = file('sigstore.trustedRootFile', rawSigstore.trustedRootFile);
+      if (path) sigstore.file = path;
+    }
+    if (rawSigstore.tuf !== undefined) {
+      const t = rawSigstore.tuf;
+      if (!isObject(t)) problems.push('sigstore.tuf must be a mapping');
+      else {
+        const tuf: NonNullable<TrustedRootSettings['tuf']> = {};
+        if (t.mirrorURL !== undefined) {
+          if (typeof t.mirrorURL !== 'string' || !/^https?:\/\/\S+$/.test(t.mirrorURL))
+            problems.push('sigstore.tuf.mirrorURL must be an http(s) URL');
+          else tuf.mirrorURL = t.mirrorURL;
+        }
+        if (t.rootFile !== undefined) {
+          const path = file('sigstore.tuf.rootFile', t.rootFile);
+          if (path) tuf.rootFile = path;
+        }
+        if (t.cachePath !== undefined) {
+          if (typeof t.cachePath !== 'string' || !t.cachePath)
+            problems.push('sigstore.tuf.cachePath must be a directory');
+          else tuf.cachePath = resolve(baseDir, t.cachePath);
+        }
+        sigstore.tuf = tuf;
+      }
+    }
+    if (sigstore.file && sigstore.tuf) problems.push('sigstore: set trustedRootFile or tuf, not both');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { registries, webhooks };
+  return { registries, webhooks, sigstore };
 }

@@ -34,6 +34,14 @@ import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin } from './rollout/pin.ts';
+import { ImageTrust } from './controllers/image-trust.ts';
+import {
+  ReportIndex,
+  VulnerabilityReportType,
+  slimReport,
+  type SlimReport,
+} from './controllers/vulnerability-reports.ts';
+import { TrustedRootSource } from './verify/trusted-root.ts';
 import { podChanged, slimPod, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -77,6 +85,7 @@ function informersFor<T extends KubeObject>(
   log: Logger,
   registry: Registry,
   transform?: (received: KubeObject) => T,
+  optional = false,
 ): InformerSet<T> {
   const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
   const byNamespace = new Map<string, Informer<T>>();
@@ -89,6 +98,7 @@ function informersFor<T extends KubeObject>(
         logger: log,
         registry,
         ...(transform ? { transform } : {}),
+        ...(optional ? { optional } : {}),
       }),
     );
   }
@@ -198,6 +208,40 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     },
     (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest,
   );
+  // Trivy Operator's reports (optional CRD), by digest: a new scan of what a policy runs or
+  // is about to run makes it look again — continuous scanning without any rollout.
+  const reports = informersFor<SlimReport>(VulnerabilityReportType, config, client, log, registry, slimReport, true);
+  const reportIndex = new ReportIndex();
+  for (const i of reports.informers) {
+    manager.addInformer(i);
+    i.addHandlers({
+      onAdd: (r) => reportIndex.set(r),
+      onUpdate: (old, r) => reportIndex.set(r, old),
+      onDelete: (r) => reportIndex.delete(r),
+    });
+  }
+  reports.onChange(
+    (r, old) => {
+      const digests = new Set([r.digest, old?.digest].filter((d): d is string => !!d));
+      if (digests.size === 0) return;
+      for (const p of policies.list()) {
+        if (!p.spec.verify?.vulnerabilities) continue;
+        const st = p.status;
+        if (
+          (st?.latest?.digest && digests.has(st.latest.digest)) ||
+          st?.workloads?.some((w) => w.runningDigest && digests.has(w.runningDigest))
+        )
+          policyController.enqueue(`${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`);
+      }
+    },
+    (a, b) => a.digest !== b.digest || a.updated !== b.updated || a.findings.length !== b.findings.length,
+  );
+  const trust = new ImageTrust({
+    client: registryClient,
+    secrets: (ns, name, signal) => credentials.secretData(ns, name, 'signature key', signal),
+    trustedRoot: new TrustedRootSource(fileConfig.sigstore),
+    registry,
+  });
   const wakePolicy = (key: string): void => policyController.enqueue(key);
   const tagLists = new TagLists(registryClient, (keys) => keys.forEach(wakePolicy));
   const policyController: Controller = new Controller({
@@ -214,6 +258,8 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
       credentials,
       facts,
       pin: (request, signal) => applyPin(client, request, signal),
+      trust,
+      reports: (digest, ns) => reportIndex.forDigest(digest, ns),
       registry,
     }),
     workers: config.workers,

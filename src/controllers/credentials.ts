@@ -28,7 +28,7 @@ export class CredentialResolver {
   private readonly client: KubeClient;
   private readonly sources = new Map<string, CredentialSource>();
   private readonly cloud = new Map<string, CredentialSource>();
-  private readonly secrets = new Map<string, { at: number; data: ProviderCredentials }>();
+  private readonly secrets = new Map<string, { at: number; data: Record<string, string> }>();
   private readonly now: () => number;
 
   constructor(client: KubeClient, now: () => number = Date.now) {
@@ -82,19 +82,32 @@ export class CredentialResolver {
     signal?: AbortSignal,
   ): Promise<ProviderCredentials> {
     if (!ref) return undefined;
-    const key = `${namespace}/${ref.name}`;
+    return this.secretData(namespace, ref.name, 'build credentials', signal);
+  }
+
+  /**
+   * The decoded data of a Secret, read by name and cached for a minute (a rotated Secret
+   * takes effect within that minute). `purpose` names it in errors.
+   */
+  async secretData(
+    namespace: string,
+    name: string,
+    purpose: string,
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
+    const key = `${namespace}/${name}`;
     const cached = this.secrets.get(key);
     if (cached && this.now() - cached.at < 60_000) return cached.data;
     let secret: SecretObject;
     try {
       secret = await this.client.requestJson<SecretObject>(
         'GET',
-        `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(ref.name)}`,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
         signal ? { signal } : {},
       );
     } catch (err) {
-      if (isNotFound(err)) throw new CredentialError(`the build credentials Secret ${key} does not exist`);
-      throw new CredentialError(`cannot read the build credentials Secret ${key}: ${errorMessage(toKubeError(err))}`, {
+      if (isNotFound(err)) throw new CredentialError(`the ${purpose} Secret ${key} does not exist`);
+      throw new CredentialError(`cannot read the ${purpose} Secret ${key}: ${errorMessage(toKubeError(err))}`, {
         cause: err,
       });
     }

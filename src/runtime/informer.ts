@@ -13,7 +13,7 @@
 //     counting it in metrics; it stops only when stop() is called.
 import { createInterface } from 'node:readline';
 import type { KubeClient } from './kube-client.ts';
-import { KubeApiError, isGone, errorMessage, toKubeError } from './errors.ts';
+import { KubeApiError, isGone, isNotFound, errorMessage, toKubeError } from './errors.ts';
 import type { KubeList, KubeObject, StatusBody } from './kube-types.ts';
 import { keyOf } from './kube-types.ts';
 import { backoffDelay, sleep, type BackoffPolicy } from './clock.ts';
@@ -44,6 +44,13 @@ export interface InformerOptions<T = unknown> {
    * (pods and workloads are large and numerous; what is cached is the operator's memory).
    */
   transform?: (received: KubeObject) => T;
+  /**
+   * The resource may not be served (a CRD of another project, such as Trivy Operator's
+   * VulnerabilityReport): a 404 counts as an empty, synced cache, so readiness does not wait
+   * for it, and the informer looks again every `absentRetryMs` (default 60 s).
+   */
+  optional?: boolean;
+  absentRetryMs?: number;
 }
 
 interface WatchEvent<T> {
@@ -152,9 +159,12 @@ export class Informer<T extends KubeObject> {
     const log = this.options.logger;
     const policy = this.options.backoff ?? { baseMs: 500, maxMs: 30_000, jitter: 0.2 };
     let failures = 0;
+    let absent = false;
     while (!signal.aborted) {
       try {
         if (!this.resourceVersion) await this.relist(signal);
+        if (absent) log.info('resource now served', { informer: this.options.name });
+        absent = false;
         await this.watch(signal);
         failures = 0; // the watch ran and ended normally (server timeout): resume at once
       } catch (err) {
@@ -162,6 +172,15 @@ export class Informer<T extends KubeObject> {
         if (err instanceof RelistNeeded || isGone(err)) {
           log.info('resourceVersion expired; relisting', { informer: this.options.name });
           this.resourceVersion = '';
+          continue;
+        }
+        if (this.options.optional && isNotFound(err)) {
+          if (!absent) log.info('resource not served; treated as empty until it is', { informer: this.options.name });
+          absent = true;
+          this.resourceVersion = '';
+          this.replace([]);
+          this.markSynced();
+          await sleep(this.options.absentRetryMs ?? 60_000, signal);
           continue;
         }
         const delay = backoffDelay(failures, policy);
@@ -199,10 +218,13 @@ export class Informer<T extends KubeObject> {
     } while (cont);
     this.replace(items);
     this.resourceVersion = rv ?? '';
-    if (!this.synced) {
-      this.synced = true;
-      for (const resolve of this.syncWaiters.splice(0)) resolve();
-    }
+    this.markSynced();
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
   /** Replaces the cache with a fresh list, telling handlers what changed meanwhile. */

@@ -1,11 +1,13 @@
 // The checks a candidate image passes before it is rolled out, as a pipeline of small pure
 // checks over facts gathered from the registry: approved registry, pinned digest, maximum age,
-// provenance. Signature and vulnerability checks plug into the same list (issue 7); until they
-// exist, asking for them fails closed, so that nothing unverified is rolled out by mistake.
+// provenance, signature, vulnerabilities. A check whose facts are missing fails closed, so that
+// nothing unverified is rolled out by mistake.
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 import { formatDuration, parseDuration } from '../runtime/duration.ts';
 import { parseReference, repositoryName } from '../registry/reference.ts';
 import type { ProvenanceResult } from './provenance.ts';
+import type { SignatureVerdict } from './signatures.ts';
+import { gateVulnerabilities, type Finding } from './vulnerabilities.ts';
 
 export type VerifySpec = NonNullable<ImagePolicy['spec']['verify']>;
 
@@ -25,6 +27,9 @@ export interface CandidateFacts {
   /** The image config's created time; undefined when the config has none. */
   created?: Date;
   provenance?: ProvenanceResult;
+  signature?: SignatureVerdict;
+  /** The candidate's scan, from a VulnerabilityReport or a signed attestation; absent when not scanned. */
+  scan?: { findings: readonly Finding[]; source: string };
 }
 
 /**
@@ -96,10 +101,31 @@ export function runChecks(
     });
   }
   if (v.signature) {
-    results.push({ name: 'signature', passed: false, message: 'signature verification is not available yet' });
+    const sig = facts.signature;
+    results.push({
+      name: 'signature',
+      passed: sig?.verified === true,
+      message: sig?.message ?? 'signature not verified yet',
+    });
   }
   if (v.vulnerabilities) {
-    results.push({ name: 'vulnerabilities', passed: false, message: 'vulnerability checks are not available yet' });
+    const scan = facts.scan;
+    if (scan) {
+      const gate = gateVulnerabilities(v.vulnerabilities, scan.findings, now);
+      results.push({ name: 'vulnerabilities', passed: gate.passed, message: `${scan.source}: ${gate.message}` });
+    } else if (v.vulnerabilities.requireScan === false) {
+      results.push({
+        name: 'vulnerabilities',
+        passed: true,
+        message: 'not scanned yet; judged when Trivy Operator reports on it running (requireScan is false)',
+      });
+    } else {
+      results.push({
+        name: 'vulnerabilities',
+        passed: false,
+        message: `no scan of ${candidate.digest}: no VulnerabilityReport names it and no signed vulnerability attestation is attached`,
+      });
+    }
   }
   return results;
 }

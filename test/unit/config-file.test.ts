@@ -106,7 +106,29 @@ unknown: 1
   });
 
   it('accepts an empty file', () => {
-    assert.deepEqual(parseConfigFile('', dir), { registries: [], webhooks: { receivers: [] } });
+    assert.deepEqual(parseConfigFile('', dir), { registries: [], webhooks: { receivers: [] }, sigstore: {} });
+  });
+
+  it('reads the Sigstore trust root settings: a trusted root file, or a TUF mirror, not both', () => {
+    writeFileSync(join(dir, 'trusted_root.json'), '{}');
+    assert.deepEqual(parseConfigFile('sigstore: {trustedRootFile: trusted_root.json}', dir).sigstore, {
+      file: join(dir, 'trusted_root.json'),
+    });
+    assert.deepEqual(
+      parseConfigFile('sigstore: {tuf: {mirrorURL: "https://tuf.internal", rootFile: token, cachePath: tuf}}', dir)
+        .sigstore,
+      { tuf: { mirrorURL: 'https://tuf.internal', rootFile: join(dir, 'token'), cachePath: join(dir, 'tuf') } },
+    );
+    assert.throws(
+      () => parseConfigFile('sigstore: {trustedRootFile: missing.json, tuf: {mirrorURL: "ftp://x"}, extra: 1}', dir),
+      (err: unknown) => {
+        const text = String((err as ConfigError).message);
+        assert.match(text, /sigstore\.trustedRootFile: cannot read/);
+        assert.match(text, /sigstore\.tuf\.mirrorURL must be an http\(s\) URL/);
+        assert.match(text, /sigstore: unknown key "extra"/);
+        return true;
+      },
+    );
   });
 
   it('rejects what is not YAML or not a mapping', () => {

@@ -98,6 +98,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'apps/statefulsets:list',
       'apps/statefulsets:patch',
       'apps/statefulsets:watch',
+      'aquasecurity.github.io/vulnerabilityreports:list',
+      'aquasecurity.github.io/vulnerabilityreports:watch',
       'batch/jobs:create',
       'batch/jobs:get',
       'events.k8s.io/events:create',

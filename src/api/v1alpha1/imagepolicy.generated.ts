@@ -251,7 +251,7 @@ export interface Verify {
   /**
    * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.
    */
-  vulnerabilities?: Vulnerabilities;
+  vulnerabilities?: VerifyVulnerabilities;
 }
 
 /**
@@ -307,6 +307,12 @@ export interface Keyless {
  */
 export interface Key {
   /**
+   * Accept signatures made with this key that have no transparency-log (Rekor) entry, as
+   * cosign --insecure-ignore-tlog does. Without it, a key signature needs a Rekor entry that
+   * the Sigstore trust root proves.
+   */
+  ignoreTlog?: boolean;
+  /**
    * The Secret and key holding the PEM public key.
    */
   secretRef: KeySecretRef;
@@ -329,7 +335,7 @@ export interface KeySecretRef {
 /**
  * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.
  */
-export interface Vulnerabilities {
+export interface VerifyVulnerabilities {
   /**
    * Findings to accept until a date, each with a reason.
    */
@@ -343,6 +349,13 @@ export interface Vulnerabilities {
    * CRITICAL findings; MEDIUM refuses HIGH and CRITICAL).
    */
   maxSeverity: MaxSeverity;
+  /**
+   * A candidate must have been scanned: a Trivy Operator VulnerabilityReport for its digest
+   * (anywhere in the cluster), or a vulnerability attestation signed by one of
+   * verify.signature's authorities. With false, an unscanned candidate passes and is judged
+   * once Trivy Operator reports on it running.
+   */
+  requireScan?: boolean;
 }
 
 /**
@@ -636,6 +649,11 @@ export interface Workload {
    * (Manual mode) or Pending.
    */
   state?: State;
+  /**
+   * What the scan of the running digest found, by severity (Trivy Operator
+   * VulnerabilityReport); absent until the digest has been scanned.
+   */
+  vulnerabilities?: WorkloadVulnerabilities;
 }
 
 /**
@@ -643,3 +661,42 @@ export interface Workload {
  * (Manual mode) or Pending.
  */
 export type State = 'Blocked' | 'Failed' | 'Pending' | 'PendingApproval' | 'Rolling' | 'UpToDate';
+
+/**
+ * What the scan of the running digest found, by severity (Trivy Operator
+ * VulnerabilityReport); absent until the digest has been scanned.
+ */
+export interface WorkloadVulnerabilities {
+  /**
+   * Findings above verify.vulnerabilities.maxSeverity that no allow-list entry covers.
+   */
+  blocking?: number;
+  /**
+   * Findings of severity CRITICAL.
+   */
+  critical?: number;
+  /**
+   * Findings of severity HIGH.
+   */
+  high?: number;
+  /**
+   * Findings of severity LOW.
+   */
+  low?: number;
+  /**
+   * Findings of severity MEDIUM.
+   */
+  medium?: number;
+  /**
+   * The VulnerabilityReport read (namespace/name).
+   */
+  report?: string;
+  /**
+   * When the scan was made (the report's updateTimestamp).
+   */
+  scannedAt?: string;
+  /**
+   * Findings of unknown severity.
+   */
+  unknown?: number;
+}

@@ -27,6 +27,7 @@ import { statusEqual } from '../../runtime/status.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
 import { firstFailure, runChecks, type CandidateFacts } from '../../verify/checks.ts';
+import type { SeverityCounts } from '../../verify/vulnerabilities.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { windowState } from '../window.ts';
@@ -63,6 +64,18 @@ export interface PolicyGathered {
   /** Every selected container, with what it runs and how its rollout stands. */
   observed: ObservedContainer[];
   violations: Violation[];
+  /** The scans of the running digests (Trivy Operator reports), by digest. */
+  scans?: ReadonlyMap<string, ContainerScan>;
+}
+
+/** What the scan of a running digest found, judged by the policy's vulnerability gate. */
+export interface ContainerScan {
+  counts: SeverityCounts;
+  /** Findings above the maximum severity that no allow-list entry covers. */
+  blocking: number;
+  report: string;
+  scannedAt?: string;
+  message: string;
 }
 
 export interface ImagePolicyDecision {
@@ -212,11 +225,39 @@ export function decideImagePolicy(
     ...(refusal || checkError ? { heldBack: refusal ?? checkError } : {}),
   });
   events.push(...rollout.events);
-  status.workloads = rollout.workloads;
+  // What runs, as scanned: counts per container, and a violation for each above the gate.
+  const allViolations = [...gathered.violations];
+  status.workloads = rollout.workloads.map((w) => {
+    const scan = w.runningDigest ? gathered.scans?.get(w.runningDigest) : undefined;
+    if (!scan) return w;
+    if (scan.blocking > 0) {
+      allViolations.push({
+        workload: `${w.kind}/${w.name}`,
+        container: w.container,
+        image: w.runningDigest ?? '',
+        rule: 'vulnerabilities',
+        message: scan.message.slice(0, 1024),
+      });
+    }
+    const c = scan.counts;
+    return {
+      ...w,
+      vulnerabilities: {
+        critical: c.CRITICAL,
+        high: c.HIGH,
+        medium: c.MEDIUM,
+        low: c.LOW,
+        unknown: c.UNKNOWN,
+        blocking: scan.blocking,
+        report: scan.report,
+        ...(scan.scannedAt ? { scannedAt: scan.scannedAt } : {}),
+      },
+    };
+  });
   status.upToDate = `${rollout.upToDate.count}/${rollout.upToDate.of}`;
   if (rollout.failedDigest) status.failedDigest = rollout.failedDigest;
   else delete status.failedDigest;
-  const violations = gathered.violations.slice(0, MAX_VIOLATIONS);
+  const violations = allViolations.slice(0, MAX_VIOLATIONS);
   if (violations.length > 0) status.violations = violations;
   else delete status.violations;
 
@@ -283,7 +324,7 @@ export function decideImagePolicy(
           ConditionTypes.Compliant,
           'False',
           'Violations',
-          `${gathered.violations.length} container(s) break the policy, first ${violations[0]!.workload}/${violations[0]!.container}: ${violations[0]!.message ?? violations[0]!.rule}`,
+          `${allViolations.length} container(s) break the policy, first ${violations[0]!.workload}/${violations[0]!.container}: ${violations[0]!.message ?? violations[0]!.rule}`,
           g,
         );
   const wasCompliant = previous.conditions?.find((c) => c.type === ConditionTypes.Compliant);

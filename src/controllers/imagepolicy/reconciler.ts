@@ -22,13 +22,23 @@ import type { PinRequest } from '../../rollout/pin.ts';
 import { digestOfImageID, repositoryOf } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
 import type { CandidateFacts } from '../../verify/checks.ts';
+import type { Authority } from '../../verify/signatures.ts';
+import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
+import type { ImageTrust } from '../image-trust.ts';
+import type { SlimReport } from '../vulnerability-reports.ts';
 import { judge } from '../../verify/provenance.ts';
 import type { CredentialResolver } from '../credentials.ts';
 import { withKind } from '../lifecycle.ts';
 import type { RegistryFacts } from '../registry-facts.ts';
 import type { TagLists } from '../tag-lists.ts';
 import type { ResourceWatches } from '../watches.ts';
-import { decideImagePolicy, specProblems, type FollowResult, type PolicyGathered } from './decide.ts';
+import {
+  decideImagePolicy,
+  specProblems,
+  type ContainerScan,
+  type FollowResult,
+  type PolicyGathered,
+} from './decide.ts';
 import { chooseTag } from './follow.ts';
 import { observeContainers } from './observe.ts';
 import { selectContainers, violationsOf } from './select.ts';
@@ -47,6 +57,10 @@ export interface ImagePolicyReconcilerDeps {
   credentials: CredentialResolver;
   facts: RegistryFacts;
   pin(request: PinRequest, signal: AbortSignal): Promise<void>;
+  /** Signatures and attestations: keys from Secrets, artefacts from registries, the trust root. */
+  trust: ImageTrust;
+  /** The newest Trivy Operator report on a digest, preferring the namespace given. */
+  reports(digest: string, namespace: string): SlimReport | undefined;
   registry?: Registry;
   now?: () => Date;
 }
@@ -110,6 +124,7 @@ export class ImagePolicyReconciler implements Reconciler {
       ? await this.runningCreated(gathered.observed, source, ctx)
       : new Map<string, Date>();
     gathered.violations = violationsOf(policy, selected, (image) => created.get(image), now);
+    if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
 
     const decision = decideImagePolicy(policy, now, gathered);
     await this.write(policy, decision, ctx);
@@ -266,7 +281,61 @@ export class ImagePolicyReconciler implements Reconciler {
         });
       }
     }
+    if (verify.signature || verify.vulnerabilities) {
+      const namespace = policy.metadata?.namespace ?? '';
+      const authorities: Authority[] = verify.signature
+        ? await this.deps.trust.authorities(namespace, verify.signature, signal)
+        : [];
+      if (verify.signature) facts.signature = await this.deps.trust.signature(ref, digest, source, authorities, signal);
+      if (verify.vulnerabilities) {
+        const report = this.deps.reports(digest, namespace);
+        if (report) {
+          facts.scan = {
+            findings: report.findings,
+            source: `VulnerabilityReport ${report.metadata.namespace}/${report.metadata.name}`,
+          };
+        } else if (authorities.length > 0) {
+          // Attestations count only when signed by an authority the policy trusts: anyone who
+          // can push to the repository could attach an unsigned "clean" report.
+          const attested = await this.deps.trust.attestedScan(ref, digest, source, authorities, signal);
+          if (attested) {
+            facts.scan = {
+              findings: attested.findings,
+              source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
+            };
+          }
+        }
+      }
+    }
     return facts;
+  }
+
+  /** What the scans of the running digests found, judged by the policy's gate. */
+  private runningScans(
+    policy: ImagePolicy,
+    observed: PolicyGathered['observed'],
+    now: Date,
+  ): Map<string, ContainerScan> {
+    const out = new Map<string, ContainerScan>();
+    const spec = policy.spec.verify?.vulnerabilities;
+    if (!spec) return out;
+    for (const o of observed) {
+      const digests = o.running?.digests ?? [];
+      if (digests.length !== 1) continue;
+      const digest = digests[0]!.digest;
+      if (out.has(digest)) continue;
+      const report = this.deps.reports(digest, policy.metadata?.namespace ?? '');
+      if (!report) continue;
+      const gate = gateVulnerabilities(spec, report.findings, now);
+      out.set(digest, {
+        counts: gate.counts,
+        blocking: gate.blocking.length,
+        report: `${report.metadata.namespace}/${report.metadata.name}`,
+        message: gate.message,
+        ...(report.updated ? { scannedAt: report.updated } : {}),
+      });
+    }
+    return out;
   }
 
   /**

@@ -146,7 +146,7 @@ describe('ImagePolicy decision', () => {
     );
   });
 
-  it('fails closed when asked for a check it cannot run yet (signatures before issue 7)', () => {
+  it('fails closed when a check has no verdict (a signature not verified)', () => {
     const d = decideImagePolicy(
       policy((p) => (p.spec.verify!.signature = { keys: [{ secretRef: { name: 'cosign', key: 'cosign.pub' } }] })),
       now,
@@ -154,7 +154,7 @@ describe('ImagePolicy decision', () => {
     );
     assert.equal(ready(d.status)?.status, 'False');
     assert.equal(ready(d.status)?.reason, 'CandidateRefused');
-    assert.match(ready(d.status)!.message, /signature: signature verification is not available yet/);
+    assert.match(ready(d.status)!.message, /signature: signature not verified yet/);
   });
 
   it('reports an unreadable registry before any digest is known as FollowFailed, with a Warning', () => {

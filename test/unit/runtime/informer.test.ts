@@ -186,4 +186,21 @@ describe('Informer (against a fake API server over HTTP)', () => {
     await informer.stop();
     await waitFor(() => server.openWatches() === 0, 'watch closed');
   });
+
+  it('treats a resource that is not served as empty and synced when optional, and picks it up once served', async () => {
+    server.upsert('a');
+    server.failNext('list', 404, 'NotFound');
+    informer = new Informer<FakeObject>(client, {
+      name: 'vulnerabilityreports',
+      path: server.path,
+      logger: silentLogger(),
+      registry,
+      optional: true,
+      absentRetryMs: 5,
+    });
+    await informer.start();
+    assert.ok(informer.hasSynced());
+    await waitFor(() => informer.list().length === 1, 'listed once served');
+    assert.equal(server.lists().length, 2);
+  });
 });

@@ -60,7 +60,7 @@ describe('candidate checks', () => {
     assert.equal(results.find((r) => r.name === 'provenance')?.passed, false);
   });
 
-  it('fails closed: no created time for maxAge, and checks that do not exist yet', () => {
+  it('fails closed: no created time for maxAge, no signature verdict, no scan', () => {
     const results = runChecks(
       { maxAge: '24h', signature: { keys: [{ secretRef: { name: 'k' } }] }, vulnerabilities: { maxSeverity: 'HIGH' } },
       candidate,
@@ -75,5 +75,45 @@ describe('candidate checks', () => {
       runChecks(undefined, candidate, {}, now).map((r) => r.name),
       ['digest'],
     );
+  });
+
+  it('passes on a verified signature and a scan within the gate; says which source refused', () => {
+    const verify = {
+      signature: { keys: [{ secretRef: { name: 'k' } }] },
+      vulnerabilities: { maxSeverity: 'HIGH' as const, requireScan: true },
+    };
+    const passing = runChecks(
+      verify,
+      candidate,
+      {
+        signature: { verified: true, message: 'signed by key k/cosign.pub' },
+        scan: { findings: [{ id: 'CVE-1', severity: 'HIGH' }], source: 'VulnerabilityReport shop/replicaset-web-web' },
+      },
+      now,
+    );
+    assert.ok(passing.every((r) => r.passed));
+    const refused = runChecks(
+      verify,
+      candidate,
+      {
+        signature: { verified: false, message: 'no cosign signature found' },
+        scan: { findings: [{ id: 'CVE-2', severity: 'CRITICAL' }], source: 'attestation by key k/cosign.pub' },
+      },
+      now,
+    );
+    assert.equal(refused.find((r) => r.name === 'signature')?.message, 'no cosign signature found');
+    const vuln = refused.find((r) => r.name === 'vulnerabilities');
+    assert.equal(vuln?.passed, false);
+    assert.match(vuln?.message ?? '', /^attestation by key k\/cosign\.pub: .*CVE-2/);
+  });
+
+  it('lets an unscanned candidate through only with requireScan false', () => {
+    const unscanned = (requireScan: boolean) =>
+      runChecks({ vulnerabilities: { maxSeverity: 'HIGH', requireScan } }, candidate, {}, now).find(
+        (r) => r.name === 'vulnerabilities',
+      );
+    assert.equal(unscanned(true)?.passed, false);
+    assert.match(unscanned(true)?.message ?? '', /no scan of sha256:/);
+    assert.equal(unscanned(false)?.passed, true);
   });
 });

@@ -1,0 +1,220 @@
+// The I/O half of signature and attestation checks, shared by every ImagePolicy (and the
+// admission webhook): public keys from Secrets, cosign artefacts from the registry, the
+// Sigstore trust root, and a cache of verdicts so that a digest is verified once per
+// authority set, not once per policy and reconcile. Verdicts that fail are kept briefly (a
+// signature is often pushed seconds after its image); verdicts that pass are kept longer
+// and re-checked now and then (a signature can be deleted, a Secret's key rotated: the key
+// material is part of the cache key, so a rotation takes effect at once).
+import { createHash, createPublicKey } from 'node:crypto';
+import type { ImagePolicy } from '../api/v1alpha1/index.ts';
+import type { CredentialSource } from '../registry/auth/credentials.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { repositoryName, type ImageReference } from '../registry/reference.ts';
+import { counter, type Registry } from '../runtime/metrics.ts';
+import { fetchCosignArtifacts } from '../verify/cosign-artifacts.ts';
+import {
+  anchoredRegExp,
+  describeAuthority,
+  verifiedStatements,
+  verifyImageSignature,
+  type Authority,
+  type Matcher,
+  type SignatureVerdict,
+} from '../verify/signatures.ts';
+import type { TrustedRootSource } from '../verify/trusted-root.ts';
+import { findingsFromVulnAttestation, type Finding } from '../verify/vulnerabilities.ts';
+
+export type SignatureSpec = NonNullable<NonNullable<ImagePolicy['spec']['verify']>['signature']>;
+
+/** Reads a Secret's decoded data (throws a clear error when it is missing or unreadable). */
+export type SecretReader = (namespace: string, name: string, signal?: AbortSignal) => Promise<Record<string, string>>;
+
+export class TrustConfigError extends Error {}
+
+export interface AttestedScan {
+  findings: Finding[];
+  scannedAt?: Date;
+  scanner?: string;
+}
+
+const PASS_TTL_MS = 60 * 60_000;
+const FAIL_TTL_MS = 30_000;
+const MAX_ENTRIES = 5_000;
+
+interface Cached<V> {
+  at: number;
+  ttl: number;
+  value: Promise<V>;
+}
+
+export interface ImageTrustDeps {
+  client: RegistryClient;
+  secrets: SecretReader;
+  trustedRoot: TrustedRootSource;
+  registry?: Registry;
+  now?: () => number;
+}
+
+export class ImageTrust {
+  private readonly deps: ImageTrustDeps;
+  private readonly verdicts = new Map<string, Cached<SignatureVerdict>>();
+  private readonly scans = new Map<string, Cached<AttestedScan | undefined>>();
+  private readonly verifications;
+
+  constructor(deps: ImageTrustDeps) {
+    this.deps = deps;
+    this.verifications = deps.registry
+      ? counter(deps.registry, {
+          name: 'patchline_signature_verifications_total',
+          help: 'Image signature verifications (cache misses), by result.',
+          labelNames: ['result'] as const,
+        })
+      : undefined;
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** The authorities a policy names, with their keys read from Secrets in its namespace. */
+  async authorities(namespace: string, spec: SignatureSpec, signal?: AbortSignal): Promise<Authority[]> {
+    const out: Authority[] = [];
+    for (const [i, k] of (spec.keys ?? []).entries()) {
+      const name = k.secretRef.name;
+      const field = k.secretRef.key ?? 'cosign.pub';
+      const data = await this.deps.secrets(namespace, name, signal);
+      const pem = data[field];
+      if (!pem) throw new TrustConfigError(`the Secret ${namespace}/${name} has no key "${field}"`);
+      try {
+        out.push({
+          kind: 'key',
+          name: `${name}/${field}`,
+          publicKey: createPublicKey(pem),
+          ignoreTlog: k.ignoreTlog === true,
+        });
+      } catch {
+        throw new TrustConfigError(`keys[${i}]: ${namespace}/${name} "${field}" is not a PEM public key`);
+      }
+    }
+    const matcher = (exact: string | undefined, pattern: string | undefined): Matcher =>
+      exact !== undefined ? { exact } : { pattern: anchoredRegExp(pattern ?? '') };
+    for (const [i, id] of (spec.keyless ?? []).entries()) {
+      out.push({
+        kind: 'keyless',
+        name: `keyless[${i}]`,
+        issuer: matcher(id.issuer, id.issuerRegExp),
+        subject: matcher(id.subject, id.subjectRegExp),
+      });
+    }
+    return out;
+  }
+
+  private fingerprint(authorities: readonly Authority[]): string {
+    const h = createHash('sha256');
+    for (const a of authorities) {
+      if (a.kind === 'key')
+        h.update(
+          `key|${a.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}|${String(a.ignoreTlog)}\n`,
+        );
+      else h.update(`keyless|${describeAuthority(a)}\n`);
+    }
+    return h.digest('hex').slice(0, 16);
+  }
+
+  private cached<V>(
+    map: Map<string, Cached<V>>,
+    key: string,
+    load: () => Promise<V>,
+    passed: (v: V) => boolean,
+  ): Promise<V> {
+    const now = this.now();
+    const hit = map.get(key);
+    if (hit && now - hit.at < hit.ttl) return hit.value;
+    const entry: Cached<V> = { at: now, ttl: FAIL_TTL_MS, value: load() };
+    map.set(key, entry);
+    entry.value.then(
+      (v) => {
+        entry.ttl = passed(v) ? PASS_TTL_MS : FAIL_TTL_MS;
+      },
+      () => {
+        if (map.get(key) === entry) map.delete(key); // errors are not verdicts: ask again next time
+      },
+    );
+    if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value as string);
+    return entry.value;
+  }
+
+  /** Whether the image at `digest` is signed by one of the authorities. */
+  async signature(
+    image: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    authorities: readonly Authority[],
+    signal?: AbortSignal,
+  ): Promise<SignatureVerdict> {
+    const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
+    return this.cached(
+      this.verdicts,
+      key,
+      async () => {
+        const artifacts = await fetchCosignArtifacts(
+          this.deps.client,
+          image,
+          digest,
+          source,
+          { signatures: true, attestations: false },
+          signal,
+        );
+        const verdict = await verifyImageSignature(digest, artifacts.signatures, authorities, {
+          trustedRoot: () => this.deps.trustedRoot.get(),
+        });
+        this.verifications?.inc({ result: verdict.verified ? 'verified' : 'refused' });
+        return verdict;
+      },
+      (v) => v.verified,
+    );
+  }
+
+  /**
+   * The findings of the newest vulnerability attestation about `digest` that one of the
+   * authorities signed; undefined when there is none.
+   */
+  async attestedScan(
+    image: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    authorities: readonly Authority[],
+    signal?: AbortSignal,
+  ): Promise<AttestedScan | undefined> {
+    const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
+    return this.cached(
+      this.scans,
+      key,
+      async () => {
+        const artifacts = await fetchCosignArtifacts(
+          this.deps.client,
+          image,
+          digest,
+          source,
+          { signatures: false, attestations: true },
+          signal,
+        );
+        const { statements } = await verifiedStatements(digest, artifacts.attestations, authorities, {
+          trustedRoot: () => this.deps.trustedRoot.get(),
+        });
+        let newest: AttestedScan | undefined;
+        for (const statement of statements) {
+          let scan: AttestedScan;
+          try {
+            scan = findingsFromVulnAttestation(statement, digest);
+          } catch {
+            continue; // another predicate (SBOM, provenance), or a malformed one
+          }
+          if (!newest || (scan.scannedAt?.getTime() ?? 0) > (newest.scannedAt?.getTime() ?? 0)) newest = scan;
+        }
+        return newest;
+      },
+      (v) => v !== undefined,
+    );
+  }
+}

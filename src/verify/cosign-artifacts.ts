@@ -1,0 +1,139 @@
+// Reads what cosign stored about an image from its registry, in both schemes (no npm package
+// does: @sigstore/oci only pushes): the legacy `sha256-<hex>.sig` / `.att` tags, and the OCI
+// 1.1 referrers carrying Sigstore bundles (the referrers API, or its `sha256-<hex>` tag
+// fallback on registries without it). Nothing read here is trusted until signatures.ts has
+// verified it. Counts and sizes are bounded: a registry can hold anything.
+import type { CredentialSource } from '../registry/auth/credentials.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { RegistryError } from '../registry/errors.ts';
+import type { Descriptor } from '../registry/manifest.ts';
+import type { ImageReference } from '../registry/reference.ts';
+import { MediaTypes, type CosignArtifact } from './signatures.ts';
+
+export const BUNDLE_ARTIFACT_TYPE = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json/;
+export const BUNDLE_PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType';
+const MAX_LAYERS = 16;
+const MAX_REFERRERS = 32;
+const MAX_ARTIFACT_BYTES = 1024 * 1024;
+
+export interface CosignArtifacts {
+  /** .sig layers and referrer bundles: candidates for an image signature. */
+  signatures: CosignArtifact[];
+  /** .att layers and referrer bundles: candidates for attestations. */
+  attestations: CosignArtifact[];
+}
+
+export interface FetchWanted {
+  signatures: boolean;
+  attestations: boolean;
+}
+
+/** The layers of a legacy cosign tag; none when the tag does not exist. */
+async function legacyLayers(
+  client: RegistryClient,
+  image: ImageReference,
+  tag: string,
+  mediaType: string,
+  source: CredentialSource,
+  signal?: AbortSignal,
+): Promise<CosignArtifact[]> {
+  let fetched;
+  try {
+    fetched = await client.manifest({ registry: image.registry, repository: image.repository, tag }, source, signal);
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'NOT_FOUND') return [];
+    throw err;
+  }
+  if (fetched.manifest.kind !== 'manifest') return [];
+  const layers = fetched.manifest.layers.filter((l) => l.mediaType === mediaType).slice(0, MAX_LAYERS);
+  return Promise.all(
+    layers.map(async (layer, i): Promise<CosignArtifact> => {
+      const payload = await blobOf(client, image, layer, source, signal);
+      return {
+        format: 'legacy',
+        payload,
+        mediaType,
+        annotations: layer.annotations ?? {},
+        from: `tag ${tag} layer ${i}`,
+      };
+    }),
+  );
+}
+
+async function blobOf(
+  client: RegistryClient,
+  image: ImageReference,
+  d: Descriptor,
+  source: CredentialSource,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  if (d.size > MAX_ARTIFACT_BYTES) {
+    throw new RegistryError(
+      'TOO_LARGE',
+      image.registry,
+      `${d.digest} is ${d.size} bytes (limit ${MAX_ARTIFACT_BYTES})`,
+    );
+  }
+  return client.blob(image.registry, image.repository, d.digest, source, MAX_ARTIFACT_BYTES, signal);
+}
+
+/** The Sigstore bundles that refer to `digest`, each with the predicate type it declares. */
+async function referrerBundles(
+  client: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  source: CredentialSource,
+  signal?: AbortSignal,
+): Promise<{ artifact: CosignArtifact; predicateType?: string }[]> {
+  const referrers = await client.referrers(image.registry, image.repository, digest, source, signal ? { signal } : {});
+  const bundles = referrers.descriptors
+    .filter((d) => d.artifactType !== undefined && BUNDLE_ARTIFACT_TYPE.test(d.artifactType))
+    .slice(0, MAX_REFERRERS);
+  const out = await Promise.all(
+    bundles.map(async (d) => {
+      const at = { registry: image.registry, repository: image.repository, digest: d.digest };
+      const fetched = await client.manifest(at, source, signal);
+      if (fetched.manifest.kind !== 'manifest' || fetched.manifest.layers.length !== 1) return undefined;
+      const body = await blobOf(client, image, fetched.manifest.layers[0]!, source, signal);
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(body.toString('utf8'));
+      } catch {
+        bundle = undefined; // reported by the verifier as "not a valid Sigstore bundle"
+      }
+      const predicateType =
+        d.annotations?.[BUNDLE_PREDICATE_ANNOTATION] ?? fetched.manifest.annotations?.[BUNDLE_PREDICATE_ANNOTATION];
+      return {
+        artifact: { format: 'bundle', bundle, from: `referrer ${d.digest}` } satisfies CosignArtifact,
+        ...(predicateType ? { predicateType } : {}),
+      };
+    }),
+  );
+  return out.filter((x) => x !== undefined);
+}
+
+/** Everything cosign stored about the image at `digest` that `wanted` asks for. */
+export async function fetchCosignArtifacts(
+  client: RegistryClient,
+  image: ImageReference,
+  digest: string,
+  source: CredentialSource,
+  wanted: FetchWanted,
+  signal?: AbortSignal,
+): Promise<CosignArtifacts> {
+  const prefix = digest.replace(':', '-');
+  const [sig, att, bundles] = await Promise.all([
+    wanted.signatures ? legacyLayers(client, image, `${prefix}.sig`, MediaTypes.simpleSigning, source, signal) : [],
+    wanted.attestations ? legacyLayers(client, image, `${prefix}.att`, MediaTypes.dsse, source, signal) : [],
+    referrerBundles(client, image, digest, source, signal),
+  ]);
+  const isSignature = (b: { predicateType?: string }) =>
+    b.predicateType === undefined || b.predicateType === 'https://sigstore.dev/cosign/sign/v1';
+  return {
+    signatures: [...sig, ...bundles.filter(isSignature).map((b) => b.artifact)],
+    attestations: [
+      ...att,
+      ...bundles.filter((b) => !isSignature(b) || b.predicateType === undefined).map((b) => b.artifact),
+    ],
+  };
+}

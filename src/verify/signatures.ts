@@ -1,0 +1,397 @@
+// Cosign signatures and attestations, verified with the Sigstore libraries (@sigstore/verify
+// does the cryptography: signature, certificate chain, SCTs, transparency-log proofs); this
+// module only turns what cosign stores in a registry into Sigstore bundles, and decides what
+// a verified payload says. No I/O: the artefacts are fetched by cosign-artifacts.ts.
+//
+// Two storage schemes, both common in fleets today:
+//   - legacy tags (cosign ≤ 2): `sha256-<hex>.sig` / `.att`, one layer per signature, the
+//     signature, certificate and Rekor SET in layer annotations; turned into v0.1 bundles;
+//   - OCI 1.1 referrers (cosign 3 default): an artifact whose single layer is a Sigstore
+//     bundle, for image signatures a DSSE envelope of an in-toto statement with the
+//     predicate type https://sigstore.dev/cosign/sign/v1.
+import { createHash, type KeyObject } from 'node:crypto';
+import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { pem } from '@sigstore/core';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { PolicyError, VerificationError, Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
+
+export const CosignAnnotations = {
+  signature: 'dev.cosignproject.cosign/signature',
+  certificate: 'dev.sigstore.cosign/certificate',
+  chain: 'dev.sigstore.cosign/chain',
+  bundle: 'dev.sigstore.cosign/bundle',
+} as const;
+
+export const MediaTypes = {
+  simpleSigning: 'application/vnd.dev.cosign.simplesigning.v1+json',
+  dsse: 'application/vnd.dsse.envelope.v1+json',
+  inToto: 'application/vnd.in-toto+json',
+} as const;
+
+/** The predicate type of a cosign 3 image signature. */
+export const SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
+const SIMPLE_SIGNING_TYPE = 'cosign container image signature';
+
+/** One thing cosign stored about an image, as fetched, not yet trusted. */
+export type CosignArtifact =
+  | {
+      format: 'legacy';
+      /** The layer: a simple-signing payload (.sig) or a DSSE envelope (.att). */
+      payload: Buffer;
+      mediaType: string;
+      annotations: Record<string, string>;
+      /** Where it was found, for messages: "tag sha256-….sig". */
+      from: string;
+    }
+  | { format: 'bundle'; bundle: unknown; from: string };
+
+export type Matcher = { exact: string } | { pattern: RegExp };
+
+export type Authority =
+  | { kind: 'key'; name: string; publicKey: KeyObject; ignoreTlog: boolean }
+  | { kind: 'keyless'; name: string; issuer: Matcher; subject: Matcher };
+
+/** What a verified artefact says, and who said it. */
+export interface VerifiedContent {
+  authority: string;
+  /** The key's name, or the certificate's subject (and issuer). */
+  signer: string;
+  /** The simple-signing payload, or the in-toto statement of a DSSE envelope. */
+  payload: Buffer;
+  payloadType: 'simple-signing' | 'in-toto';
+}
+
+export interface SignatureVerdict {
+  verified: boolean;
+  message: string;
+  signer?: string;
+}
+
+/** The trust root that proves nothing: enough for keys used without a transparency log. */
+export const EMPTY_TRUSTED_ROOT: TrustedRoot = TrustedRoot.fromJSON({
+  mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+  tlogs: [],
+  certificateAuthorities: [],
+  ctlogs: [],
+  timestampAuthorities: [],
+});
+
+/**
+ * A regular expression from a policy, anchored: `subjectRegExp: https://github.com/acme/.*`
+ * must not match https://evil.example/?https://github.com/acme/x. Unanchored matching is the
+ * classic hole in Go verifiers' MatchString.
+ */
+export function anchoredRegExp(source: string): RegExp {
+  return new RegExp(`^(?:${source})$`);
+}
+
+export function matches(m: Matcher, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return 'exact' in m ? m.exact === value : m.pattern.test(value);
+}
+
+const describe = (m: Matcher): string => ('exact' in m ? m.exact : `/${m.pattern.source}/`);
+
+export function describeAuthority(a: Authority): string {
+  return a.kind === 'key' ? `key ${a.name}` : `issuer ${describe(a.issuer)} subject ${describe(a.subject)}`;
+}
+
+export class ArtifactFormatError extends Error {}
+
+function asObject(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new ArtifactFormatError(`${what} is not an object`);
+  return v as Record<string, unknown>;
+}
+
+function certificatesOf(annotations: Record<string, string>): { rawBytes: string }[] {
+  const cert = annotations[CosignAnnotations.certificate];
+  if (!cert) return [];
+  const chain = annotations[CosignAnnotations.chain] ?? '';
+  const pems = [cert, ...(chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])];
+  return pems.map((p) => ({ rawBytes: pem.toDER(p).toString('base64') }));
+}
+
+/** The Rekor SET annotation ({SignedEntryTimestamp, Payload{body, integratedTime, logIndex, logID}}) as a tlog entry. */
+function tlogEntryOf(annotation: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(annotation);
+  } catch {
+    throw new ArtifactFormatError(`the ${CosignAnnotations.bundle} annotation is not JSON`);
+  }
+  const o = asObject(parsed, `the ${CosignAnnotations.bundle} annotation`);
+  const p = asObject(o.Payload, 'its Payload');
+  if (
+    typeof o.SignedEntryTimestamp !== 'string' ||
+    typeof p.body !== 'string' ||
+    typeof p.integratedTime !== 'number' ||
+    typeof p.logIndex !== 'number' ||
+    typeof p.logID !== 'string' ||
+    !/^[0-9a-f]+$/.test(p.logID)
+  ) {
+    throw new ArtifactFormatError(
+      `the ${CosignAnnotations.bundle} annotation lacks its SET, body, time, index or log id`,
+    );
+  }
+  let body: Record<string, unknown>;
+  try {
+    body = asObject(JSON.parse(Buffer.from(p.body, 'base64').toString('utf8')), 'the Rekor entry body');
+  } catch (err) {
+    throw new ArtifactFormatError(
+      err instanceof ArtifactFormatError ? err.message : 'the Rekor entry body is not base64 JSON',
+    );
+  }
+  return {
+    logIndex: String(p.logIndex),
+    logId: { keyId: Buffer.from(p.logID, 'hex').toString('base64') },
+    kindVersion: { kind: String(body.kind), version: String(body.apiVersion) },
+    integratedTime: String(p.integratedTime),
+    inclusionPromise: { signedEntryTimestamp: o.SignedEntryTimestamp },
+    canonicalizedBody: p.body,
+  };
+}
+
+/**
+ * A legacy .sig or .att layer as a v0.1 Sigstore bundle (the format whose tlog entries carry
+ * only an inclusion promise, which is what the SET annotation is).
+ */
+export function legacyToBundle(artifact: Extract<CosignArtifact, { format: 'legacy' }>): Bundle {
+  const a = artifact.annotations;
+  const certificates = certificatesOf(a);
+  const set = a[CosignAnnotations.bundle];
+  const verificationMaterial: Record<string, unknown> = {
+    ...(certificates.length > 0 ? { x509CertificateChain: { certificates } } : { publicKey: { hint: 'patchline' } }),
+    tlogEntries: set ? [tlogEntryOf(set)] : [],
+    timestampVerificationData: { rfc3161Timestamps: [] },
+  };
+  const json: Record<string, unknown> = {
+    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+    verificationMaterial,
+  };
+  if (artifact.mediaType === MediaTypes.dsse) {
+    let envelope: Record<string, unknown>;
+    try {
+      envelope = asObject(JSON.parse(artifact.payload.toString('utf8')), 'the DSSE envelope');
+    } catch (err) {
+      throw new ArtifactFormatError(err instanceof ArtifactFormatError ? err.message : 'the DSSE envelope is not JSON');
+    }
+    json.dsseEnvelope = envelope;
+  } else {
+    const signature = a[CosignAnnotations.signature];
+    if (!signature) throw new ArtifactFormatError(`the layer has no ${CosignAnnotations.signature} annotation`);
+    json.messageSignature = {
+      messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(artifact.payload).digest('base64') },
+      signature,
+    };
+  }
+  return parseBundle(json);
+}
+
+function parseBundle(json: unknown): Bundle {
+  try {
+    return bundleFromJSON(json);
+  } catch (err) {
+    throw new ArtifactFormatError(`not a valid Sigstore bundle: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+export interface VerifyOptions {
+  /** Loaded only when an artefact needs it (certificates, transparency-log entries). */
+  trustedRoot: () => Promise<TrustedRoot>;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof VerificationError || err instanceof PolicyError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Verifies one artefact against the authorities (any one suffices). Returns what it says, or
+ * why no authority accepts it. A trust-root failure is thrown: it is not the artefact's fault.
+ */
+export async function verifyArtifact(
+  artifact: CosignArtifact,
+  authorities: readonly Authority[],
+  options: VerifyOptions,
+): Promise<{ content: VerifiedContent } | { failure: string }> {
+  let bundle: Bundle;
+  try {
+    bundle = artifact.format === 'legacy' ? legacyToBundle(artifact) : parseBundle(artifact.bundle);
+  } catch (err) {
+    return { failure: `${artifact.from}: ${errorText(err)}` };
+  }
+  const material = bundle.verificationMaterial;
+  const hasCertificate = material.content.$case === 'x509CertificateChain' || material.content.$case === 'certificate';
+  const hasTlog = material.tlogEntries.length > 0;
+  const content = bundle.content;
+  const payload =
+    content.$case === 'dsseEnvelope'
+      ? Buffer.from(content.dsseEnvelope.payload)
+      : artifact.format === 'legacy'
+        ? artifact.payload
+        : undefined;
+  if (!payload) {
+    // A message-signature bundle signs bytes we do not have (the signed blob is not stored).
+    return { failure: `${artifact.from}: a message-signature bundle does not say what was signed` };
+  }
+  if (content.$case === 'dsseEnvelope' && content.dsseEnvelope.payloadType !== MediaTypes.inToto) {
+    return { failure: `${artifact.from}: DSSE payload type ${content.dsseEnvelope.payloadType} is not in-toto` };
+  }
+  const needsRoot = hasCertificate || hasTlog;
+  const root = needsRoot ? await options.trustedRoot() : EMPTY_TRUSTED_ROOT;
+  const entity = toSignedEntity(bundle, payload);
+  const failures: string[] = [];
+  for (const authority of authorities) {
+    if (authority.kind === 'key') {
+      if (hasCertificate) continue; // a certificate's key is not one of ours
+      if (!hasTlog && !authority.ignoreTlog) {
+        failures.push(`${describeAuthority(authority)}: no transparency-log entry (ignoreTlog is not set)`);
+        continue;
+      }
+      const trust = toTrustMaterial(root, () => ({ publicKey: authority.publicKey, validFor: () => true }));
+      const verifier = new Verifier(
+        trust,
+        hasTlog ? { ctlogThreshold: 0 } : { tlogThreshold: 0, timestampThreshold: 0, ctlogThreshold: 0 },
+      );
+      try {
+        verifier.verify(entity);
+        return {
+          content: {
+            authority: authority.name,
+            signer: `key ${authority.name}`,
+            payload,
+            payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
+          },
+        };
+      } catch (err) {
+        failures.push(`${describeAuthority(authority)}: ${errorText(err)}`);
+      }
+    } else {
+      if (!hasCertificate) continue;
+      try {
+        const signer = new Verifier(toTrustMaterial(root)).verify(entity);
+        const subject = signer.identity?.subjectAlternativeName;
+        const issuer = signer.identity?.extensions?.issuer;
+        if (!matches(authority.issuer, issuer) || !matches(authority.subject, subject)) {
+          failures.push(
+            `${describeAuthority(authority)}: signed by ${subject ?? '(no subject)'} from ${issuer ?? '(no issuer)'}`,
+          );
+          continue;
+        }
+        return {
+          content: {
+            authority: authority.name,
+            signer: `${subject ?? ''} (${issuer ?? ''})`,
+            payload,
+            payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
+          },
+        };
+      } catch (err) {
+        failures.push(`${describeAuthority(authority)}: ${errorText(err)}`);
+      }
+    }
+  }
+  if (failures.length === 0) {
+    failures.push(
+      hasCertificate
+        ? 'signed with a certificate, but no keyless identity is allowed'
+        : 'signed with a key, but no key is allowed',
+    );
+  }
+  return { failure: `${artifact.from}: ${failures.join('; ')}` };
+}
+
+/** The digests an in-toto statement is about, as sha256:<hex>. */
+export function statementSubjects(statement: unknown): string[] {
+  if (typeof statement !== 'object' || statement === null) return [];
+  const subject = (statement as { subject?: unknown }).subject;
+  if (!Array.isArray(subject)) return [];
+  return subject.flatMap((s: unknown) => {
+    const hex = (s as { digest?: { sha256?: unknown } } | null)?.digest?.sha256;
+    return typeof hex === 'string' && /^[a-f0-9]{64}$/.test(hex) ? [`sha256:${hex}`] : [];
+  });
+}
+
+function parseJson(b: Buffer): unknown {
+  try {
+    return JSON.parse(b.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why a verified payload is not a signature of `digest`, or undefined when it is. */
+export function signatureClaimProblem(content: VerifiedContent, digest: string): string | undefined {
+  const doc = parseJson(content.payload) as Record<string, unknown> | undefined;
+  if (content.payloadType === 'simple-signing') {
+    const critical = doc?.critical as { type?: unknown; image?: { 'docker-manifest-digest'?: unknown } } | undefined;
+    if (critical?.type !== SIMPLE_SIGNING_TYPE && critical?.type !== SIGN_PREDICATE)
+      return 'the payload is not a cosign image signature';
+    const signed = critical.image?.['docker-manifest-digest'];
+    return signed === digest ? undefined : `the signature is for ${String(signed)}, not ${digest}`;
+  }
+  if (doc === undefined) return 'the statement is not JSON';
+  if (doc.predicateType !== SIGN_PREDICATE) return 'not an image signature';
+  return statementSubjects(doc).includes(digest) ? undefined : `the statement's subject is not ${digest}`;
+}
+
+/**
+ * Whether the image at `digest` carries a valid signature from one of the authorities. The
+ * message says who signed, or why each artefact found was refused.
+ */
+export async function verifyImageSignature(
+  digest: string,
+  artifacts: readonly CosignArtifact[],
+  authorities: readonly Authority[],
+  options: VerifyOptions,
+): Promise<SignatureVerdict> {
+  if (artifacts.length === 0) return { verified: false, message: `no cosign signature found for ${digest}` };
+  const problems: string[] = [];
+  for (const artifact of artifacts) {
+    const result = await verifyArtifact(artifact, authorities, options);
+    if ('failure' in result) {
+      problems.push(result.failure);
+      continue;
+    }
+    const problem = signatureClaimProblem(result.content, digest);
+    if (problem === 'not an image signature') continue; // an attestation among the referrers
+    if (problem) {
+      problems.push(`${artifact.from}: ${problem}`);
+      continue;
+    }
+    return { verified: true, message: `signed by ${result.content.signer}`, signer: result.content.signer };
+  }
+  if (problems.length === 0) return { verified: false, message: `no cosign signature found for ${digest}` };
+  const shown = problems.slice(0, 3).join('; ');
+  return {
+    verified: false,
+    message: `no valid signature: ${shown}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
+  };
+}
+
+/** The in-toto statements about `digest` that one of the authorities signed (attestations). */
+export async function verifiedStatements(
+  digest: string,
+  artifacts: readonly CosignArtifact[],
+  authorities: readonly Authority[],
+  options: VerifyOptions,
+): Promise<{ statements: unknown[]; refused: string[] }> {
+  const statements: unknown[] = [];
+  const refused: string[] = [];
+  for (const artifact of artifacts) {
+    const result = await verifyArtifact(artifact, authorities, options);
+    if ('failure' in result) {
+      refused.push(result.failure);
+      continue;
+    }
+    if (result.content.payloadType !== 'in-toto') continue;
+    const statement = parseJson(result.content.payload);
+    if (!statementSubjects(statement).includes(digest)) {
+      refused.push(`${artifact.from}: the statement's subject is not ${digest}`);
+      continue;
+    }
+    statements.push(statement);
+  }
+  return { statements, refused };
+}
