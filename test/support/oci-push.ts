@@ -205,19 +205,23 @@ export class OciPusher {
     subject: { digest: string; mediaType: string; size: number },
     artifactType: string,
     existing: Descriptor[] = [],
+    content?: { mediaType: string; body: Buffer; annotations?: Record<string, string> },
   ): Promise<Descriptor> {
     const empty = Buffer.from('{}');
     const emptyDigest = await this.pushBlob(repository, empty);
-    const payload = Buffer.from(`payload for ${subject.digest} ${artifactType} ${randomBytes(4).toString('hex')}`);
+    const payload =
+      content?.body ?? Buffer.from(`payload for ${subject.digest} ${artifactType} ${randomBytes(4).toString('hex')}`);
     const payloadDigest = await this.pushBlob(repository, payload);
     const manifest = {
       schemaVersion: 2,
       mediaType: MediaTypes.ociManifest,
       artifactType,
       config: { mediaType: MediaTypes.ociEmpty, digest: emptyDigest, size: empty.length },
-      layers: [{ mediaType: 'application/octet-stream', digest: payloadDigest, size: payload.length }],
+      layers: [
+        { mediaType: content?.mediaType ?? 'application/octet-stream', digest: payloadDigest, size: payload.length },
+      ],
       subject,
-      annotations: { 'org.opencontainers.image.created': new Date().toISOString() },
+      annotations: { 'org.opencontainers.image.created': new Date().toISOString(), ...content?.annotations },
     };
     const body = JSON.stringify(manifest);
     const digest = await this.putManifest(repository, sha256(body), manifest, MediaTypes.ociManifest);
@@ -231,5 +235,38 @@ export class OciPusher {
     const index = { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [...existing, descriptor] };
     await this.putManifest(repository, subject.digest.replace(':', '-'), index, MediaTypes.ociIndex);
     return descriptor;
+  }
+
+  /**
+   * A cosign ≤ 2 signature or attestation tag (sha256-<hex>.sig / .att): one manifest whose
+   * layers are the signed payloads, each with its signature annotations.
+   */
+  async pushCosignTag(
+    repository: string,
+    digest: string,
+    suffix: 'sig' | 'att',
+    layers: { payload: Buffer; mediaType: string; annotations: Record<string, string> }[],
+  ): Promise<string> {
+    const config = Buffer.from(
+      JSON.stringify({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: [] } }),
+    );
+    const configDigest = await this.pushBlob(repository, config);
+    const descriptors: Descriptor[] = [];
+    for (const layer of layers) {
+      const d = await this.pushBlob(repository, layer.payload);
+      descriptors.push({
+        mediaType: layer.mediaType,
+        digest: d,
+        size: layer.payload.length,
+        annotations: layer.annotations,
+      });
+    }
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      config: { mediaType: MediaTypes.ociConfig, digest: configDigest, size: config.length },
+      layers: descriptors,
+    };
+    return this.putManifest(repository, `${digest.replace(':', '-')}.${suffix}`, manifest, MediaTypes.ociManifest);
   }
 }
