@@ -4,7 +4,8 @@
 // authority set, not once per policy and reconcile. Verdicts that fail are kept briefly (a
 // signature is often pushed seconds after its image); verdicts that pass are kept longer
 // and re-checked now and then (a signature can be deleted, a Secret's key rotated: the key
-// material is part of the cache key, so a rotation takes effect at once).
+// material is part of the cache key, so a rotation takes effect at once). A requested
+// reconcile (`fresh`) looks again at once.
 import { createHash, createPublicKey } from 'node:crypto';
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../registry/auth/credentials.ts';
@@ -126,10 +127,11 @@ export class ImageTrust {
     key: string,
     load: () => Promise<V>,
     passed: (v: V) => boolean,
+    fresh = false,
   ): Promise<V> {
     const now = this.now();
     const hit = map.get(key);
-    if (hit && now - hit.at < hit.ttl) return hit.value;
+    if (hit && !fresh && now - hit.at < hit.ttl) return hit.value;
     const entry: Cached<V> = { at: now, ttl: FAIL_TTL_MS, value: load() };
     map.set(key, entry);
     entry.value.then(
@@ -151,6 +153,7 @@ export class ImageTrust {
     source: CredentialSource,
     authorities: readonly Authority[],
     signal?: AbortSignal,
+    fresh = false,
   ): Promise<SignatureVerdict> {
     const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
     return this.cached(
@@ -172,6 +175,7 @@ export class ImageTrust {
         return verdict;
       },
       (v) => v.verified,
+      fresh,
     );
   }
 
@@ -185,6 +189,7 @@ export class ImageTrust {
     source: CredentialSource,
     authorities: readonly Authority[],
     signal?: AbortSignal,
+    fresh = false,
   ): Promise<AttestedScan | undefined> {
     const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
     return this.cached(
@@ -215,6 +220,7 @@ export class ImageTrust {
         return newest;
       },
       (v) => v !== undefined,
+      fresh,
     );
   }
 }

@@ -3,20 +3,10 @@
 // it; a bad image is rolled back; unapproved and too-old images are refused and reported;
 // Manual mode waits for approval; a revert loop is detected; StatefulSets and DaemonSets too.
 import assert from 'node:assert/strict';
-import { stringify } from 'yaml';
-import type { ImagePolicy, ImagePolicyStatus } from '../../src/api/v1alpha1/index.ts';
-import { env, kubectl, newNamespace } from './support/env.ts';
+import { kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
+import { applyPolicy, applyWorkload, runningPods, specImage, waitForPolicy, workload } from './support/policies.ts';
 import { RebuildEnv, applyTrigger, createBuildSecret, eventReasons, triggerStatus } from './support/rebuild-env.ts';
-
-type Workload = NonNullable<ImagePolicyStatus['workloads']>[number];
-
-interface PodList {
-  items: {
-    metadata: { name: string; deletionTimestamp?: string };
-    status?: { phase?: string; containerStatuses?: { name: string; imageID?: string; ready?: boolean }[] };
-  }[];
-}
 
 describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
   let e: RebuildEnv;
@@ -33,85 +23,6 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     await e?.stop();
   });
 
-  function applyPolicy(ns: string, name: string, spec: Record<string, unknown>, annotations = {}): void {
-    kubectl(['apply', '-n', ns, '-f', '-'], {
-      input: stringify({
-        apiVersion: 'patchline.dev/v1alpha1',
-        kind: 'ImagePolicy',
-        metadata: { name, annotations },
-        spec,
-      }),
-    });
-  }
-
-  function applyWorkload(
-    ns: string,
-    kind: 'Deployment' | 'StatefulSet' | 'DaemonSet',
-    name: string,
-    image: string,
-    options: { replicas?: number; labels?: Record<string, string>; podAnnotations?: Record<string, string> } = {},
-  ): void {
-    const labels = { app: name, ...(options.labels ?? {}) };
-    const spec: Record<string, unknown> = {
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels, annotations: options.podAnnotations ?? {} },
-        spec: {
-          containers: [
-            { name: 'app', image },
-            { name: 'sidecar', image: 'registry.example.com/mesh/proxy:1.0' },
-          ],
-        },
-      },
-    };
-    if (kind !== 'DaemonSet') spec.replicas = options.replicas ?? 1;
-    if (kind === 'StatefulSet') spec.serviceName = name;
-    kubectl(['apply', '-n', ns, '-f', '-'], {
-      input: stringify({ apiVersion: 'apps/v1', kind, metadata: { name, labels }, spec }),
-    });
-  }
-
-  function policy(ns: string, name: string): ImagePolicy {
-    return JSON.parse(kubectl(['get', 'imagepolicy', name, '-n', ns, '-o', 'json']).stdout) as ImagePolicy;
-  }
-
-  async function waitForPolicy(
-    ns: string,
-    name: string,
-    what: string,
-    test: (s: ImagePolicyStatus) => boolean,
-  ): Promise<ImagePolicyStatus> {
-    let last: ImagePolicyStatus = {};
-    await operator
-      .waitUntil(() => test((last = policy(ns, name).status ?? {})), `${name}: ${what}`, 90_000)
-      .catch((err: unknown) => {
-        throw new Error(`${String(err)}\nlast status: ${JSON.stringify(last, null, 2)}`);
-      });
-    return last;
-  }
-
-  const workload = (s: ImagePolicyStatus, kind: string, name: string): Workload | undefined =>
-    s.workloads?.find((w) => w.kind === kind && w.name === name && w.container === 'app');
-
-  function specImage(ns: string, kind: string, name: string, container = 'app'): string {
-    return kubectl([
-      'get',
-      kind.toLowerCase(),
-      name,
-      '-n',
-      ns,
-      '-o',
-      `jsonpath={.spec.template.spec.containers[?(@.name=="${container}")].image}`,
-    ]).stdout;
-  }
-
-  async function runningPods(ns: string, app: string): Promise<PodList['items']> {
-    const list = await env().admin.requestJson<PodList>('GET', `/api/v1/namespaces/${ns}/pods`, {
-      query: { labelSelector: `app=${app}` },
-    });
-    return list.items.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running');
-  }
-
   it('rolls a 3-replica Deployment to each new digest; its pods run it; kubectl shows it up to date', async () => {
     const ns = newNamespace('ipol');
     const v1 = await e.pusher.pushImage('shop/web', '1.0', { seed: 'web-v1' });
@@ -124,6 +35,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     });
     const repo = `${e.registry.host}/shop/web`;
     let s = await waitForPolicy(
+      operator,
       ns,
       'web',
       'v1 up to date',
@@ -141,6 +53,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     // A new digest lands on the tag: the registry notifies the operator, which rolls it out.
     const v2 = await e.pusher.pushImage('shop/web', '1.0', { seed: 'web-v2' });
     s = await waitForPolicy(
+      operator,
       ns,
       'web',
       'v2 up to date',
@@ -185,10 +98,17 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       workloads: { names: ['bad'] },
       rollout: { progressDeadline: '10s' },
     });
-    await waitForPolicy(ns, 'bad', 'v1 up to date', (x) => workload(x, 'Deployment', 'bad')?.state === 'UpToDate');
+    await waitForPolicy(
+      operator,
+      ns,
+      'bad',
+      'v1 up to date',
+      (x) => workload(x, 'Deployment', 'bad')?.state === 'UpToDate',
+    );
     // The bad image lands on the followed tag.
     await e.pusher.copyManifest('shop/bad', 'next', '1.0', v2.mediaType);
     const s = await waitForPolicy(
+      operator,
       ns,
       'bad',
       'failed and rolled back',
@@ -241,6 +161,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       verify: { registries: ['approved.example.com'] },
     });
     const old = await waitForPolicy(
+      operator,
       ns,
       'old',
       'refused',
@@ -261,6 +182,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     );
     assert.equal(old.conditions?.find((c) => c.type === 'Compliant')?.status, 'False');
     const foreign = await waitForPolicy(
+      operator,
       ns,
       'foreign',
       'refused',
@@ -295,6 +217,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       rollout: { mode: 'Manual' },
     });
     const s = await waitForPolicy(
+      operator,
       ns,
       'manual',
       'pending approval',
@@ -306,7 +229,13 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     );
     assert.equal(specImage(ns, 'Deployment', 'manual'), e.image('shop/manual', '1.0'), 'not pinned before approval');
     kubectl(['annotate', '-n', ns, 'imagepolicy/manual', `patchline.dev/approve-digest=${v1.digest}`]);
-    await waitForPolicy(ns, 'manual', 'up to date', (x) => workload(x, 'Deployment', 'manual')?.state === 'UpToDate');
+    await waitForPolicy(
+      operator,
+      ns,
+      'manual',
+      'up to date',
+      (x) => workload(x, 'Deployment', 'manual')?.state === 'UpToDate',
+    );
     assert.equal(specImage(ns, 'Deployment', 'manual'), `${e.registry.host}/shop/manual@${v1.digest}`);
   });
 
@@ -320,13 +249,25 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       workloads: { names: ['loop'] },
     });
     const pinned = `${e.registry.host}/shop/loop@`;
-    await waitForPolicy(ns, 'loop', 'up to date', (x) => workload(x, 'Deployment', 'loop')?.state === 'UpToDate');
+    await waitForPolicy(
+      operator,
+      ns,
+      'loop',
+      'up to date',
+      (x) => workload(x, 'Deployment', 'loop')?.state === 'UpToDate',
+    );
     // A GitOps tool (here kubectl) sets the tag back: Patchline pins again, once.
     kubectl(['set', 'image', '-n', ns, 'deployment/loop', `app=${e.image('shop/loop', '1.0')}`]);
-    await waitForPolicy(ns, 'loop', 'one revert', (x) => workload(x, 'Deployment', 'loop')?.reverts === 1);
+    await waitForPolicy(operator, ns, 'loop', 'one revert', (x) => workload(x, 'Deployment', 'loop')?.reverts === 1);
     await operator.waitUntil(() => specImage(ns, 'Deployment', 'loop').startsWith(pinned), 're-pinned');
     kubectl(['set', 'image', '-n', ns, 'deployment/loop', `app=${e.image('shop/loop', '1.0')}`]);
-    const s = await waitForPolicy(ns, 'loop', 'blocked', (x) => workload(x, 'Deployment', 'loop')?.state === 'Blocked');
+    const s = await waitForPolicy(
+      operator,
+      ns,
+      'loop',
+      'blocked',
+      (x) => workload(x, 'Deployment', 'loop')?.state === 'Blocked',
+    );
     const w = workload(s, 'Deployment', 'loop')!;
     assert.equal(w.reverts, 2);
     assert.equal(w.revertedBy, 'kubectl-set');
@@ -351,6 +292,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     });
     const v2 = await e.pusher.pushImage('shop/agent', '2.0', { seed: 'agent-v2' });
     const s = await waitForPolicy(
+      operator,
       ns,
       'agent',
       'both up to date on v2',
@@ -394,7 +336,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
       verify: { registries: [e.registry.host], provenance: { requireBase: true } },
     });
     // The image there now declares no base: refused, the workload left alone.
-    await waitForPolicy(ns, 'looped', 'refused for provenance', (x) =>
+    await waitForPolicy(operator, ns, 'looped', 'refused for provenance', (x) =>
       (x.latest?.checks ?? []).some((c) => c.name === 'provenance' && !c.passed),
     );
     assert.equal(specImage(ns, 'Deployment', 'looped'), e.image('shop/looped', '1.0'));
@@ -403,6 +345,7 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     // The base is patched: the trigger rebuilds, the rebuilt image lands, the policy takes it.
     const base2 = await e.pusher.pushImage('base/loop', '1', { seed: `${ns}-b2` });
     const s = await waitForPolicy(
+      operator,
       ns,
       'looped',
       'rebuilt digest rolled out',

@@ -59,8 +59,9 @@ describe('least privilege', () => {
     });
     const ns = newNamespace('rbac');
     // Registry credentials from a Secret and a ServiceAccount's imagePullSecrets (get each).
-    // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, earlier in
-    // the suite: this test reads the audit log of the whole run.
+    // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, and Trivy
+    // Operator's VulnerabilityReports are watched in trust.test.ts, earlier in the suite:
+    // this test reads the audit log of the whole run.
     const dockerconfig = Buffer.from(
       JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('puller:pull-pass').toString('base64') } } }),
     ).toString('base64');

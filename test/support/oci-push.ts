@@ -127,6 +127,15 @@ export class OciPusher {
     return sha256(body);
   }
 
+  /** The size in bytes of a stored manifest (for a descriptor that points at it). */
+  async manifestSize(repository: string, reference: string): Promise<number> {
+    const res = await this.request('GET', repository, `/v2/${repository}/manifests/${reference}`, {
+      headers: { accept: [MediaTypes.ociManifest, MediaTypes.ociIndex].join(', ') },
+    });
+    if (!res.ok) throw new Error(`manifest ${repository}:${reference}: HTTP ${res.status}`);
+    return Buffer.from(await res.arrayBuffer()).length;
+  }
+
   async deleteManifest(repository: string, digest: string): Promise<void> {
     const res = await this.request('DELETE', repository, `/v2/${repository}/manifests/${digest}`);
     if (res.status !== 202) throw new Error(`delete ${repository}@${digest}: HTTP ${res.status} ${await res.text()}`);

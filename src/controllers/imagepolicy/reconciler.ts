@@ -3,7 +3,12 @@
 // and what their pods run), decide (pure: decide.ts, rollout.ts), act (write status first —
 // it records the previous digest a rollback needs — then pin the containers decided),
 // report (Events for transitions).
-import { ImagePolicyType, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
+import {
+  ImagePolicyType,
+  ReconcileRequestedAt,
+  type ImagePolicy,
+  type RebuildTrigger,
+} from '../../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../../registry/auth/credentials.ts';
 import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
 import { parseDuration } from '../../runtime/duration.ts';
@@ -66,6 +71,11 @@ export interface ImagePolicyReconcilerDeps {
 }
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
+/** A reconcile was asked for (the annotation changed since last handled): look again, past caches. */
+const reconcileRequested = (p: ImagePolicy): boolean => {
+  const requested = p.metadata?.annotations?.[ReconcileRequestedAt];
+  return requested !== undefined && requested !== p.status?.lastHandledReconcileAt;
+};
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** A running image whose created time could not be read is not asked about again for this long. */
 const CREATED_RETRY_MS = 10 * 60_000;
@@ -111,7 +121,14 @@ export class ImagePolicyReconciler implements Reconciler {
     const gathered: PolicyGathered = { follow, observed: [], violations: [] };
     if (follow.digest) {
       try {
-        gathered.facts = await this.candidateFacts(policy, ref, follow.digest, source, ctx.signal);
+        gathered.facts = await this.candidateFacts(
+          policy,
+          ref,
+          follow.digest,
+          source,
+          ctx.signal,
+          reconcileRequested(policy),
+        );
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         gathered.factsError = message(err);
@@ -252,6 +269,7 @@ export class ImagePolicyReconciler implements Reconciler {
     digest: string,
     source: CredentialSource,
     signal: AbortSignal,
+    fresh: boolean,
   ): Promise<CandidateFacts> {
     const facts: CandidateFacts = {};
     const verify = policy.spec.verify ?? {};
@@ -286,7 +304,8 @@ export class ImagePolicyReconciler implements Reconciler {
       const authorities: Authority[] = verify.signature
         ? await this.deps.trust.authorities(namespace, verify.signature, signal)
         : [];
-      if (verify.signature) facts.signature = await this.deps.trust.signature(ref, digest, source, authorities, signal);
+      if (verify.signature)
+        facts.signature = await this.deps.trust.signature(ref, digest, source, authorities, signal, fresh);
       if (verify.vulnerabilities) {
         const report = this.deps.reports(digest, namespace);
         if (report) {
@@ -297,7 +316,7 @@ export class ImagePolicyReconciler implements Reconciler {
         } else if (authorities.length > 0) {
           // Attestations count only when signed by an authority the policy trusts: anyone who
           // can push to the repository could attach an unsigned "clean" report.
-          const attested = await this.deps.trust.attestedScan(ref, digest, source, authorities, signal);
+          const attested = await this.deps.trust.attestedScan(ref, digest, source, authorities, signal, fresh);
           if (attested) {
             facts.scan = {
               findings: attested.findings,

@@ -29,6 +29,8 @@ export class RebuildEnv {
   static async start(
     build: Omit<BuildServiceOptions, 'registryUrl'> = {},
     limits: { requestsPerMinute?: number; webhookRequestsPerSecond?: number } = {},
+    /** A Sigstore trusted root (JSON) for the operator's config: keyless signatures, Rekor entries. */
+    trustedRoot?: object,
   ): Promise<RebuildEnv> {
     const { requestsPerMinute, webhookRequestsPerSecond } = limits;
     const e = new RebuildEnv();
@@ -46,6 +48,7 @@ export class RebuildEnv {
     const dir = mkdtempSync(join(tmpdir(), 'patchline-rebuild-'));
     writeFileSync(join(dir, 'hook-token'), `${HOOK_TOKEN}\n`);
     e.configFile = join(dir, 'config.yaml');
+    if (trustedRoot) writeFileSync(join(dir, 'trusted_root.json'), JSON.stringify(trustedRoot));
     writeFileSync(
       e.configFile,
       stringify({
@@ -58,6 +61,7 @@ export class RebuildEnv {
             { name: 'registry', format: 'distribution', auth: { type: 'bearer', tokenFile: join(dir, 'hook-token') } },
           ],
         },
+        ...(trustedRoot ? { sigstore: { trustedRootFile: join(dir, 'trusted_root.json') } } : {}),
       }),
     );
     return e;

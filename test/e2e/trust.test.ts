@@ -1,0 +1,269 @@
+// Trust end to end, on the real control plane and registry, the operator running as its
+// ServiceAccount: only signed images are rolled out (keyless with the trust root from the
+// operator's config, and keys from Secrets); Trivy Operator reports are mapped to what runs,
+// a new report makes a policy non-compliant without any rollout, and a report on a
+// candidate refuses it before it runs anywhere here.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { SIGN_PREDICATE } from '../../src/verify/signatures.ts';
+import { BUNDLE_PREDICATE_ANNOTATION } from '../../src/verify/cosign-artifacts.ts';
+import { kubectl, newNamespace } from './support/env.ts';
+import type { Operator } from './support/operator.ts';
+import { applyPolicy, applyWorkload, specImage, waitForPolicy, workload } from './support/policies.ts';
+import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
+import { ecKeyPair, SigstoreFixtures } from '../support/sigstore.ts';
+import { MediaTypes } from '../../src/registry/manifest.ts';
+
+const GITHUB = 'https://token.actions.githubusercontent.com';
+const WORKFLOW = 'https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main';
+const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+const CRD = fileURLToPath(new URL('../fixtures/trivy-vulnerabilityreports-crd.yaml', import.meta.url));
+
+function applyReport(
+  ns: string,
+  name: string,
+  digest: string,
+  vulns: { id: string; severity: string; fixed?: string }[],
+) {
+  kubectl(['apply', '-n', ns, '-f', '-'], {
+    input: stringify({
+      apiVersion: 'aquasecurity.github.io/v1alpha1',
+      kind: 'VulnerabilityReport',
+      metadata: {
+        name,
+        labels: { 'trivy-operator.container.name': 'app', 'app.kubernetes.io/managed-by': 'trivy-operator' },
+      },
+      report: {
+        updateTimestamp: new Date().toISOString(),
+        scanner: { name: 'Trivy', vendor: 'Aqua Security', version: '0.57.0' },
+        artifact: { repository: 'shop/scan', digest },
+        summary: { criticalCount: vulns.filter((v) => v.severity === 'CRITICAL').length },
+        vulnerabilities: vulns.map((v) => ({
+          vulnerabilityID: v.id,
+          resource: 'openssl',
+          installedVersion: '3.0.1',
+          severity: v.severity,
+          ...(v.fixed ? { fixedVersion: v.fixed } : {}),
+        })),
+      },
+    }),
+  });
+}
+
+describe('Trust: signatures and vulnerability reports', () => {
+  let e: RebuildEnv;
+  let operator: Operator;
+  let fx: SigstoreFixtures;
+  const key = ecKeyPair();
+
+  before(async () => {
+    // Trivy Operator's CRD, as a cluster running it has: the operator watches its reports.
+    kubectl(['apply', '-f', CRD]);
+    kubectl(['wait', '--for=condition=Established', 'crd/vulnerabilityreports.aquasecurity.github.io']);
+    fx = await SigstoreFixtures.create();
+    e = await RebuildEnv.start({}, {}, fx.trustedRoot());
+    operator = await e.operator('op-trust', `e2e-trust-${Date.now()}`);
+    await operator.waitForLog((l) => l.message === 'controllers started', 'leading');
+  });
+
+  after(async () => {
+    if (operator) assert.equal(await operator.stop(), 0);
+    await e?.stop();
+  });
+
+  it('rolls out signed digests only: an unsigned one is refused and holds the Deployment, until it is signed', async () => {
+    const ns = newNamespace('sig');
+    kubectl(['create', 'secret', 'generic', 'cosign', '-n', ns, `--from-literal=cosign.pub=${key.publicPem}`]);
+    const repo = `${e.registry.host}/shop/signed`;
+    const v1 = await e.pusher.pushImage('shop/signed', '1.0', { seed: 'signed-v1' });
+    // cosign 2 keyless: a .sig tag with a Fulcio certificate and a Rekor SET.
+    await e.pusher.pushCosignTag('shop/signed', v1.digest, 'sig', [
+      await fx.legacySignature(repo, v1.digest, { identity: { subject: WORKFLOW, issuer: GITHUB } }),
+    ]);
+    applyWorkload(ns, 'Deployment', 'web', e.image('shop/signed', '1.0'));
+    applyPolicy(ns, 'web', {
+      image: repo,
+      follow: { tag: '1.0' },
+      workloads: { names: ['web'] },
+      verify: {
+        signature: {
+          keyless: [{ issuer: GITHUB, subjectRegExp: 'https://github\\.com/acme/shop/.*' }],
+          keys: [{ secretRef: { name: 'cosign' } }],
+        },
+      },
+    });
+    let s = await waitForPolicy(operator, ns, 'web', 'v1 accepted and rolled out', (x) => {
+      const w = workload(x, 'Deployment', 'web');
+      return x.latest?.digest === v1.digest && x.latest.verified === true && w?.state === 'UpToDate';
+    });
+    assert.match(
+      s.latest?.checks?.find((c) => c.name === 'signature')?.message ?? '',
+      /signed by https:\/\/github\.com\/acme\/shop/,
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+
+    // An unsigned digest lands on the tag: refused, the Deployment stays where it is.
+    const v2 = await e.pusher.pushImage('shop/signed', '1.0', { seed: 'signed-v2' });
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'v2 refused',
+      (x) => x.latest?.digest === v2.digest && x.latest.verified === false,
+    );
+    const ready = s.conditions?.find((c) => c.type === 'Ready');
+    assert.equal(ready?.reason, 'CandidateRefused');
+    assert.match(ready?.message ?? '', new RegExp(`signature: no cosign signature found for ${v2.digest}`));
+    assert.equal(workload(s, 'Deployment', 'web')?.state, 'Blocked');
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+    assert.ok(eventReasons(ns, 'web').includes('CandidateRefused'));
+
+    // A signature by a key nobody trusts changes nothing; one by the Secret's key (cosign 3:
+    // a bundle in the referrers) is accepted on the next look, asked for with the annotation.
+    const subject = {
+      digest: v2.digest,
+      mediaType: MediaTypes.ociManifest,
+      size: await e.pusher.manifestSize('shop/signed', v2.digest),
+    };
+    const attach = async (
+      by: ReturnType<typeof ecKeyPair>,
+      existing: Awaited<ReturnType<typeof e.pusher.pushReferrer>>[],
+    ) =>
+      e.pusher.pushReferrer('shop/signed', subject, BUNDLE_TYPE, existing, {
+        mediaType: BUNDLE_TYPE,
+        body: Buffer.from(JSON.stringify(await fx.signatureBundle(repo, v2.digest, { key: by }))),
+        annotations: { [BUNDLE_PREDICATE_ANNOTATION]: SIGN_PREDICATE },
+      });
+    const forged = await attach(ecKeyPair(), []);
+    kubectl([
+      'annotate',
+      '--overwrite',
+      '-n',
+      ns,
+      'imagepolicy',
+      'web',
+      `patchline.dev/reconcile-requested-at=forged-${Date.now()}`,
+    ]);
+    await waitForPolicy(operator, ns, 'web', 'forged signature refused', (x) =>
+      /SIGNATURE_ERROR/.test(x.latest?.checks?.find((c) => c.name === 'signature')?.message ?? ''),
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+    await attach(key, [forged]);
+    kubectl([
+      'annotate',
+      '--overwrite',
+      '-n',
+      ns,
+      'imagepolicy',
+      'web',
+      `patchline.dev/reconcile-requested-at=signed-${Date.now()}`,
+    ]);
+    s = await waitForPolicy(operator, ns, 'web', 'v2 accepted and rolled out', (x) => {
+      const w = workload(x, 'Deployment', 'web');
+      return x.latest?.digest === v2.digest && x.latest.verified === true && w?.state === 'UpToDate';
+    });
+    assert.equal(s.latest?.checks?.find((c) => c.name === 'signature')?.message, 'signed by key cosign/cosign.pub');
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v2.digest}`);
+    await operator.waitForLog(
+      (l) => l.audit === true && l.reason === 'CandidateAccepted' && l.name === 'web' && l.namespace === ns,
+      'the acceptance in the audit trail',
+    );
+  });
+
+  it('maps scans to what runs: a new report makes the policy non-compliant without a rollout; a scanned candidate is refused', async () => {
+    const ns = newNamespace('scan');
+    const repo = `${e.registry.host}/shop/scan`;
+    const v1 = await e.pusher.pushImage('shop/scan', '1.0', { seed: 'scan-v1' });
+    applyWorkload(ns, 'Deployment', 'api', e.image('shop/scan', '1.0'));
+    const spec = (allow: object[] = []) => ({
+      image: repo,
+      follow: { tag: '1.0' },
+      workloads: { names: ['api'] },
+      verify: { vulnerabilities: { maxSeverity: 'HIGH', requireScan: false, ignoreUnfixed: true, allow } },
+    });
+    applyPolicy(ns, 'api', spec());
+    let s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'v1 rolled out, not scanned',
+      (x) => workload(x, 'Deployment', 'api')?.state === 'UpToDate',
+    );
+    assert.equal(workload(s, 'Deployment', 'api')?.vulnerabilities, undefined);
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'True');
+    const generation = kubectl(['get', 'deployment', 'api', '-n', ns, '-o', 'jsonpath={.metadata.generation}']).stdout;
+
+    // Trivy Operator scans the running ReplicaSet and finds a fixed CRITICAL and an unfixed one.
+    applyReport(ns, 'replicaset-api-7d9c-app', v1.digest, [
+      { id: 'CVE-2026-1111', severity: 'CRITICAL', fixed: '3.0.9' },
+      { id: 'CVE-2026-2222', severity: 'CRITICAL' },
+      { id: 'CVE-2026-3333', severity: 'HIGH', fixed: '3.0.9' },
+      { id: 'CVE-2026-4444', severity: 'LOW' },
+    ]);
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'non-compliant from the report',
+      (x) => x.conditions?.some((c) => c.type === 'Compliant' && c.status === 'False') ?? false,
+    );
+    assert.deepEqual(workload(s, 'Deployment', 'api')?.vulnerabilities, {
+      critical: 2,
+      high: 1,
+      medium: 0,
+      low: 1,
+      unknown: 0,
+      blocking: 1,
+      report: `${ns}/replicaset-api-7d9c-app`,
+      scannedAt: workload(s, 'Deployment', 'api')?.vulnerabilities?.scannedAt,
+    });
+    const violation = s.violations?.find((v) => v.rule === 'vulnerabilities');
+    assert.equal(violation?.workload, 'Deployment/api');
+    assert.equal(violation?.image, v1.digest);
+    assert.match(violation?.message ?? '', /1 finding\(s\) above HIGH: CVE-2026-1111 \(CRITICAL in openssl\)/);
+    assert.equal(
+      kubectl(['get', 'deployment', 'api', '-n', ns, '-o', 'jsonpath={.metadata.generation}']).stdout,
+      generation,
+      'no rollout happened',
+    );
+    assert.ok(eventReasons(ns, 'api').includes('PolicyViolation'));
+
+    // An allow-list entry with a reason and an expiry makes it compliant again.
+    applyPolicy(
+      ns,
+      'api',
+      spec([{ id: 'CVE-2026-1111', expires: '2099-01-01', reason: 'not reachable: no TLS server' }]),
+    );
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'compliant with the exception',
+      (x) => x.conditions?.some((c) => c.type === 'Compliant' && c.status === 'True') ?? false,
+    );
+    assert.equal(workload(s, 'Deployment', 'api')?.vulnerabilities?.blocking, 0);
+
+    // A candidate already scanned where it runs elsewhere (staging) with a CRITICAL: refused.
+    const staging = newNamespace('staging');
+    const v2 = await e.pusher.pushImage('shop/scan', undefined, { seed: 'scan-v2' });
+    applyReport(staging, 'replicaset-api-5f6b-app', v2.digest, [
+      { id: 'CVE-2026-9999', severity: 'CRITICAL', fixed: '1.2' },
+    ]);
+    await e.pusher.copyManifest('shop/scan', v2.digest, '1.0', v2.mediaType);
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'v2 refused by its scan',
+      (x) => x.latest?.digest === v2.digest && x.latest.verified === false,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      new RegExp(
+        `vulnerabilities: VulnerabilityReport ${staging}/replicaset-api-5f6b-app: 1 finding\\(s\\) above HIGH: CVE-2026-9999`,
+      ),
+    );
+    assert.equal(specImage(ns, 'Deployment', 'api'), `${repo}@${v1.digest}`);
+  });
+});
