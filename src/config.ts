@@ -31,6 +31,19 @@ export interface Config {
   configFile: string;
   /** Where registry webhooks are received; used when receivers are configured. */
   webhook: { host: string; port: number };
+  /** The validating admission webhook; disabled when address is undefined. */
+  admission: {
+    address?: { host: string; port: number };
+    webhookConfiguration: string;
+    secret: string;
+    service: string;
+    /** Extra names and IPs for the self-managed serving certificate. */
+    certHosts: string[];
+    /** Serve a certificate from these files (cert-manager) instead of managing one. */
+    certDir: string;
+    /** Time allowed for signature checks, below the webhook's timeoutSeconds. */
+    deadlineMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -133,6 +146,48 @@ const SETTINGS = {
     fallback: '0.0.0.0:9090',
     help: 'host:port of the registry webhook receiver',
   },
+  admissionAddress: {
+    flag: 'admission-address',
+    env: 'PATCHLINE_ADMISSION_ADDRESS',
+    fallback: '',
+    help: 'host:port of the admission webhook (HTTPS); empty: disabled',
+  },
+  admissionWebhookConfiguration: {
+    flag: 'admission-webhook-configuration',
+    env: 'PATCHLINE_ADMISSION_WEBHOOK_CONFIGURATION',
+    fallback: 'patchline-admission',
+    help: 'ValidatingWebhookConfiguration that receives the CA bundle',
+  },
+  admissionSecret: {
+    flag: 'admission-secret',
+    env: 'PATCHLINE_ADMISSION_SECRET',
+    fallback: 'patchline-admission-tls',
+    help: 'Secret (operator namespace) holding the self-managed CA and serving certificate',
+  },
+  admissionService: {
+    flag: 'admission-service',
+    env: 'PATCHLINE_ADMISSION_SERVICE',
+    fallback: 'patchline-admission',
+    help: 'Service the API server calls; names the serving certificate',
+  },
+  admissionCertHosts: {
+    flag: 'admission-cert-hosts',
+    env: 'PATCHLINE_ADMISSION_CERT_HOSTS',
+    fallback: '',
+    help: 'comma-separated extra DNS names or IPs for the serving certificate',
+  },
+  admissionCertDir: {
+    flag: 'admission-cert-dir',
+    env: 'PATCHLINE_ADMISSION_CERT_DIR',
+    fallback: '',
+    help: 'directory with tls.crt and tls.key (cert-manager); empty: self-managed',
+  },
+  admissionTimeout: {
+    flag: 'admission-timeout',
+    env: 'PATCHLINE_ADMISSION_TIMEOUT',
+    fallback: '8s',
+    help: 'time allowed for signature checks in a review (below timeoutSeconds)',
+  },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -212,6 +267,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   };
   const probe = hostPort('probeAddress');
   const webhook = hostPort('webhookAddress');
+  const admissionAddress = raw('admissionAddress') ? hostPort('admissionAddress') : undefined;
+  const admissionDeadlineMs = duration('admissionTimeout');
+  if (admissionDeadlineMs > 29_000)
+    problems.push(`${where('admissionTimeout')}: must be below 29s (the API server waits at most 30s)`);
+  const certHosts = raw('admissionCertHosts')
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
+  for (const h of certHosts)
+    if (!/^[a-zA-Z0-9.-]+$/.test(h))
+      problems.push(`${where('admissionCertHosts')}: "${h}" is not a DNS name or IPv4 address`);
+  for (const key of ['admissionWebhookConfiguration', 'admissionSecret', 'admissionService'] as const)
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw(key)))
+      problems.push(`${where(key)}: "${raw(key)}" is not a valid name`);
 
   const workersText = raw('workers');
   const workers = Number(workersText);
@@ -248,5 +317,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     maxBuilds,
     configFile: raw('configFile'),
     webhook,
+    admission: {
+      ...(admissionAddress ? { address: admissionAddress } : {}),
+      webhookConfiguration: raw('admissionWebhookConfiguration'),
+      secret: raw('admissionSecret'),
+      service: raw('admissionService'),
+      certHosts,
+      certDir: raw('admissionCertDir'),
+      deadlineMs: admissionDeadlineMs,
+    },
   };
 }

@@ -42,6 +42,10 @@ import {
   type SlimReport,
 } from './controllers/vulnerability-reports.ts';
 import { TrustedRootSource } from './verify/trusted-root.ts';
+import { AdmissionRuntime } from './admission/runtime.ts';
+import { AdmissionReviewer } from './admission/server.ts';
+import { AdmissionTls } from './admission/tls.ts';
+import { serviceHosts } from './admission/certificates.ts';
 import { podChanged, slimPod, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -328,6 +332,42 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     });
   }
 
+  let admission: AdmissionRuntime | undefined;
+  const a = config.admission;
+  if (a.address) {
+    admission = new AdmissionRuntime({
+      host: a.address.host,
+      port: a.address.port,
+      reviewer: new AdmissionReviewer({
+        policies: (ns) => policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
+        trust,
+        registrySource: (p) => credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
+        events,
+        log: log.child({ component: 'admission' }),
+        deadlineMs: a.deadlineMs,
+        registry,
+      }),
+      certificates: a.certDir
+        ? { kind: 'files', dir: a.certDir }
+        : {
+            kind: 'managed',
+            tls: new AdmissionTls({
+              client,
+              namespace: config.namespace,
+              secretName: a.secret,
+              webhookConfigurationName: a.webhookConfiguration,
+              hosts: serviceHosts(a.service, config.namespace, a.certHosts),
+              log: log.child({ component: 'admission' }),
+            }),
+          },
+      ready: () => policies.informers.every((i) => i.hasSynced()),
+      log: log.child({ component: 'admission' }),
+    });
+    const runtime = admission;
+    manager.addLeaderTask((signal) => void runtime.lead(signal));
+    runtime.start();
+  }
+
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -349,6 +389,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const outcome = await manager.run(stop.signal);
   watcher.stop();
   await webhooks?.stop();
+  await admission?.stop();
   await kubeEvents.flush();
   await probes.stop();
   await registryClient.close();

@@ -54,11 +54,22 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'Service/patchline-webhooks',
       'ConfigMap/patchline-config',
       'PodDisruptionBudget/patchline',
+      'Service/patchline-admission',
+      'ValidatingWebhookConfiguration/patchline-admission',
+      'Role/patchline-admission-tls',
+      'RoleBinding/patchline-admission-tls',
     ]) {
       assert.ok(kinds.includes(expected), `${expected} in ${kinds.join(', ')}`);
     }
     for (const o of objects.filter(
-      (x) => !['Namespace', 'CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(x.kind),
+      (x) =>
+        ![
+          'Namespace',
+          'CustomResourceDefinition',
+          'ClusterRole',
+          'ClusterRoleBinding',
+          'ValidatingWebhookConfiguration',
+        ].includes(x.kind),
     )) {
       assert.equal(o.metadata.namespace, 'patchline-system', `${o.kind}/${o.metadata.name}`);
     }
@@ -89,6 +100,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       '/pods:watch',
       '/secrets:get',
       '/serviceaccounts:get',
+      'admissionregistration.k8s.io/validatingwebhookconfigurations:get',
+      'admissionregistration.k8s.io/validatingwebhookconfigurations:patch',
       'apps/daemonsets:list',
       'apps/daemonsets:patch',
       'apps/daemonsets:watch',
@@ -119,12 +132,60 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'coordination.k8s.io/leases:get',
       'coordination.k8s.io/leases:update',
     ]);
+    assert.deepEqual(grants(find('Role', 'patchline-admission-tls')).sort(), ['/secrets:create', '/secrets:update']);
     for (const [kind, name] of [
       ['ClusterRoleBinding', 'patchline-operator'],
       ['RoleBinding', 'patchline-leader-election'],
+      ['RoleBinding', 'patchline-admission-tls'],
     ] as const) {
       assert.deepEqual(find(kind, name).subjects, [
         { kind: 'ServiceAccount', name: 'patchline', namespace: 'patchline-system' },
+      ]);
+    }
+  });
+
+  it('sends opted-in namespaces to the admission webhook, never system namespaces, and fails open in time', () => {
+    const config = find('ValidatingWebhookConfiguration', 'patchline-admission') as Obj & {
+      webhooks: {
+        name: string;
+        clientConfig: { service: { namespace: string; name: string; path: string } };
+        namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] };
+        failurePolicy: string;
+        sideEffects: string;
+        timeoutSeconds: number;
+        rules: { resources: string[] }[];
+      }[];
+    };
+    assert.deepEqual(
+      config.webhooks.map((w) => [
+        w.name,
+        w.clientConfig.service.path,
+        w.namespaceSelector.matchExpressions[0]?.values,
+      ]),
+      [
+        ['enforce.admission.patchline.dev', '/admission/enforce', ['enforce']],
+        ['warn.admission.patchline.dev', '/admission/warn', ['warn']],
+      ],
+    );
+    for (const w of config.webhooks) {
+      assert.deepEqual(w.clientConfig.service.namespace, 'patchline-system');
+      assert.equal(w.clientConfig.service.name, 'patchline-admission');
+      const excluded = w.namespaceSelector.matchExpressions.find((e) => e.key === 'kubernetes.io/metadata.name');
+      assert.equal(excluded?.operator, 'NotIn');
+      for (const ns of ['kube-system', 'patchline-system']) assert.ok(excluded?.values.includes(ns), ns);
+      assert.equal(w.failurePolicy, 'Ignore');
+      assert.equal(w.sideEffects, 'NoneOnDryRun');
+      // The operator's own deadline for signature checks (8 s) is below the API server's.
+      assert.equal(w.timeoutSeconds, 10);
+      assert.deepEqual(w.rules.flatMap((r) => r.resources).sort(), [
+        'cronjobs',
+        'daemonsets',
+        'deployments',
+        'jobs',
+        'pods',
+        'pods/ephemeralcontainers',
+        'replicasets',
+        'statefulsets',
       ]);
     }
   });

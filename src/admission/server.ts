@@ -1,0 +1,248 @@
+// The validating admission webhook, served by every replica over HTTPS:
+//   POST /admission/enforce   namespaces labelled patchline.dev/admission=enforce: refuse
+//   POST /admission/warn      namespaces labelled patchline.dev/admission=warn: allow, warn
+// (the webhook configuration sends each namespace to its path by label, so no namespace is
+// read here). Registry and digest rules are answered from the policy cache at once; signature
+// checks go to the registry (cached verdicts are shared with the ImagePolicy reconciler) and
+// must finish within a deadline below the API server's timeout. A check that cannot finish
+// refuses in enforce mode and warns in warn mode, saying so. Bodies are size-limited and
+// malformed reviews get a 400; every refusal and warning is an Event and an audit log line.
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ImagePolicy } from '../api/v1alpha1/index.ts';
+import type { CredentialSource } from '../registry/auth/credentials.ts';
+import { parseReference } from '../registry/reference.ts';
+import type { EventRecorder } from '../runtime/events.ts';
+import { close, listen } from '../runtime/listen.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { counter, histogram, type Registry } from '../runtime/metrics.ts';
+import type { ImageTrust, SignatureSpec } from '../controllers/image-trust.ts';
+import {
+  AdmissionFormatError,
+  admissionResponse,
+  describeFinding,
+  introducedImages,
+  judgeImages,
+  parseAdmissionReview,
+  type AdmissionFinding,
+  type AdmissionMode,
+  type AdmissionResponse,
+  type SignatureDemand,
+} from './review.ts';
+
+export interface AdmissionDeps {
+  /** The ImagePolicies of a namespace (from the informer cache). */
+  policies(namespace: string): ImagePolicy[];
+  trust: ImageTrust;
+  /** Registry credentials for reading a policy's signatures. */
+  registrySource(policy: ImagePolicy): CredentialSource;
+  events: EventRecorder;
+  log: Logger;
+  /** Time allowed for signature checks; keep it below the webhook's timeoutSeconds. */
+  deadlineMs: number;
+  registry?: Registry;
+}
+
+const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+export class AdmissionReviewer {
+  private readonly deps: AdmissionDeps;
+  private readonly reviews;
+  private readonly latency;
+
+  constructor(deps: AdmissionDeps) {
+    this.deps = deps;
+    const r = deps.registry;
+    this.reviews = r
+      ? counter(r, {
+          name: 'patchline_admission_reviews_total',
+          help: 'Admission reviews, by mode and result (allowed, warned, denied).',
+          labelNames: ['mode', 'result'] as const,
+        })
+      : undefined;
+    this.latency = r
+      ? histogram(r, {
+          name: 'patchline_admission_review_duration_seconds',
+          help: 'Time to answer an admission review.',
+          labelNames: ['mode'] as const,
+          buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10],
+        })
+      : undefined;
+  }
+
+  private async signatureFindings(
+    kind: string,
+    demands: readonly SignatureDemand[],
+    namespace: string,
+    signal: AbortSignal,
+  ): Promise<AdmissionFinding[]> {
+    const out: AdmissionFinding[] = [];
+    await Promise.all(
+      demands.map(async (d) => {
+        if (!d.digest) {
+          // A workload template may name a tag: Patchline pins it to a verified digest, and
+          // its pods are checked then. A pod must name the digest its signature is about.
+          if (kind === 'Pod')
+            out.push({
+              ...base(d),
+              rule: 'signature',
+              message: 'not pinned by digest, so its signature cannot be checked',
+            });
+          return;
+        }
+        // Every policy asking for a signature must be satisfied (any authority of each).
+        for (const policy of d.policies) {
+          const spec = policy.spec.verify?.signature as SignatureSpec;
+          try {
+            const authorities = await this.deps.trust.authorities(namespace, spec, signal);
+            const verdict = await this.deps.trust.signature(
+              parseReference(d.image),
+              d.digest,
+              this.deps.registrySource(policy),
+              authorities,
+              signal,
+            );
+            if (!verdict.verified)
+              out.push({
+                ...base(d),
+                rule: 'signature',
+                message: `${verdict.message} (ImagePolicy ${policy.metadata?.name ?? ''})`,
+              });
+          } catch (err) {
+            const why = signal.aborted
+              ? `not verified within ${this.deps.deadlineMs} ms`
+              : err instanceof Error
+                ? err.message
+                : String(err);
+            out.push({ ...base(d), rule: 'signature', message: `cannot be checked: ${why}` });
+          }
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Answers one review (the body as received). Throws AdmissionFormatError for a malformed one. */
+  async review(body: unknown, mode: AdmissionMode): Promise<AdmissionResponse> {
+    const started = process.hrtime.bigint();
+    const request = parseAdmissionReview(body);
+    const images = introducedImages(request);
+    const policies = this.deps.policies(request.namespace);
+    let findings: AdmissionFinding[] = [];
+    if (images.length > 0 && policies.length > 0) {
+      const judged = judgeImages(request.kind.kind, images, policies);
+      findings = judged.findings;
+      if (judged.signatures.length > 0) {
+        const signal = AbortSignal.timeout(this.deps.deadlineMs);
+        findings.push(
+          ...(await this.signatureFindings(request.kind.kind, judged.signatures, request.namespace, signal)),
+        );
+      }
+    }
+    const response = admissionResponse(request.uid, mode, findings);
+    const result = findings.length === 0 ? 'allowed' : mode === 'warn' ? 'warned' : 'denied';
+    this.reviews?.inc({ mode, result });
+    this.latency?.observe({ mode }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (findings.length > 0 && !request.dryRun) {
+      const what = `${request.operation} ${request.kind.kind} ${request.namespace}/${request.name}`;
+      const note = `${result === 'denied' ? 'refused' : 'admitted with warnings'}: ${findings.map(describeFinding).join('; ')}`;
+      this.deps.events.record(
+        {
+          apiVersion: request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version,
+          kind: request.kind.kind,
+          metadata: { name: request.name, namespace: request.namespace },
+        },
+        'Warning',
+        result === 'denied' ? 'AdmissionRejected' : 'AdmissionWarning',
+        'Admit',
+        note.slice(0, 1024),
+      );
+      this.deps.log.info('admission review', {
+        request: what,
+        user: request.username,
+        mode,
+        result,
+        rules: [...new Set(findings.map((f) => f.rule))],
+      });
+    }
+    return response;
+  }
+}
+
+function base(d: SignatureDemand) {
+  return { container: d.container, image: d.image };
+}
+
+export interface AdmissionServerOptions {
+  host: string;
+  port: number;
+  /** The serving certificate and key (PEM). */
+  tls: { cert: string; key: string };
+  reviewer: AdmissionReviewer;
+  log: Logger;
+}
+
+export class AdmissionServer {
+  private readonly options: AdmissionServerOptions;
+  private server: Server | undefined;
+  private served: { cert: string; key: string };
+
+  constructor(options: AdmissionServerOptions) {
+    this.options = options;
+    this.served = options.tls;
+  }
+
+  async start(): Promise<AddressInfo> {
+    this.server = createServer({ cert: this.served.cert, key: this.served.key, minVersion: 'TLSv1.2' }, (req, res) => {
+      void this.handle(req, res);
+    });
+    return listen(this.server, this.options.host, this.options.port);
+  }
+
+  /** Serves a new certificate from the next connection on (rotation). */
+  useCertificate(tls: { cert: string; key: string }): void {
+    if (tls.cert === this.served.cert && tls.key === this.served.key) return;
+    this.served = tls;
+    this.server?.setSecureContext({ cert: tls.cert, key: tls.key });
+    this.options.log.info('admission serving certificate reloaded');
+  }
+
+  async stop(): Promise<void> {
+    await close(this.server);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const path = new URL(req.url ?? '/', 'https://x').pathname;
+    const mode: AdmissionMode | undefined =
+      path === '/admission/enforce' ? 'enforce' : path === '/admission/warn' ? 'warn' : undefined;
+    if (!mode) return reply(404, { message: 'not found' });
+    if (req.method !== 'POST') return reply(405, { message: 'POST only' });
+    if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
+      return reply(415, { message: 'expected application/json' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > MAX_BODY_BYTES) return reply(413, { message: `body larger than ${MAX_BODY_BYTES} bytes` });
+        chunks.push(chunk as Buffer);
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return reply(400, { message: 'body is not JSON' });
+      }
+      reply(200, await this.options.reviewer.review(body, mode));
+    } catch (err) {
+      if (err instanceof AdmissionFormatError) return reply(400, { message: err.message });
+      this.options.log.error('admission review failed', { error: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent) reply(500, { message: 'internal error' });
+    }
+  }
+}
