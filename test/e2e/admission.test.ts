@@ -72,12 +72,12 @@ describe('Admission webhook', () => {
   let signed: string;
   let unsigned: string;
 
-  const start = async (identity: string): Promise<Operator> => {
+  const start = async (identity: string, certHosts = '127.0.0.1'): Promise<Operator> => {
     const op = await e.operator(identity, `e2e-admission-${Date.now()}`, [
       '--admission-address',
       `127.0.0.1:${port}`,
       '--admission-cert-hosts',
-      '127.0.0.1',
+      certHosts,
     ]);
     await op.waitForLog((l) => l.message === 'serving admission reviews', 'serving admission reviews');
     return op;
@@ -255,5 +255,23 @@ describe('Admission webhook', () => {
       allowFailure: true,
     });
     assert.match(again.stderr, /registry: not from an approved registry/);
+  });
+
+  it('reissues the serving certificate when its names change, from the same CA, and the API server still trusts it', async () => {
+    const field = (key: string): string =>
+      kubectl(['get', 'secret', '-n', OPERATOR_NAMESPACE, 'patchline-admission-tls', '-o', `jsonpath={.data.${key}}`])
+        .stdout;
+    const [cert, bundle] = [field('tls\\.crt'), field('ca\\.crt')];
+    assert.equal(await operator!.stop(), 0);
+    operator = await start('op-admission-3', '127.0.0.1,admission.patchline.example');
+    const issued = await operator.waitForLog((l) => l.message === 'admission certificates issued', 'reissued');
+    assert.deepEqual(issued.reasons, ['serving-hosts-changed']);
+    assert.notEqual(field('tls\\.crt'), cert);
+    assert.equal(field('ca\\.crt'), bundle, 'same CA bundle: nothing to re-inject');
+    const r = kubectl(['apply', '-n', enforce, '-f', '-'], {
+      input: pod('rotated', 'quay.io/evil/app:3'),
+      allowFailure: true,
+    });
+    assert.match(r.stderr, /registry: not from an approved registry/);
   });
 });

@@ -26,7 +26,7 @@ function granted(): Set<string> {
   const roles = docs.filter(
     (d) =>
       (d.kind === 'ClusterRole' && d.metadata.name === 'patchline-operator') ||
-      (d.kind === 'Role' && d.metadata.name === 'patchline-leader-election'),
+      (d.kind === 'Role' && ['patchline-leader-election', 'patchline-admission-tls'].includes(d.metadata.name)),
   );
   const out = new Set<string>();
   for (const role of roles)
@@ -59,9 +59,10 @@ describe('least privilege', () => {
     });
     const ns = newNamespace('rbac');
     // Registry credentials from a Secret and a ServiceAccount's imagePullSecrets (get each).
-    // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, and Trivy
-    // Operator's VulnerabilityReports are watched in trust.test.ts, earlier in the suite:
-    // this test reads the audit log of the whole run.
+    // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, Trivy
+    // Operator's VulnerabilityReports are watched in trust.test.ts, and the admission
+    // certificates are kept in admission.test.ts, earlier in the suite: this test reads the
+    // audit log of the whole run.
     const dockerconfig = Buffer.from(
       JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('puller:pull-pass').toString('base64') } } }),
     ).toString('base64');
