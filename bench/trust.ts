@@ -98,10 +98,20 @@ async function main(): Promise<void> {
   console.log(`${IMAGES} signed images pushed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   const metrics = createRegistry(false);
-  const client = new RegistryClient({ hosts: [{ host: registry.host, insecure: true }], registry: metrics });
+  // The per-registry request budget (600/min by default) would pace a burst of cold checks at
+  // about 10 requests a second; the verification itself is measured without it, the budget's
+  // effect last.
+  const client = new RegistryClient({
+    hosts: [{ host: registry.host, insecure: true, requestsPerMinute: 1_000_000 }],
+    registry: metrics,
+  });
   const secrets = (): Promise<Record<string, string>> => Promise.resolve({ 'cosign.pub': key.publicPem });
-  const newTrust = () =>
-    new ImageTrust({ client, secrets, trustedRoot: new TrustedRootSource({ file: join(dir, 'trusted_root.json') }) });
+  const newTrust = (c = client) =>
+    new ImageTrust({
+      client: c,
+      secrets,
+      trustedRoot: new TrustedRootSource({ file: join(dir, 'trusted_root.json') }),
+    });
   const spec = {
     keys: [{ secretRef: { name: 'cosign' } }],
     keyless: [{ issuer: GITHUB, subjectRegExp: 'https://github\\.com/acme/.*' }],
@@ -183,9 +193,13 @@ async function main(): Promise<void> {
     }
     console.log(`${label} (${app0.length} pods): ${summary(times)}`);
   }
+  const budgeted = new RegistryClient({ hosts: [{ host: registry.host, insecure: true }], registry: metrics });
+  trust = newTrust(budgeted);
+  await pass('cold, with the default request budget (600 requests/min per registry)');
+  await budgeted.close();
   const mem = process.memoryUsage();
   console.log(
-    `operator-side memory after the run: rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB`,
+    `memory of this bench process after the run: rss ${(mem.rss / 2 ** 20).toFixed(0)} MiB, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB`,
   );
   await client.close();
   await registry.stop();
