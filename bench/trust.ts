@@ -125,12 +125,12 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     for (const img of images) {
       const t = performance.now();
-      const v = await trust.signature(
-        parseReference(`${registry.host}/${img.repo}`),
-        img.digest,
-        anonymousSource,
-        authorities,
-      );
+      const v = await trust.signature({
+        image: parseReference(`${registry.host}/${img.repo}`),
+        digest: img.digest,
+        source: anonymousSource,
+        authorities: authorities,
+      });
       times.get(img.kind)!.push(performance.now() - t);
       if (!v.verified) throw new Error(`${img.repo}@${img.digest}: ${v.message}`);
     }

@@ -96,13 +96,13 @@ export class AdmissionReviewer {
           const spec = policy.spec.verify?.signature as SignatureSpec;
           try {
             const authorities = await this.deps.trust.authorities(namespace, spec, signal);
-            const verdict = await this.deps.trust.signature(
-              parseReference(d.image),
-              d.digest,
-              this.deps.registrySource(policy),
+            const verdict = await this.deps.trust.signature({
+              image: parseReference(d.image),
+              digest: d.digest,
+              source: this.deps.registrySource(policy),
               authorities,
               signal,
-            );
+            });
             if (!verdict.verified)
               out.push({
                 ...base(d),

@@ -12,7 +12,7 @@ import type { CredentialSource } from '../registry/auth/credentials.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { repositoryName, type ImageReference } from '../registry/reference.ts';
 import { counter, type Registry } from '../runtime/metrics.ts';
-import { fetchCosignArtifacts } from '../verify/cosign-artifacts.ts';
+import { fetchCosignArtifacts, type CosignArtifacts, type FetchWanted } from '../verify/cosign-artifacts.ts';
 import {
   anchoredRegExp,
   describeAuthority,
@@ -21,6 +21,7 @@ import {
   type Authority,
   type Matcher,
   type SignatureVerdict,
+  type VerifyOptions,
 } from '../verify/signatures.ts';
 import type { TrustedRootSource } from '../verify/trusted-root.ts';
 import { findingsFromVulnAttestation, type Finding } from '../verify/vulnerabilities.ts';
@@ -31,6 +32,17 @@ export type SignatureSpec = NonNullable<NonNullable<ImagePolicy['spec']['verify'
 export type SecretReader = (namespace: string, name: string, signal?: AbortSignal) => Promise<Record<string, string>>;
 
 export class TrustConfigError extends Error {}
+
+/** What to look up: an image by digest, read with `source`, judged against `authorities`. */
+export interface Lookup {
+  image: ImageReference;
+  digest: string;
+  source: CredentialSource;
+  authorities: readonly Authority[];
+  signal?: AbortSignal;
+  /** Look again past a cached verdict (a requested reconcile). */
+  fresh?: boolean;
+}
 
 export interface AttestedScan {
   findings: Finding[];
@@ -146,36 +158,37 @@ export class ImageTrust {
     return entry.value;
   }
 
+  /**
+   * Fetches what cosign stored about the digest (what `wanted` asks for) and judges it, through
+   * the cache: one registry read and verification per digest, source and authority set.
+   */
+  private judged<V>(
+    map: Map<string, Cached<V>>,
+    l: Lookup,
+    wanted: FetchWanted,
+    judge: (artifacts: CosignArtifacts, options: VerifyOptions) => Promise<V>,
+    passed: (v: V) => boolean,
+  ): Promise<V> {
+    const key = `${repositoryName(l.image)}@${l.digest}|${l.source.id}|${this.fingerprint(l.authorities)}`;
+    const load = async (): Promise<V> => {
+      const artifacts = await fetchCosignArtifacts(this.deps.client, l.image, l.digest, l.source, wanted, l.signal);
+      return judge(artifacts, { trustedRoot: () => this.deps.trustedRoot.get() });
+    };
+    return this.cached(map, key, load, passed, l.fresh);
+  }
+
   /** Whether the image at `digest` is signed by one of the authorities. */
-  async signature(
-    image: ImageReference,
-    digest: string,
-    source: CredentialSource,
-    authorities: readonly Authority[],
-    signal?: AbortSignal,
-    fresh = false,
-  ): Promise<SignatureVerdict> {
-    const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
-    return this.cached(
+  signature(l: Lookup): Promise<SignatureVerdict> {
+    return this.judged(
       this.verdicts,
-      key,
-      async () => {
-        const artifacts = await fetchCosignArtifacts(
-          this.deps.client,
-          image,
-          digest,
-          source,
-          { signatures: true, attestations: false },
-          signal,
-        );
-        const verdict = await verifyImageSignature(digest, artifacts.signatures, authorities, {
-          trustedRoot: () => this.deps.trustedRoot.get(),
-        });
+      l,
+      { signatures: true, attestations: false },
+      async (artifacts, options) => {
+        const verdict = await verifyImageSignature(l.digest, artifacts.signatures, l.authorities, options);
         this.verifications?.inc({ result: verdict.verified ? 'verified' : 'refused' });
         return verdict;
       },
       (v) => v.verified,
-      fresh,
     );
   }
 
@@ -183,30 +196,14 @@ export class ImageTrust {
    * The findings of the newest vulnerability attestation about `digest` that one of the
    * authorities signed; undefined when there is none.
    */
-  async attestedScan(
-    image: ImageReference,
-    digest: string,
-    source: CredentialSource,
-    authorities: readonly Authority[],
-    signal?: AbortSignal,
-    fresh = false,
-  ): Promise<AttestedScan | undefined> {
-    const key = `${repositoryName(image)}@${digest}|${source.id}|${this.fingerprint(authorities)}`;
-    return this.cached(
+  attestedScan(l: Lookup): Promise<AttestedScan | undefined> {
+    const digest = l.digest;
+    return this.judged(
       this.scans,
-      key,
-      async () => {
-        const artifacts = await fetchCosignArtifacts(
-          this.deps.client,
-          image,
-          digest,
-          source,
-          { signatures: false, attestations: true },
-          signal,
-        );
-        const { statements } = await verifiedStatements(digest, artifacts.attestations, authorities, {
-          trustedRoot: () => this.deps.trustedRoot.get(),
-        });
+      l,
+      { signatures: false, attestations: true },
+      async (artifacts, options) => {
+        const { statements } = await verifiedStatements(digest, artifacts.attestations, l.authorities, options);
         let newest: AttestedScan | undefined;
         for (const statement of statements) {
           let scan: AttestedScan;
@@ -220,7 +217,6 @@ export class ImageTrust {
         return newest;
       },
       (v) => v !== undefined,
-      fresh,
     );
   }
 }

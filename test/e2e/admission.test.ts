@@ -52,6 +52,12 @@ function webhookConfiguration(port: number): object {
   };
 }
 
+/** One field of the admission TLS Secret (base64, as stored). */
+function tlsSecretField(key: string): string {
+  const path = `jsonpath={.data.${key.replace('.', '\\.')}}`;
+  return kubectl(['get', 'secret', '-n', OPERATOR_NAMESPACE, 'patchline-admission-tls', '-o', path]).stdout;
+}
+
 function pod(name: string, image: string): string {
   return stringify({
     apiVersion: 'v1',
@@ -219,15 +225,7 @@ describe('Admission webhook', () => {
   });
 
   it('keeps its certificate across a restart, and fails open while no replica answers', async () => {
-    const before = kubectl([
-      'get',
-      'secret',
-      '-n',
-      OPERATOR_NAMESPACE,
-      'patchline-admission-tls',
-      '-o',
-      'jsonpath={.data.tls\\.crt}',
-    ]).stdout;
+    const before = tlsSecretField('tls.crt');
     assert.equal(await operator!.stop(), 0);
     operator = undefined;
     // Nobody answers: failurePolicy Ignore admits, so the cluster is not locked out.
@@ -238,18 +236,7 @@ describe('Admission webhook', () => {
       operator.findLog((l) => l.message === 'admission certificates issued'),
       undefined,
     );
-    assert.equal(
-      kubectl([
-        'get',
-        'secret',
-        '-n',
-        OPERATOR_NAMESPACE,
-        'patchline-admission-tls',
-        '-o',
-        'jsonpath={.data.tls\\.crt}',
-      ]).stdout,
-      before,
-    );
+    assert.equal(tlsSecretField('tls.crt'), before);
     const again = kubectl(['apply', '-n', enforce, '-f', '-'], {
       input: pod('after-restart', 'quay.io/evil/app:2'),
       allowFailure: true,
@@ -258,16 +245,13 @@ describe('Admission webhook', () => {
   });
 
   it('reissues the serving certificate when its names change, from the same CA, and the API server still trusts it', async () => {
-    const field = (key: string): string =>
-      kubectl(['get', 'secret', '-n', OPERATOR_NAMESPACE, 'patchline-admission-tls', '-o', `jsonpath={.data.${key}}`])
-        .stdout;
-    const [cert, bundle] = [field('tls\\.crt'), field('ca\\.crt')];
+    const [cert, bundle] = [tlsSecretField('tls.crt'), tlsSecretField('ca.crt')];
     assert.equal(await operator!.stop(), 0);
     operator = await start('op-admission-3', '127.0.0.1,admission.patchline.example');
     const issued = await operator.waitForLog((l) => l.message === 'admission certificates issued', 'reissued');
     assert.deepEqual(issued.reasons, ['serving-hosts-changed']);
-    assert.notEqual(field('tls\\.crt'), cert);
-    assert.equal(field('ca\\.crt'), bundle, 'same CA bundle: nothing to re-inject');
+    assert.notEqual(tlsSecretField('tls.crt'), cert);
+    assert.equal(tlsSecretField('ca.crt'), bundle, 'same CA bundle: nothing to re-inject');
     const r = kubectl(['apply', '-n', enforce, '-f', '-'], {
       input: pod('rotated', 'quay.io/evil/app:3'),
       allowFailure: true,

@@ -10,7 +10,14 @@ import { SIGN_PREDICATE } from '../../src/verify/signatures.ts';
 import { BUNDLE_PREDICATE_ANNOTATION } from '../../src/verify/cosign-artifacts.ts';
 import { kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
-import { applyPolicy, applyWorkload, specImage, waitForPolicy, workload } from './support/policies.ts';
+import {
+  applyPolicy,
+  applyWorkload,
+  requestReconcile,
+  specImage,
+  waitForPolicy,
+  workload,
+} from './support/policies.ts';
 import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
 import { ecKeyPair, SigstoreFixtures } from '../support/sigstore.ts';
 import { MediaTypes } from '../../src/registry/manifest.ts';
@@ -136,29 +143,13 @@ describe('Trust: signatures and vulnerability reports', () => {
         annotations: { [BUNDLE_PREDICATE_ANNOTATION]: SIGN_PREDICATE },
       });
     const forged = await attach(ecKeyPair(), []);
-    kubectl([
-      'annotate',
-      '--overwrite',
-      '-n',
-      ns,
-      'imagepolicy',
-      'web',
-      `patchline.dev/reconcile-requested-at=forged-${Date.now()}`,
-    ]);
+    requestReconcile(ns, 'web');
     await waitForPolicy(operator, ns, 'web', 'forged signature refused', (x) =>
       /SIGNATURE_ERROR/.test(x.latest?.checks?.find((c) => c.name === 'signature')?.message ?? ''),
     );
     assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
     await attach(key, [forged]);
-    kubectl([
-      'annotate',
-      '--overwrite',
-      '-n',
-      ns,
-      'imagepolicy',
-      'web',
-      `patchline.dev/reconcile-requested-at=signed-${Date.now()}`,
-    ]);
+    requestReconcile(ns, 'web');
     s = await waitForPolicy(operator, ns, 'web', 'v2 accepted and rolled out', (x) => {
       const w = workload(x, 'Deployment', 'web');
       return x.latest?.digest === v2.digest && x.latest.verified === true && w?.state === 'UpToDate';

@@ -13,7 +13,7 @@ import { RegistryClient } from '../../src/registry/client.ts';
 import { parseReference, type ImageReference } from '../../src/registry/reference.ts';
 import { createRegistry } from '../../src/runtime/metrics.ts';
 import { BUNDLE_PREDICATE_ANNOTATION } from '../../src/verify/cosign-artifacts.ts';
-import { SIGN_PREDICATE } from '../../src/verify/signatures.ts';
+import { SIGN_PREDICATE, type Authority } from '../../src/verify/signatures.ts';
 import { TrustedRootSource } from '../../src/verify/trusted-root.ts';
 import { OciPusher } from '../support/oci-push.ts';
 import { startRegistry, type RegistryServer } from '../support/registry-server.ts';
@@ -63,6 +63,10 @@ describe('cosign signatures and attestations in a real registry', () => {
   const secrets: Record<string, Record<string, string>> = {};
 
   const ref = (repo: string): ImageReference => parseReference(`${registry.host}/${repo}`);
+  const signed = (image: ImageReference, digest: string, authorities: readonly Authority[]) =>
+    trust.signature({ image, digest, source: anonymousSource, authorities });
+  const scanned = (image: ImageReference, digest: string, authorities: readonly Authority[]) =>
+    trust.attestedScan({ image, digest, source: anonymousSource, authorities });
   const subjectOf = async (repo: string, digest: string) => {
     const head = await client.head({ ...ref(repo), digest }, anonymousSource);
     return { digest, mediaType: head.mediaType, size: head.size };
@@ -96,13 +100,13 @@ describe('cosign signatures and attestations in a real registry', () => {
     const layer = await fx.legacySignature(`${registry.host}/shop/web`, image.digest, { key });
     await pusher.pushCosignTag('shop/web', image.digest, 'sig', [layer]);
     const authorities = await trust.authorities('shop', { keys: [{ secretRef: { name: 'cosign' } }] });
-    const ok = await trust.signature(ref('shop/web'), image.digest, anonymousSource, authorities);
+    const ok = await signed(ref('shop/web'), image.digest, authorities);
     assert.deepEqual(ok, {
       verified: true,
       message: 'signed by key cosign/cosign.pub',
       signer: 'key cosign/cosign.pub',
     });
-    const none = await trust.signature(ref('shop/web'), unsigned.digest, anonymousSource, authorities);
+    const none = await signed(ref('shop/web'), unsigned.digest, authorities);
     assert.deepEqual(none, { verified: false, message: `no cosign signature found for ${unsigned.digest}` });
   });
 
@@ -119,30 +123,30 @@ describe('cosign signatures and attestations in a real registry', () => {
     const allowed = await trust.authorities('shop', {
       keyless: [{ issuer: GITHUB, subjectRegExp: 'https://github\\.com/acme/.*' }],
     });
-    const v = await trust.signature(ref('shop/api'), image.digest, anonymousSource, allowed);
+    const v = await signed(ref('shop/api'), image.digest, allowed);
     assert.equal(v.verified, true, v.message);
     const other = await trust.authorities('shop', {
       keyless: [{ issuer: GITHUB, subjectRegExp: 'https://github\\.com/other/.*' }],
     });
-    const refused = await trust.signature(ref('shop/api'), image.digest, anonymousSource, other);
+    const refused = await signed(ref('shop/api'), image.digest, other);
     assert.equal(refused.verified, false);
     assert.match(refused.message, /referrer sha256:[a-f0-9]+: issuer .* signed by https:\/\/github\.com\/acme\/web/);
   });
 
   it('refuses a signature copied from another image, and a payload altered in the registry', async () => {
-    const signed = await pusher.pushImage('shop/copy', 'a', { seed: 'copy-a' });
+    const original = await pusher.pushImage('shop/copy', 'a', { seed: 'copy-a' });
     const target = await pusher.pushImage('shop/copy', 'b', { seed: 'copy-b' });
-    const layer = await fx.legacySignature(`${registry.host}/shop/copy`, signed.digest, { key });
+    const layer = await fx.legacySignature(`${registry.host}/shop/copy`, original.digest, { key });
     await pusher.pushCosignTag('shop/copy', target.digest, 'sig', [layer]);
     const authorities = await trust.authorities('shop', { keys: [{ secretRef: { name: 'cosign' } }] });
-    const copied = await trust.signature(ref('shop/copy'), target.digest, anonymousSource, authorities);
-    assert.match(copied.message, new RegExp(`the signature is for ${signed.digest}, not ${target.digest}`));
+    const copied = await signed(ref('shop/copy'), target.digest, authorities);
+    assert.match(copied.message, new RegExp(`the signature is for ${original.digest}, not ${target.digest}`));
 
     const altered = await pusher.pushImage('shop/copy', 'c', { seed: 'copy-c' });
     const good = await fx.legacySignature(`${registry.host}/shop/copy`, altered.digest, { key });
     const payload = Buffer.from(good.payload.toString().replace('"optional":null', '"optional":{"by":"mallory"}'));
     await pusher.pushCosignTag('shop/copy', altered.digest, 'sig', [{ ...good, payload }]);
-    const v = await trust.signature(ref('shop/copy'), altered.digest, anonymousSource, authorities);
+    const v = await signed(ref('shop/copy'), altered.digest, authorities);
     assert.equal(v.verified, false);
     assert.match(v.message, /_ERROR/);
   });
@@ -176,17 +180,16 @@ describe('cosign signatures and attestations in a real registry', () => {
       await fx.legacyAttestation(forged, { key: ecKeyPair() }),
     ]);
     const authorities = await trust.authorities('shop', { keys: [{ secretRef: { name: 'cosign' } }] });
-    const scan = await trust.attestedScan(ref('shop/scanned'), image.digest, anonymousSource, authorities);
+    const scan = await scanned(ref('shop/scanned'), image.digest, authorities);
     assert.deepEqual(
       scan?.findings.map((f) => `${f.id} ${f.severity}`),
       ['CVE-2026-0001 CRITICAL', 'CVE-2026-0002 LOW'],
     );
     assert.equal(scan?.scanner, 'pkg:github/aquasecurity/trivy@0.57.0');
     assert.equal(
-      await trust.attestedScan(
+      await scanned(
         ref('shop/scanned'),
         image.digest,
-        anonymousSource,
         await trust.authorities('shop', { keyless: [{ issuer: GITHUB, subject: WORKFLOW }] }),
       ),
       undefined,
@@ -199,11 +202,11 @@ describe('cosign signatures and attestations in a real registry', () => {
     await pusher.pushCosignTag('shop/cost', image.digest, 'sig', [layer]);
     const authorities = await trust.authorities('shop', { keys: [{ secretRef: { name: 'cosign' } }] });
     const before = await requestCount();
-    assert.equal((await trust.signature(ref('shop/cost'), image.digest, anonymousSource, authorities)).verified, true);
+    assert.equal((await signed(ref('shop/cost'), image.digest, authorities)).verified, true);
     // the .sig manifest and its layer, the referrers API (404 here) and the referrers tag (404)
     assert.equal((await requestCount()) - before, 4);
     const warm = await requestCount();
-    assert.equal((await trust.signature(ref('shop/cost'), image.digest, anonymousSource, authorities)).verified, true);
+    assert.equal((await signed(ref('shop/cost'), image.digest, authorities)).verified, true);
     assert.equal((await requestCount()) - warm, 0, 'a cached verdict costs no request');
   });
 });

@@ -305,7 +305,7 @@ export class ImagePolicyReconciler implements Reconciler {
         ? await this.deps.trust.authorities(namespace, verify.signature, signal)
         : [];
       if (verify.signature)
-        facts.signature = await this.deps.trust.signature(ref, digest, source, authorities, signal, fresh);
+        facts.signature = await this.deps.trust.signature({ image: ref, digest, source, authorities, signal, fresh });
       if (verify.vulnerabilities) {
         const report = this.deps.reports(digest, namespace);
         if (report) {
@@ -316,7 +316,14 @@ export class ImagePolicyReconciler implements Reconciler {
         } else if (authorities.length > 0) {
           // Attestations count only when signed by an authority the policy trusts: anyone who
           // can push to the repository could attach an unsigned "clean" report.
-          const attested = await this.deps.trust.attestedScan(ref, digest, source, authorities, signal, fresh);
+          const attested = await this.deps.trust.attestedScan({
+            image: ref,
+            digest,
+            source,
+            authorities,
+            signal,
+            fresh,
+          });
           if (attested) {
             facts.scan = {
               findings: attested.findings,

@@ -93,3 +93,8 @@ export async function runningPods(ns: string, app: string): Promise<PodList['ite
   });
   return list.items.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running');
 }
+
+/** Asks for a reconcile now (Flux's convention), with a value never used before. */
+export function requestReconcile(ns: string, name: string, kind = 'imagepolicy'): void {
+  kubectl(['annotate', '--overwrite', '-n', ns, kind, name, `patchline.dev/reconcile-requested-at=${Date.now()}`]);
+}
