@@ -144,27 +144,31 @@ export class AdmissionReviewer {
     const result = findings.length === 0 ? 'allowed' : mode === 'warn' ? 'warned' : 'denied';
     this.reviews?.inc({ mode, result });
     this.latency?.observe({ mode }, Number(process.hrtime.bigint() - started) / 1e9);
-    if (findings.length > 0 && !request.dryRun) {
-      const what = `${request.operation} ${request.kind.kind} ${request.namespace}/${request.name}`;
-      const note = `${result === 'denied' ? 'refused' : 'admitted with warnings'}: ${findings.map(describeFinding).join('; ')}`;
-      this.deps.events.record(
-        {
-          apiVersion: request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version,
-          kind: request.kind.kind,
-          metadata: { name: request.name, namespace: request.namespace },
-        },
-        'Warning',
-        result === 'denied' ? 'AdmissionRejected' : 'AdmissionWarning',
-        'Admit',
-        note.slice(0, 1024),
-      );
-      this.deps.log.info('admission review', {
-        request: what,
+    if (findings.length > 0) {
+      const note = `${request.operation} ${result === 'denied' ? 'refused' : 'admitted with warnings'}: ${findings.map(describeFinding).join('; ')}`;
+      const details = {
+        operation: request.operation,
         user: request.username,
         mode,
         result,
         rules: [...new Set(findings.map((f) => f.rule))],
-      });
+        images: [...new Set(findings.map((f) => f.image))],
+      };
+      // A dry run has no side effects (sideEffects: NoneOnDryRun): a debug line only.
+      if (request.dryRun) this.deps.log.debug('admission review (dry run)', { ...details, note });
+      else
+        this.deps.events.record(
+          {
+            apiVersion: request.kind.group ? `${request.kind.group}/${request.kind.version}` : request.kind.version,
+            kind: request.kind.kind,
+            metadata: { name: request.name, namespace: request.namespace },
+          },
+          'Warning',
+          result === 'denied' ? 'AdmissionRejected' : 'AdmissionWarning',
+          'Admit',
+          note.slice(0, 1024),
+          details,
+        );
     }
     return response;
   }

@@ -12,7 +12,7 @@ import {
   type Condition,
   type ConditionInput,
 } from '../runtime/conditions.ts';
-import type { EventType } from '../runtime/events.ts';
+import type { AuditDetails, EventType } from '../runtime/events.ts';
 import { describeProblems, type SpecProblem } from './spec-checks.ts';
 
 /** The object an Event is about, with the type meta that cached list items lack. */
@@ -25,6 +25,8 @@ export interface DecidedEvent {
   reason: string;
   action: string;
   note: string;
+  /** Fields for the audit trail (digests, workload, check). */
+  details?: AuditDetails;
 }
 
 export interface LifecycleInput {

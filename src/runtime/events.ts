@@ -11,12 +11,26 @@ import { counter, type Registry } from './metrics.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
+/**
+ * Facts for the audit trail that an Event's note only tells in prose: the digests, the
+ * workload and container, the check that failed. Logged as fields; not part of the Event.
+ */
+export type AuditDetails = Record<string, string | number | boolean | readonly string[] | undefined>;
+
 export interface EventRecorder {
   /**
    * Records that `reason` happened to `regarding`. `action` says what the controller did
-   * (for example Reconcile, TriggerBuild, Rollout); `note` is for humans.
+   * (for example Reconcile, TriggerBuild, Rollout); `note` is for humans; `details` are
+   * for the audit trail.
    */
-  record(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): void;
+  record(
+    regarding: KubeObject,
+    type: EventType,
+    reason: string,
+    action: string,
+    note: string,
+    details?: AuditDetails,
+  ): void;
 }
 
 interface SeriesEntry {
@@ -170,8 +184,16 @@ export class AuditedEventRecorder implements EventRecorder {
     this.log = log;
   }
 
-  record(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): void {
+  record(
+    regarding: KubeObject,
+    type: EventType,
+    reason: string,
+    action: string,
+    note: string,
+    details?: AuditDetails,
+  ): void {
     this.log.info(note, {
+      ...details,
       audit: true,
       kind: regarding.kind,
       namespace: regarding.metadata?.namespace,

@@ -217,9 +217,17 @@ describe('Admission webhook', () => {
     });
     assert.match(r.stderr, /signature: no cosign signature found/);
     // The refusal of the real request above is recorded; this one must not be.
-    await operator!.waitForLog(
-      (l) => l.audit === true && l.reason === 'AdmissionRejected',
+    const audit = await operator!.waitForLog(
+      (l) => l.audit === true && l.reason === 'AdmissionRejected' && l.name === 'unsigned',
       'an audit line for a refusal',
+    );
+    assert.deepEqual(
+      [audit.operation, audit.mode, audit.result, audit.rules, audit.images],
+      ['CREATE', 'enforce', 'denied', ['signature'], [unsigned]],
+    );
+    assert.equal(
+      operator!.findLog((l) => l.audit === true && l.name === 'dry'),
+      undefined,
     );
     assert.deepEqual(eventReasons(enforce, 'dry'), []);
   });

@@ -156,9 +156,23 @@ describe('Trust: signatures and vulnerability reports', () => {
     });
     assert.equal(s.latest?.checks?.find((c) => c.name === 'signature')?.message, 'signed by key cosign/cosign.pub');
     assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v2.digest}`);
-    await operator.waitForLog(
-      (l) => l.audit === true && l.reason === 'CandidateAccepted' && l.name === 'web' && l.namespace === ns,
+    const audit = await operator.waitForLog(
+      (l) => l.audit === true && l.reason === 'CandidateAccepted' && l.namespace === ns && l.digest === v2.digest,
       'the acceptance in the audit trail',
+    );
+    assert.equal(audit.digest, v2.digest);
+    assert.deepEqual(audit.checks, ['digest:passed', 'signature:passed']);
+    const refusal = operator.findLog(
+      (l) => l.audit === true && l.reason === 'CandidateRefused' && l.namespace === ns && l.digest === v2.digest,
+    );
+    assert.equal(refusal?.check, 'signature');
+    const rollout = await operator.waitForLog(
+      (l) => l.audit === true && l.reason === 'RolloutStarted' && l.namespace === ns && l.digest === v2.digest,
+      'the rollout in the audit trail',
+    );
+    assert.deepEqual(
+      [rollout.workload, rollout.container, rollout.previousImage],
+      ['Deployment/web', 'app', `${repo}@${v1.digest}`],
     );
   });
 

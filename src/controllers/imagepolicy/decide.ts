@@ -177,6 +177,12 @@ export function decideImagePolicy(
           checkedAt: timestamp(now),
         };
         const failed = firstFailure(results);
+        const details = {
+          tag: follow.tag ?? '',
+          digest: follow.digest,
+          checks: results.map((r) => `${r.name}:${r.passed ? 'passed' : 'failed'}`),
+          ...(failed ? { check: failed.name } : {}),
+        };
         events.push(
           failed
             ? {
@@ -184,12 +190,14 @@ export function decideImagePolicy(
                 reason: PolicyReasons.CandidateRefused,
                 action: 'Verify',
                 note: `${follow.tag ?? ''}@${shortDigest(follow.digest)} refused: ${failed.name}: ${failed.message}`,
+                details,
               }
             : {
                 type: 'Normal',
                 reason: 'CandidateAccepted',
                 action: 'Verify',
                 note: `${follow.tag ?? ''}@${shortDigest(follow.digest)} passed every check`,
+                details,
               },
         );
       }
@@ -329,7 +337,13 @@ export function decideImagePolicy(
         );
   const wasCompliant = previous.conditions?.find((c) => c.type === ConditionTypes.Compliant);
   if (compliant.status === 'False' && wasCompliant?.message !== compliant.message) {
-    events.push({ type: 'Warning', reason: 'PolicyViolation', action: 'Audit', note: compliant.message });
+    events.push({
+      type: 'Warning',
+      reason: 'PolicyViolation',
+      action: 'Audit',
+      note: compliant.message,
+      details: { violations: allViolations.slice(0, 20).map((v) => `${v.workload}/${v.container}:${v.rule}`) },
+    });
   }
   status.conditions = applyConditions(
     status.conditions,

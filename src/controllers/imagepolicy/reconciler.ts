@@ -195,7 +195,7 @@ export class ImagePolicyReconciler implements Reconciler {
     const wrote = await this.deps.status.write(ImagePolicyType, policy, decision.status);
     if (!wrote) return;
     const regarding = withKind(policy, 'ImagePolicy');
-    for (const e of decision.events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
+    for (const e of decision.events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note, e.details);
     ctx.log.info('status updated', {
       ready: decision.status.conditions?.find((c) => c.type === 'Ready')?.reason,
       upToDate: decision.status.upToDate,

@@ -151,6 +151,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
           reason: 'RolledOut',
           action: 'Rollout',
           note: `${keyOf(o)} runs ${shortDigest(accepted.digest)} on every pod`,
+          details: { workload: `${o.kind}/${o.name}`, container: o.container, digest: accepted.digest },
         });
       }
       out.push(set('UpToDate', `runs ${shortDigest(accepted.digest)}`));
@@ -179,6 +180,13 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
           reason: 'RolledBack',
           action: 'Rollout',
           note: `${keyOf(o)}: rollout of ${shortDigest(accepted.digest)} failed (${why}); rolled back to ${shortDigest(back)}`,
+          details: {
+            workload: `${o.kind}/${o.name}`,
+            container: o.container,
+            failedDigest: accepted.digest,
+            digest: back,
+            why,
+          },
         });
         out.push(set('Failed', `rollout failed: ${why}; rolled back to ${shortDigest(back)}`));
       } else {
@@ -187,6 +195,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
           reason: 'RolloutFailed',
           action: 'Rollout',
           note: `${keyOf(o)}: rollout of ${shortDigest(accepted.digest)} failed (${why})`,
+          details: { workload: `${o.kind}/${o.name}`, container: o.container, failedDigest: accepted.digest, why },
         });
         out.push(set('Failed', `rollout failed: ${why}`));
       }
@@ -233,6 +242,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
         reason: 'ImageReverted',
         action: 'Rollout',
         note: `${keyOf(o)}: ${o.imageOwner} set the image back to ${o.specImage} (${reverts} time(s))`,
+        details: { workload: `${o.kind}/${o.name}`, container: o.container, image: o.specImage, manager: o.imageOwner },
       });
     }
     if (reverts >= MAX_REVERTS && revertedBy) {
@@ -295,6 +305,12 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
       reason: 'RolloutStarted',
       action: 'Rollout',
       note: `${keyOf(o)}: ${o.specImage} → ${shortDigest(accepted!.digest)}`,
+      details: {
+        workload: `${o.kind}/${o.name}`,
+        container: o.container,
+        digest: accepted!.digest,
+        previousImage: o.specImage,
+      },
     });
     out.push(set('Rolling', `pinned to ${shortDigest(accepted!.digest)}`));
     wake(5_000);

@@ -95,7 +95,7 @@ export class BuildCallbacks implements BuildCallbackSink {
     );
     if (written) {
       const regarding = withKind(trigger, 'RebuildTrigger');
-      for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
+      for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note, e.details);
     }
     this.deps.logger.info('build callback', {
       resource: `${namespace}/${name}`,

@@ -158,8 +158,14 @@ export function decideCycle(input: CycleInput): CycleDecision {
     const d = Math.max(1_000, at - now.getTime());
     requeue = requeue === undefined ? d : Math.min(requeue, d);
   };
-  const event = (type: DecidedEvent['type'], reason: string, action: string, note: string): void => {
-    events.push({ type, reason, action, note });
+  const event = (
+    type: DecidedEvent['type'],
+    reason: string,
+    action: string,
+    note: string,
+    details?: DecidedEvent['details'],
+  ): void => {
+    events.push({ type, reason, action, note, ...(details ? { details } : {}) });
   };
 
   // 1. Record what the registry says of each base; a change of a followed identity is a change.
@@ -294,6 +300,14 @@ export function decideCycle(input: CycleInput): CycleDecision {
         p.verdict === 'Mismatch' ? 'ProvenanceMismatch' : 'Landed',
         'Verify',
         note,
+        {
+          digest: candidate,
+          buildId: build.id,
+          baseImage: build.baseImage,
+          baseDigest: build.baseDigest,
+          declaredBaseDigest: p.declared?.digest,
+          provenance: p.verdict,
+        },
       );
     } else if (Number.isFinite(finished) && now.getTime() - finished > VERIFY_TIMEOUT_MS) {
       // Retried like a failed build, counting the backoff from now.
@@ -454,6 +468,16 @@ export function applyOutcome(
   const next: Build = { ...s.build! };
   const events: DecidedEvent[] = [];
   const attempt = next.attempt ?? 1;
+  // The audit trail's facts about this build; read when each event is made.
+  const details = () => ({
+    provider: next.provider,
+    buildId: next.id,
+    attempt,
+    baseImage: next.baseImage,
+    baseDigest: next.baseDigest,
+    outputDigest: next.outputDigest,
+    url: next.url,
+  });
   const scheduleRetry = (message: string): void => {
     if (attempt <= retries) {
       next.retryAt = iso(new Date(now.getTime() + backoffDelay(attempt - 1, RETRY)));
@@ -462,6 +486,7 @@ export function applyOutcome(
         reason: 'BuildFailed',
         action: 'Build',
         note: `${message}; retrying at ${next.retryAt}`,
+        details: details(),
       });
     } else {
       events.push({
@@ -469,6 +494,7 @@ export function applyOutcome(
         reason: 'BuildFailed',
         action: 'Build',
         note: `${message}; no retries left${next.url ? ` (${next.url})` : ''}`,
+        details: details(),
       });
     }
   };
@@ -486,6 +512,7 @@ export function applyOutcome(
         reason: 'BuildStarted',
         action: 'Build',
         note: `started ${next.provider ?? ''} build ${next.id} for ${next.baseImage ?? ''}@${shortDigest(next.baseDigest ?? '')}${attempt > 1 ? ` (attempt ${attempt})` : ''}${next.url ? ` (${next.url})` : ''}`,
+        details: details(),
       });
     }
   }
@@ -509,6 +536,7 @@ export function applyOutcome(
         reason: 'BuildSucceeded',
         action: 'Build',
         note: `build ${next.id ?? ''} succeeded${next.outputDigest ? `, pushed ${shortDigest(next.outputDigest)}` : ''}`,
+        details: details(),
       });
     } else {
       next.phase = st.phase === 'Cancelled' ? 'Cancelled' : st.phase === 'Unknown' ? 'Unknown' : 'Failed';

@@ -243,7 +243,7 @@ export class RebuildTriggerReconciler implements Reconciler {
 
   private record(trigger: RebuildTrigger, events: DecidedEvent[], _ctx: ReconcileContext): void {
     const regarding = withKind(trigger, 'RebuildTrigger');
-    for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note);
+    for (const e of events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note, e.details);
   }
 
   private request(trigger: RebuildTrigger, status: RebuildTriggerStatus): BuildRequest {

@@ -227,6 +227,13 @@ describe('logger', () => {
       'RolledBack',
       'Rollout',
       'Deployment/web/app: rollout of sha256:2222 failed; rolled back to sha256:1111',
+      {
+        workload: 'Deployment/web',
+        container: 'app',
+        digest: 'sha256:1111',
+        failedDigest: 'sha256:2222',
+        audit: false,
+      },
     );
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(inner.events.length, 1);
@@ -236,5 +243,14 @@ describe('logger', () => {
       [true, 'ImagePolicy', 'shop', 'web', 'u1', 'Warning', 'RolledBack', 'Rollout'],
     );
     assert.match(String(entry.message), /rolled back to sha256:1111/);
+    // The details are fields of the line (they cannot unset the audit mark), not part of the Event.
+    assert.deepEqual(
+      [entry.workload, entry.container, entry.digest, entry.failedDigest],
+      ['Deployment/web', 'app', 'sha256:1111', 'sha256:2222'],
+    );
+    assert.equal(
+      inner.events[0]?.note,
+      'Deployment/web/app: rollout of sha256:2222 failed; rolled back to sha256:1111',
+    );
   });
 });
