@@ -205,12 +205,16 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     if (owner) wakeGoverning(pod.metadata.namespace, [owner]);
   }, podChanged);
   // A RebuildTrigger confirmed a new digest: policies following its image pick it up at once.
+  // Its bases' digests changed: the provenance verdicts of those policies (requireBase) are
+  // judged against them, so they look again too.
+  const baseDigests = (t: RebuildTrigger): string =>
+    (t.status?.bases ?? []).map((b) => `${b.digest ?? ''}|${JSON.stringify(b.platformDigests ?? {})}`).join(',');
   triggers.onChange(
     (t) => {
       const ns = t.metadata?.namespace ?? '';
       for (const p of policies.inNamespace(ns)) policyController.enqueue(`${ns}/${p.metadata?.name ?? ''}`);
     },
-    (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest,
+    (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest || baseDigests(a) !== baseDigests(b),
   );
   // Trivy Operator's reports (optional CRD), by digest: a new scan of what a policy runs or
   // is about to run makes it look again — continuous scanning without any rollout.

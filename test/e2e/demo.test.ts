@@ -1,0 +1,62 @@
+// The README's first command must not rot: `npm run demo -- --ci` plays the whole loop on
+// its own control plane, registry and build service, exits 0 only when the pods run the
+// rebuilt digest, and leaves nothing running or on disk.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { ROOT } from '../support/fixtures.ts';
+
+function run(): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(ROOT, 'demo', 'run.ts'), '--ci'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KUBECONFIG: '' },
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('exit', (code) => resolve({ code, out }));
+  });
+}
+
+const listening = (host: string, port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = connect({ host, port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+
+describe('the demo (npm run demo -- --ci)', () => {
+  it('plays the whole loop, reports each stage and the time to patch, and cleans up', async function () {
+    this.timeout(300_000);
+    const { code, out } = await run();
+    assert.equal(code, 0, out);
+    for (const line of [
+      /control plane ready/,
+      /installed the CRDs and manifests/,
+      /ImagePolicy accepted demo\/app:1\.0 .* both pods run it/,
+      /the base image demo\/base:1 gets a new digest/,
+      /RebuildTrigger saw the new base digest \(\+[\d.]+ s\)/,
+      /rebuilt demo\/app:1\.0 landed: [0-9a-f]{12}, provenance Verified/,
+      /Deployment\/web pinned to the new digest/,
+      /both pods run the new digest \(\+[\d.]+ s\)/,
+      /rebuildtrigger\.patchline\.dev\/web .* Landed .* True/,
+      /imagepolicy\.patchline\.dev\/web .* True +1\/1 +True/,
+      /time to patch, from the base push:/,
+      /the whole loop completed: base patched → rebuilt → verified → rolled out in [\d.]+ s/,
+      /cleaned up: everything the demo started is stopped and removed/,
+    ])
+      assert.match(out, line);
+    // Nothing left: the work directory is gone and the registry no longer listens.
+    const work = /its log: (\S+)\/operator\.log/.exec(out)?.[1];
+    assert.ok(work && !existsSync(work), `${work ?? '?'} removed`);
+    const registry = /registry ready at (127\.0\.0\.1):(\d+)/.exec(out);
+    assert.ok(registry);
+    assert.equal(await listening(registry[1]!, Number(registry[2])), false);
+  });
+});
