@@ -18,7 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline/promises';
+import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
 import type { ImagePolicy, RebuildTrigger } from '../src/api/v1alpha1/index.ts';
 import { Annotations } from '../src/registry/manifest.ts';
@@ -72,13 +72,34 @@ function configuredCluster(): { context: string; server: string } | undefined {
   return { context: context.stdout.trim(), server: server.stdout.trim() };
 }
 
-async function ask(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
+/** One reader for every question; an answer that never comes (stdin closed) counts as no. */
+const lines: string[] = [];
+const waiting: ((line: string | undefined) => void)[] = [];
+let inputClosed = false;
+let reader: ReturnType<typeof createInterface> | undefined;
+function nextLine(): Promise<string | undefined> {
+  if (!reader) {
+    reader = createInterface({ input: process.stdin });
+    reader.on('line', (line) => {
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    });
+    reader.on('close', () => {
+      inputClosed = true;
+      for (const w of waiting.splice(0)) w(undefined);
+    });
   }
+  if (lines.length > 0) return Promise.resolve(lines.shift());
+  if (inputClosed) return Promise.resolve(undefined);
+  return new Promise((resolve) => waiting.push(resolve));
+}
+
+async function ask(question: string): Promise<boolean> {
+  process.stdout.write(question);
+  const answer = await nextLine();
+  if (answer === undefined) process.stdout.write('\n');
+  return /^y(es)?$/i.test((answer ?? '').trim());
 }
 
 /** Which cluster to use: the local control plane, or (asked first) the configured one. */
@@ -157,6 +178,7 @@ function startOperator(
 async function main(): Promise<number> {
   const choice = await chooseCluster();
   if (choice === 'cancel') {
+    reader?.close();
     say('nothing installed; bye');
     return 0;
   }
@@ -425,6 +447,7 @@ async function main(): Promise<number> {
     );
     await ask('Press Enter to stop and clean up. ');
   }
+  reader?.close();
   return 0;
 }
 

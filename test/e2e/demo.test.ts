@@ -3,18 +3,28 @@
 // rebuilt digest, and leaves nothing running or on disk.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { ROOT } from '../support/fixtures.ts';
 
-function run(): Promise<{ code: number | null; out: string }> {
+function run(
+  args: string[] = ['--ci'],
+  options: { kubeconfig?: string; input?: string } = {},
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'demo', 'run.ts'), '--ci'], {
+    const child = spawn(process.execPath, [join(ROOT, 'demo', 'run.ts'), ...args], {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, KUBECONFIG: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        KUBECONFIG: options.kubeconfig ?? '',
+        HOME: options.kubeconfig ? process.env.HOME : '/nonexistent',
+      },
     });
+    child.stdin.end(options.input ?? '');
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -58,5 +68,34 @@ describe('the demo (npm run demo -- --ci)', () => {
     const registry = /registry ready at (127\.0\.0\.1):(\d+)/.exec(out);
     assert.ok(registry);
     assert.equal(await listening(registry[1]!, Number(registry[2])), false);
+  });
+
+  it('with a cluster configured, says what it would install there and asks first; "no" installs nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'patchline-demo-test-'));
+    const kubeconfig = join(dir, 'config');
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'prod', cluster: { server: 'https://127.0.0.1:9' } }],
+        users: [{ name: 'me', user: { token: 'x' } }],
+        contexts: [{ name: 'prod-admin', context: { cluster: 'prod', user: 'me' } }],
+        'current-context': 'prod-admin',
+      }),
+    );
+    const { code, out } = await run([], { kubeconfig, input: 'n\nn\n' });
+    assert.equal(code, 0, out);
+    assert.match(out, /A cluster is configured: context prod-admin \(https:\/\/127\.0\.0\.1:9\)/);
+    for (const object of [
+      'CustomResourceDefinition/imagepolicies.patchline.dev',
+      'ClusterRole/patchline-operator',
+      'Deployment/patchline',
+      'ValidatingWebhookConfiguration/patchline-admission',
+    ])
+      assert.ok(out.includes(`  - ${object}`), object);
+    assert.match(out, /Install into this cluster\? \[y\/N\]/);
+    assert.match(out, /nothing installed; bye/);
+    assert.doesNotMatch(out, /control plane ready/);
   });
 });
