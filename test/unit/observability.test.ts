@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { METRICS_DOCS, formattedMetricsDocs, scanMetrics } from '../../scripts/generate-metrics-docs.ts';
 import { ROOT } from '../support/fixtures.ts';
 
@@ -51,5 +52,25 @@ describe('metrics reference and Grafana dashboard', () => {
       'workqueue_depth',
     ])
       assert.ok(used.has(needed), `the dashboard shows ${needed}`);
+  });
+
+  it('suggests alerts on metrics and labels that exist (docs/observability.md)', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'observability.md'), 'utf8');
+    const block = /```yaml\n([\s\S]+?)```/.exec(doc)?.[1] ?? '';
+    const rules = (parse(block) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap(
+      (g) => g.rules,
+    );
+    assert.ok(rules.length >= 4);
+    for (const rule of rules) {
+      for (const m of rule.expr.matchAll(/\b((?:patchline|leader_election)_[a-z_]+)(\{([^}]*)\})?/g)) {
+        const metric = metrics.get(m[1]!.replace(/_(bucket|sum|count)$/, ''));
+        assert.ok(metric, `${rule.alert}: unknown metric ${m[1]!}`);
+        for (const label of (m[3] ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((l) => l.split(/[=!~]/)[0]!.trim()))
+          assert.ok(metric.labels.includes(label), `${rule.alert}: ${metric.name} has no label ${label}`);
+      }
+    }
   });
 });
