@@ -6,10 +6,11 @@
 //
 // Written by hand rather than with crd-ref-docs or gen-crd-api-reference-docs: both are Go
 // tools that read Go types (this project has none), and a YAML walk is short.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { format } from 'prettier';
+import { writeOrCheck } from './generated-file.ts';
 import { parse } from 'yaml';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -136,21 +137,5 @@ export async function formattedCrdDocs(): Promise<string> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const text = await formattedCrdDocs();
-  if (process.argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(CRD_DOCS, 'utf8');
-    } catch {
-      // missing: out of date
-    }
-    if (current !== text) {
-      process.stderr.write(`${CRD_DOCS} is out of date: run \`node scripts/generate-crd-docs.ts\`\n`);
-      process.exit(1);
-    }
-    process.stdout.write('the CRD reference is up to date\n');
-  } else {
-    writeFileSync(CRD_DOCS, text);
-    process.stdout.write(`wrote ${CRD_DOCS}\n`);
-  }
+  writeOrCheck(CRD_DOCS, await formattedCrdDocs(), 'node scripts/generate-crd-docs.ts', 'the CRD reference');
 }

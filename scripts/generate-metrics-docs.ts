@@ -4,10 +4,11 @@
 //
 //   node scripts/generate-metrics-docs.ts           write the file
 //   node scripts/generate-metrics-docs.ts --check   fail if the written file is out of date
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { format } from 'prettier';
+import { writeOrCheck } from './generated-file.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const METRICS_DOCS = join(root, 'docs', 'reference', 'metrics.md');
@@ -68,21 +69,10 @@ export async function formattedMetricsDocs(): Promise<string> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const text = await formattedMetricsDocs();
-  if (process.argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(METRICS_DOCS, 'utf8');
-    } catch {
-      // missing: out of date
-    }
-    if (current !== text) {
-      process.stderr.write(`${METRICS_DOCS} is out of date: run \`node scripts/generate-metrics-docs.ts\`\n`);
-      process.exit(1);
-    }
-    process.stdout.write('the metrics reference is up to date\n');
-  } else {
-    writeFileSync(METRICS_DOCS, text);
-    process.stdout.write(`wrote ${METRICS_DOCS} (${scanMetrics().length} metrics)\n`);
-  }
+  writeOrCheck(
+    METRICS_DOCS,
+    await formattedMetricsDocs(),
+    'node scripts/generate-metrics-docs.ts',
+    'the metrics reference',
+  );
 }
