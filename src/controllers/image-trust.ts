@@ -12,13 +12,15 @@ import type { CredentialSource } from '../registry/auth/credentials.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { repositoryName, type ImageReference } from '../registry/reference.ts';
 import { counter, type Registry } from '../runtime/metrics.ts';
-import { fetchCosignArtifacts, type CosignArtifacts, type FetchWanted } from '../verify/cosign-artifacts.ts';
+import { PromiseCache } from './promise-cache.ts';
+import { bundlesFor, legacyCosignLayers, referrerBundles, type ReferrerBundle } from '../verify/cosign-artifacts.ts';
 import {
   anchoredRegExp,
   describeAuthority,
   verifiedStatements,
   verifyImageSignature,
   type Authority,
+  type CosignArtifact,
   type Matcher,
   type SignatureVerdict,
   type VerifyOptions,
@@ -54,12 +56,6 @@ const PASS_TTL_MS = 60 * 60_000;
 const FAIL_TTL_MS = 30_000;
 const MAX_ENTRIES = 5_000;
 
-interface Cached<V> {
-  at: number;
-  ttl: number;
-  value: Promise<V>;
-}
-
 export interface ImageTrustDeps {
   client: RegistryClient;
   secrets: SecretReader;
@@ -70,12 +66,18 @@ export interface ImageTrustDeps {
 
 export class ImageTrust {
   private readonly deps: ImageTrustDeps;
-  private readonly verdicts = new Map<string, Cached<SignatureVerdict>>();
-  private readonly scans = new Map<string, Cached<AttestedScan | undefined>>();
+  private readonly verdicts: PromiseCache<SignatureVerdict>;
+  private readonly scans: PromiseCache<AttestedScan | undefined>;
+  /** The referrers of a digest, read once for both signatures and attestations. */
+  private readonly referrers: PromiseCache<ReferrerBundle[]>;
   private readonly verifications;
 
   constructor(deps: ImageTrustDeps) {
     this.deps = deps;
+    const now = () => this.now();
+    this.verdicts = new PromiseCache({ max: MAX_ENTRIES, now, ttlMs: (v) => (v.verified ? PASS_TTL_MS : FAIL_TTL_MS) });
+    this.scans = new PromiseCache({ max: MAX_ENTRIES, now, ttlMs: (v) => (v ? PASS_TTL_MS : FAIL_TTL_MS) });
+    this.referrers = new PromiseCache({ max: MAX_ENTRIES, now, ttlMs: () => FAIL_TTL_MS });
     this.verifications = deps.registry
       ? counter(deps.registry, {
           name: 'patchline_signature_verifications_total',
@@ -134,62 +136,41 @@ export class ImageTrust {
     return h.digest('hex').slice(0, 16);
   }
 
-  private cached<V>(
-    map: Map<string, Cached<V>>,
-    key: string,
-    load: () => Promise<V>,
-    passed: (v: V) => boolean,
-    fresh = false,
-  ): Promise<V> {
-    const now = this.now();
-    const hit = map.get(key);
-    if (hit && !fresh && now - hit.at < hit.ttl) return hit.value;
-    const entry: Cached<V> = { at: now, ttl: FAIL_TTL_MS, value: load() };
-    map.set(key, entry);
-    entry.value.then(
-      (v) => {
-        entry.ttl = passed(v) ? PASS_TTL_MS : FAIL_TTL_MS;
-      },
-      () => {
-        if (map.get(key) === entry) map.delete(key); // errors are not verdicts: ask again next time
-      },
-    );
-    if (map.size > MAX_ENTRIES) map.delete(map.keys().next().value as string);
-    return entry.value;
-  }
-
   /**
-   * Fetches what cosign stored about the digest (what `wanted` asks for) and judges it, through
-   * the cache: one registry read and verification per digest, source and authority set.
+   * What cosign stored about the digest for `purpose` (the legacy tag, and the referrer
+   * bundles shared with the other purpose) and the verdict on it, through `cache`: one registry
+   * read and verification per digest, source and authority set.
    */
   private judged<V>(
-    map: Map<string, Cached<V>>,
+    cache: PromiseCache<V>,
     l: Lookup,
-    wanted: FetchWanted,
-    judge: (artifacts: CosignArtifacts, options: VerifyOptions) => Promise<V>,
-    passed: (v: V) => boolean,
+    purpose: 'sig' | 'att',
+    judge: (artifacts: CosignArtifact[], options: VerifyOptions) => Promise<V>,
   ): Promise<V> {
-    const key = `${repositoryName(l.image)}@${l.digest}|${l.source.id}|${this.fingerprint(l.authorities)}`;
+    const image = `${repositoryName(l.image)}@${l.digest}|${l.source.id}`;
     const load = async (): Promise<V> => {
-      const artifacts = await fetchCosignArtifacts(this.deps.client, l.image, l.digest, l.source, wanted, l.signal);
-      return judge(artifacts, { trustedRoot: () => this.deps.trustedRoot.get() });
+      const [legacy, bundles] = await Promise.all([
+        legacyCosignLayers(this.deps.client, l.image, l.digest, purpose, l.source, l.signal),
+        this.referrers.get(
+          image,
+          () => referrerBundles(this.deps.client, l.image, l.digest, l.source, l.signal),
+          l.fresh,
+        ),
+      ]);
+      return judge([...legacy, ...bundlesFor(bundles, purpose)], {
+        trustedRoot: () => this.deps.trustedRoot.get(),
+      });
     };
-    return this.cached(map, key, load, passed, l.fresh);
+    return cache.get(`${image}|${this.fingerprint(l.authorities)}`, load, l.fresh);
   }
 
   /** Whether the image at `digest` is signed by one of the authorities. */
   signature(l: Lookup): Promise<SignatureVerdict> {
-    return this.judged(
-      this.verdicts,
-      l,
-      { signatures: true, attestations: false },
-      async (artifacts, options) => {
-        const verdict = await verifyImageSignature(l.digest, artifacts.signatures, l.authorities, options);
-        this.verifications?.inc({ result: verdict.verified ? 'verified' : 'refused' });
-        return verdict;
-      },
-      (v) => v.verified,
-    );
+    return this.judged(this.verdicts, l, 'sig', async (artifacts, options) => {
+      const verdict = await verifyImageSignature(l.digest, artifacts, l.authorities, options);
+      this.verifications?.inc({ result: verdict.verified ? 'verified' : 'refused' });
+      return verdict;
+    });
   }
 
   /**
@@ -198,25 +179,19 @@ export class ImageTrust {
    */
   attestedScan(l: Lookup): Promise<AttestedScan | undefined> {
     const digest = l.digest;
-    return this.judged(
-      this.scans,
-      l,
-      { signatures: false, attestations: true },
-      async (artifacts, options) => {
-        const { statements } = await verifiedStatements(digest, artifacts.attestations, l.authorities, options);
-        let newest: AttestedScan | undefined;
-        for (const statement of statements) {
-          let scan: AttestedScan;
-          try {
-            scan = findingsFromVulnAttestation(statement, digest);
-          } catch {
-            continue; // another predicate (SBOM, provenance), or a malformed one
-          }
-          if (!newest || (scan.scannedAt?.getTime() ?? 0) > (newest.scannedAt?.getTime() ?? 0)) newest = scan;
+    return this.judged(this.scans, l, 'att', async (artifacts, options) => {
+      const { statements } = await verifiedStatements(digest, artifacts, l.authorities, options);
+      let newest: AttestedScan | undefined;
+      for (const statement of statements) {
+        let scan: AttestedScan;
+        try {
+          scan = findingsFromVulnAttestation(statement, digest);
+        } catch {
+          continue; // another predicate (SBOM, provenance), or a malformed one
         }
-        return newest;
-      },
-      (v) => v !== undefined,
-    );
+        if (!newest || (scan.scannedAt?.getTime() ?? 0) > (newest.scannedAt?.getTime() ?? 0)) newest = scan;
+      }
+      return newest;
+    });
   }
 }

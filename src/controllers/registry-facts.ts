@@ -7,37 +7,13 @@ import type { RegistryClient } from '../registry/client.ts';
 import { Annotations, platformMatches } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
 import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
-
-class PromiseCache<V> {
-  private readonly map = new Map<string, Promise<V>>();
-  private readonly max: number;
-
-  constructor(max: number) {
-    this.max = max;
-  }
-
-  get(key: string, load: () => Promise<V>): Promise<V> {
-    const hit = this.map.get(key);
-    if (hit) {
-      this.map.delete(key); // most recently used last
-      this.map.set(key, hit);
-      return hit;
-    }
-    const p = load();
-    this.map.set(key, p);
-    p.catch(() => {
-      if (this.map.get(key) === p) this.map.delete(key);
-    });
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
-    return p;
-  }
-}
+import { PromiseCache } from './promise-cache.ts';
 
 export class RegistryFacts {
   private readonly client: RegistryClient;
-  private readonly platforms = new PromiseCache<Record<string, string>>(2_000);
-  private readonly bases = new PromiseCache<DeclaredBase[]>(2_000);
-  private readonly createdTimes = new PromiseCache<Date | undefined>(10_000);
+  private readonly platforms = new PromiseCache<Record<string, string>>({ max: 2_000 });
+  private readonly bases = new PromiseCache<DeclaredBase[]>({ max: 2_000 });
+  private readonly createdTimes = new PromiseCache<Date | undefined>({ max: 10_000 });
 
   constructor(client: RegistryClient) {
     this.client = client;

@@ -8,7 +8,7 @@ import type { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
-import { MediaTypes, type CosignArtifact } from './signatures.ts';
+import { MediaTypes, SIGN_PREDICATE, type CosignArtifact } from './signatures.ts';
 
 export const BUNDLE_ARTIFACT_TYPE = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json/;
 export const BUNDLE_PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType';
@@ -16,27 +16,20 @@ const MAX_LAYERS = 16;
 const MAX_REFERRERS = 32;
 const MAX_ARTIFACT_BYTES = 1024 * 1024;
 
-export interface CosignArtifacts {
-  /** .sig layers and referrer bundles: candidates for an image signature. */
-  signatures: CosignArtifact[];
-  /** .att layers and referrer bundles: candidates for attestations. */
-  attestations: CosignArtifact[];
-}
-
-export interface FetchWanted {
-  signatures: boolean;
-  attestations: boolean;
-}
-
-/** The layers of a legacy cosign tag; none when the tag does not exist. */
-async function legacyLayers(
+/**
+ * The layers of a legacy cosign tag of `digest`: `sha256-<hex>.sig` (signatures) or `.att`
+ * (attestations); none when the tag does not exist.
+ */
+export async function legacyCosignLayers(
   client: RegistryClient,
   image: ImageReference,
-  tag: string,
-  mediaType: string,
+  digest: string,
+  kind: 'sig' | 'att',
   source: CredentialSource,
   signal?: AbortSignal,
 ): Promise<CosignArtifact[]> {
+  const tag = `${digest.replace(':', '-')}.${kind}`;
+  const mediaType = kind === 'sig' ? MediaTypes.simpleSigning : MediaTypes.dsse;
   let fetched;
   try {
     fetched = await client.manifest({ registry: image.registry, repository: image.repository, tag }, source, signal);
@@ -77,14 +70,31 @@ async function blobOf(
   return client.blob(image.registry, image.repository, d.digest, source, MAX_ARTIFACT_BYTES, signal);
 }
 
+export interface ReferrerBundle {
+  artifact: CosignArtifact;
+  /** The predicate type the artifact declares, when it does. */
+  predicateType?: string;
+}
+
+/**
+ * Whether a referrer bundle is a candidate image signature (cosign 3's sign predicate, or
+ * none declared) or a candidate attestation (any other predicate, or none declared).
+ */
+export function bundlesFor(bundles: readonly ReferrerBundle[], purpose: 'sig' | 'att'): CosignArtifact[] {
+  const signature = (b: ReferrerBundle) => b.predicateType === undefined || b.predicateType === SIGN_PREDICATE;
+  return bundles
+    .filter((b) => (purpose === 'sig' ? signature(b) : !signature(b) || b.predicateType === undefined))
+    .map((b) => b.artifact);
+}
+
 /** The Sigstore bundles that refer to `digest`, each with the predicate type it declares. */
-async function referrerBundles(
+export async function referrerBundles(
   client: RegistryClient,
   image: ImageReference,
   digest: string,
   source: CredentialSource,
   signal?: AbortSignal,
-): Promise<{ artifact: CosignArtifact; predicateType?: string }[]> {
+): Promise<ReferrerBundle[]> {
   const referrers = await client.referrers(image.registry, image.repository, digest, source, signal ? { signal } : {});
   const bundles = referrers.descriptors
     .filter((d) => d.artifactType !== undefined && BUNDLE_ARTIFACT_TYPE.test(d.artifactType))
@@ -110,30 +120,4 @@ async function referrerBundles(
     }),
   );
   return out.filter((x) => x !== undefined);
-}
-
-/** Everything cosign stored about the image at `digest` that `wanted` asks for. */
-export async function fetchCosignArtifacts(
-  client: RegistryClient,
-  image: ImageReference,
-  digest: string,
-  source: CredentialSource,
-  wanted: FetchWanted,
-  signal?: AbortSignal,
-): Promise<CosignArtifacts> {
-  const prefix = digest.replace(':', '-');
-  const [sig, att, bundles] = await Promise.all([
-    wanted.signatures ? legacyLayers(client, image, `${prefix}.sig`, MediaTypes.simpleSigning, source, signal) : [],
-    wanted.attestations ? legacyLayers(client, image, `${prefix}.att`, MediaTypes.dsse, source, signal) : [],
-    referrerBundles(client, image, digest, source, signal),
-  ]);
-  const isSignature = (b: { predicateType?: string }) =>
-    b.predicateType === undefined || b.predicateType === 'https://sigstore.dev/cosign/sign/v1';
-  return {
-    signatures: [...sig, ...bundles.filter(isSignature).map((b) => b.artifact)],
-    attestations: [
-      ...att,
-      ...bundles.filter((b) => !isSignature(b) || b.predicateType === undefined).map((b) => b.artifact),
-    ],
-  };
 }

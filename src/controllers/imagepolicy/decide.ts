@@ -112,6 +112,12 @@ export function specProblems(policy: ImagePolicy): SpecProblem[] {
   return problems;
 }
 
+/** A reconcile was asked for (the annotation changed since it was last handled): look again, past caches. */
+export function reconcileRequested(policy: ImagePolicy): boolean {
+  const requested = policy.metadata?.annotations?.[ReconcileRequestedAt];
+  return requested !== undefined && requested !== policy.status?.lastHandledReconcileAt;
+}
+
 export function followDescription(policy: ImagePolicy): string {
   const f = policy.spec.follow;
   if (f.tag !== undefined) return `${policy.spec.image}:${f.tag}`;
@@ -131,7 +137,7 @@ export function decideImagePolicy(
   const previous = policy.status ?? {};
   const generation = policy.metadata?.generation ?? 0;
   const requested = policy.metadata?.annotations?.[ReconcileRequestedAt];
-  const retryRequested = requested !== undefined && requested !== previous.lastHandledReconcileAt;
+  const retryRequested = reconcileRequested(policy);
   const lifecycle = decideLifecycle({
     generation,
     conditions: previous.conditions,

@@ -3,12 +3,7 @@
 // and what their pods run), decide (pure: decide.ts, rollout.ts), act (write status first —
 // it records the previous digest a rollback needs — then pin the containers decided),
 // report (Events for transitions).
-import {
-  ImagePolicyType,
-  ReconcileRequestedAt,
-  type ImagePolicy,
-  type RebuildTrigger,
-} from '../../api/v1alpha1/index.ts';
+import { ImagePolicyType, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../../registry/auth/credentials.ts';
 import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
 import { parseDuration } from '../../runtime/duration.ts';
@@ -39,6 +34,7 @@ import type { TagLists } from '../tag-lists.ts';
 import type { ResourceWatches } from '../watches.ts';
 import {
   decideImagePolicy,
+  reconcileRequested,
   specProblems,
   type ContainerScan,
   type FollowResult,
@@ -71,11 +67,6 @@ export interface ImagePolicyReconcilerDeps {
 }
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
-/** A reconcile was asked for (the annotation changed since last handled): look again, past caches. */
-const reconcileRequested = (p: ImagePolicy): boolean => {
-  const requested = p.metadata?.annotations?.[ReconcileRequestedAt];
-  return requested !== undefined && requested !== p.status?.lastHandledReconcileAt;
-};
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** A running image whose created time could not be read is not asked about again for this long. */
 const CREATED_RETRY_MS = 10 * 60_000;
