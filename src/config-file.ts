@@ -52,7 +52,7 @@ export interface FileConfig {
 export const EMPTY_FILE_CONFIG: FileConfig = { registries: [], webhooks: { receivers: [] }, sigstore: {} };
 
 /** A secret file, re-read when it changes on disk. */
-export function secretFile(path: string): SecretValue {
+function secretFile(path: string): SecretValue {
   let cache: { mtimeMs: number; value: string } | undefined;
   return () => {
     const st = statSync(path);

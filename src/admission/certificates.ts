@@ -22,8 +22,8 @@ export interface TlsMaterial {
 }
 
 const DAY = 86_400_000;
-export const CA_VALIDITY_DAYS = 5 * 365;
-export const SERVING_VALIDITY_DAYS = 90;
+const CA_VALIDITY_DAYS = 5 * 365;
+const SERVING_VALIDITY_DAYS = 90;
 
 function newKeyPair(): { publicPem: string; privatePem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });

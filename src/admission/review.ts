@@ -92,15 +92,7 @@ function podSpecOf(kind: string, object: unknown): unknown {
   }
 }
 
-export const ADMITTED_KINDS = [
-  'Pod',
-  'Deployment',
-  'StatefulSet',
-  'DaemonSet',
-  'ReplicaSet',
-  'Job',
-  'CronJob',
-] as const;
+const ADMITTED_KINDS = ['Pod', 'Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob'] as const;
 
 /** Every image a pod spec names; undefined for kinds that own no pods. */
 export function imagesOf(kind: string, object: unknown): PodImage[] | undefined {

@@ -36,7 +36,7 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined): string | undefined =>
   s ? Buffer.from(s, 'base64').toString('utf8') : undefined;
 
-export function materialFromSecret(data: Record<string, string> | undefined): Partial<TlsMaterial> | undefined {
+function materialFromSecret(data: Record<string, string> | undefined): Partial<TlsMaterial> | undefined {
   if (!data) return undefined;
   const pair = (cert: string, key: string): KeyPairPem | undefined => {
     const c = unb64(data[cert]);

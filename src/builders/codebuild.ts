@@ -25,7 +25,7 @@ export interface CodeBuildSpec {
 }
 
 export const BUILD_ID_VARIABLE = 'PATCHLINE_BUILD_ID';
-export const DIGEST_VARIABLE = 'IMAGE_DIGEST';
+const DIGEST_VARIABLE = 'IMAGE_DIGEST';
 
 interface SdkBuild {
   id?: string;

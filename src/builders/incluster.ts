@@ -26,7 +26,7 @@ export interface TektonSpec {
 const DIGEST = /sha256:[a-f0-9]{64}/;
 
 /** A DNS-1123 name of at most 63 characters: the trigger's name and the correlation id. */
-export function buildObjectName(req: BuildRequest): string {
+function buildObjectName(req: BuildRequest): string {
   const prefix = req.trigger.name.replace(/\./g, '-').slice(0, 63 - req.correlationId.length - 1);
   return `${prefix}-${req.correlationId}`;
 }

@@ -13,8 +13,6 @@ export type ProviderName =
 
 export type BuildPhase = 'Queued' | 'Running' | 'Succeeded' | 'Failed' | 'Cancelled' | 'Unknown';
 
-export const TERMINAL: readonly BuildPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
-
 export interface BuildRequest {
   /** Lower-case letters and digits, starting with "pl": safe in object names and labels. */
   correlationId: string;

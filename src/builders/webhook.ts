@@ -31,7 +31,7 @@ export interface WebhookSpec {
   statusURL?: string;
 }
 
-export const SIGNATURE_HEADER = 'x-patchline-signature';
+const SIGNATURE_HEADER = 'x-patchline-signature';
 
 export function sign(key: string, body: string): string {
   return `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;

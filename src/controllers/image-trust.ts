@@ -33,7 +33,7 @@ export type SignatureSpec = NonNullable<NonNullable<ImagePolicy['spec']['verify'
 /** Reads a Secret's decoded data (throws a clear error when it is missing or unreadable). */
 export type SecretReader = (namespace: string, name: string, signal?: AbortSignal) => Promise<Record<string, string>>;
 
-export class TrustConfigError extends Error {}
+class TrustConfigError extends Error {}
 
 /** What to look up: an image by digest, read with `source`, judged against `authorities`. */
 export interface Lookup {

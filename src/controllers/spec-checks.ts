@@ -16,7 +16,7 @@ export interface WindowSpec {
   timeZone?: string;
 }
 
-export function checkTimeZone(field: string, timeZone: string): SpecProblem[] {
+function checkTimeZone(field: string, timeZone: string): SpecProblem[] {
   try {
     new Intl.DateTimeFormat('en', { timeZone });
     return [];
@@ -62,7 +62,7 @@ export function checkWindow(field: string, window: WindowSpec | undefined): Spec
  * Compiles a regular expression written in RE2/Go syntax, as users of Flux and Kubernetes
  * write them: the Go named group (?P<name>...) becomes JavaScript's (?<name>...).
  */
-export function compileRegex(pattern: string): RegExp {
+function compileRegex(pattern: string): RegExp {
   return new RegExp(pattern.replace(/\(\?P</g, '(?<'));
 }
 

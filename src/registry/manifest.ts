@@ -86,7 +86,7 @@ function stringMap(v: unknown, what: string): Record<string, string> | undefined
   return v as Record<string, string>;
 }
 
-export function parseDescriptor(v: unknown, what: string): Descriptor {
+function parseDescriptor(v: unknown, what: string): Descriptor {
   if (!isObject(v)) throw new ManifestFormatError(`${what} is not an object`);
   const { mediaType, digest, size } = v;
   if (typeof mediaType !== 'string' || typeof digest !== 'string' || typeof size !== 'number') {

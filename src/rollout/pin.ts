@@ -33,7 +33,7 @@ export function pinAnnotation(container: string): string {
 }
 
 /** The apply configuration: only what Patchline owns. */
-export function pinBody(req: PinRequest): Record<string, unknown> {
+function pinBody(req: PinRequest): Record<string, unknown> {
   const why = JSON.stringify({
     policy: req.policy,
     image: req.image,
@@ -48,7 +48,7 @@ export function pinBody(req: PinRequest): Record<string, unknown> {
   };
 }
 
-export function workloadPath(kind: PinRequest['kind'], namespace: string, name: string): string {
+function workloadPath(kind: PinRequest['kind'], namespace: string, name: string): string {
   return `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${KINDS[kind]}/${encodeURIComponent(name)}`;
 }
 

@@ -32,10 +32,6 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
   return conditions?.find((c) => c.type === type);
 }
 
-export function isTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
-  return findCondition(conditions, type)?.status === 'True';
-}
-
 export function setCondition(
   conditions: readonly Condition[] | undefined,
   input: ConditionInput,
@@ -58,7 +54,7 @@ export function setCondition(
   return list;
 }
 
-export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
+function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
   return (conditions ?? []).filter((c) => c.type !== type);
 }
 

@@ -1,10 +1,12 @@
-// The Kubernetes client: configuration (in-cluster or kubeconfig), one shared connection
-// pool, the typed client-node APIs on that pool, and a small raw JSON request function
-// for list, watch and custom resources.
+// The Kubernetes client: configuration (in-cluster or kubeconfig) and authentication from
+// client-node, one shared keep-alive connection pool, and a small JSON request function for
+// reads, writes, watches and custom resources.
 //
-// Why a shared pool: client-node 2.x builds a new undici Agent for every request whose
-// cluster has TLS settings (always, in-cluster), so each call opens a new connection.
-// Here every call, typed or raw, goes through one keep-alive Agent.
+// Why not client-node's typed APIs: client-node 2.x builds a new undici Agent for every
+// request whose cluster has TLS settings (always, in-cluster), so each call opens a new
+// connection; and every object Patchline writes is a server-side apply or a JSON/merge patch
+// of a few fields, which a raw request states more plainly. Here every call goes through one
+// keep-alive Agent.
 import { existsSync } from 'node:fs';
 import type { RequestOptions as HttpsRequestOptions } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
@@ -63,11 +65,6 @@ export interface KubeClientOptions {
 /** What the reconcilers and runtime need from a cluster; tests substitute fakes. */
 export interface KubeClient {
   readonly server: string;
-  readonly core: k8s.CoreV1Api;
-  readonly apps: k8s.AppsV1Api;
-  readonly coordination: k8s.CoordinationV1Api;
-  readonly events: k8s.EventsV1Api;
-  readonly customObjects: k8s.CustomObjectsApi;
   requestJson<T>(method: string, path: string, options?: RequestOptions): Promise<T>;
   stream(path: string, options: StreamOptions): Promise<Dispatcher.ResponseData>;
   close(): Promise<void>;
@@ -93,11 +90,6 @@ export async function createKubeClient(kc: k8s.KubeConfig, options: KubeClientOp
 
 class SharedPoolClient implements KubeClient {
   readonly server: string;
-  readonly core: k8s.CoreV1Api;
-  readonly apps: k8s.AppsV1Api;
-  readonly coordination: k8s.CoordinationV1Api;
-  readonly events: k8s.EventsV1Api;
-  readonly customObjects: k8s.CustomObjectsApi;
   private readonly kc: k8s.KubeConfig;
   private readonly dispatcher: Agent;
   private readonly userAgent: string;
@@ -128,41 +120,6 @@ class SharedPoolClient implements KubeClient {
           buckets: exponentialBuckets(0.005, 2, 12),
         })
       : undefined;
-
-    const inner = new k8s.IsomorphicFetchHttpLibrary();
-    const httpApi: k8s.HttpLibrary = {
-      send: (ctx) => {
-        ctx.setDispatcher(this.dispatcher);
-        ctx.setHeaderParam('User-Agent', this.userAgent);
-        if (!ctx.getSignal()) ctx.setSignal(AbortSignal.timeout(this.requestTimeoutMs));
-        const method = String(ctx.getHttpMethod());
-        const started = performance.now();
-        const sent = inner
-          .send(ctx)
-          .toPromise()
-          .then(
-            (response) => {
-              this.observe(method, String(response.httpStatusCode), started);
-              return response;
-            },
-            (err: unknown) => {
-              this.observe(method, 'error', started);
-              throw err;
-            },
-          );
-        return new k8s.Observable(sent);
-      },
-    };
-    const config = k8s.createConfiguration({
-      baseServer: new k8s.ServerConfiguration(this.server, {}),
-      authMethods: { default: kc },
-      httpApi,
-    });
-    this.core = new k8s.CoreV1Api(config);
-    this.apps = new k8s.AppsV1Api(config);
-    this.coordination = new k8s.CoordinationV1Api(config);
-    this.events = new k8s.EventsV1Api(config);
-    this.customObjects = new k8s.CustomObjectsApi(config);
   }
 
   private observe(method: string, code: string, started: number): void {

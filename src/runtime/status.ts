@@ -11,7 +11,7 @@ import { isConflict, isNotFound } from './errors.ts';
 import { counter, type Registry } from './metrics.ts';
 
 /** Drops undefined fields so that `{a: undefined}` and `{}` compare equal. */
-export function normalize<T>(value: T): T {
+function normalize<T>(value: T): T {
   return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
 }
 

@@ -10,7 +10,7 @@ import type { Descriptor } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
 import { MediaTypes, SIGN_PREDICATE, type CosignArtifact } from './signatures.ts';
 
-export const BUNDLE_ARTIFACT_TYPE = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json/;
+const BUNDLE_ARTIFACT_TYPE = /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json/;
 export const BUNDLE_PREDICATE_ANNOTATION = 'dev.sigstore.bundle.predicateType';
 const MAX_LAYERS = 16;
 const MAX_REFERRERS = 32;

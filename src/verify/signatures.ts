@@ -68,7 +68,7 @@ export interface SignatureVerdict {
 }
 
 /** The trust root that proves nothing: enough for keys used without a transparency log. */
-export const EMPTY_TRUSTED_ROOT: TrustedRoot = TrustedRoot.fromJSON({
+const EMPTY_TRUSTED_ROOT: TrustedRoot = TrustedRoot.fromJSON({
   mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
   tlogs: [],
   certificateAuthorities: [],
@@ -85,7 +85,7 @@ export function anchoredRegExp(source: string): RegExp {
   return new RegExp(`^(?:${source})$`);
 }
 
-export function matches(m: Matcher, value: string | undefined): boolean {
+function matches(m: Matcher, value: string | undefined): boolean {
   if (value === undefined) return false;
   return 'exact' in m ? m.exact === value : m.pattern.test(value);
 }
@@ -96,7 +96,7 @@ export function describeAuthority(a: Authority): string {
   return a.kind === 'key' ? `key ${a.name}` : `issuer ${describe(a.issuer)} subject ${describe(a.subject)}`;
 }
 
-export class ArtifactFormatError extends Error {}
+class ArtifactFormatError extends Error {}
 
 function asObject(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v))
@@ -156,7 +156,7 @@ function tlogEntryOf(annotation: string): Record<string, unknown> {
  * A legacy .sig or .att layer as a v0.1 Sigstore bundle (the format whose tlog entries carry
  * only an inclusion promise, which is what the SET annotation is).
  */
-export function legacyToBundle(artifact: Extract<CosignArtifact, { format: 'legacy' }>): Bundle {
+function legacyToBundle(artifact: Extract<CosignArtifact, { format: 'legacy' }>): Bundle {
   const a = artifact.annotations;
   const certificates = certificatesOf(a);
   const set = a[CosignAnnotations.bundle];
@@ -210,7 +210,7 @@ function errorText(err: unknown): string {
  * Verifies one artefact against the authorities (any one suffices). Returns what it says, or
  * why no authority accepts it. A trust-root failure is thrown: it is not the artefact's fault.
  */
-export async function verifyArtifact(
+async function verifyArtifact(
   artifact: CosignArtifact,
   authorities: readonly Authority[],
   options: VerifyOptions,
@@ -303,7 +303,7 @@ export async function verifyArtifact(
 }
 
 /** The digests an in-toto statement is about, as sha256:<hex>. */
-export function statementSubjects(statement: unknown): string[] {
+function statementSubjects(statement: unknown): string[] {
   if (typeof statement !== 'object' || statement === null) return [];
   const subject = (statement as { subject?: unknown }).subject;
   if (!Array.isArray(subject)) return [];
@@ -322,7 +322,7 @@ function parseJson(b: Buffer): unknown {
 }
 
 /** Why a verified payload is not a signature of `digest`, or undefined when it is. */
-export function signatureClaimProblem(content: VerifiedContent, digest: string): string | undefined {
+function signatureClaimProblem(content: VerifiedContent, digest: string): string | undefined {
   const doc = parseJson(content.payload) as Record<string, unknown> | undefined;
   if (content.payloadType === 'simple-signing') {
     const critical = doc?.critical as { type?: unknown; image?: { 'docker-manifest-digest'?: unknown } } | undefined;

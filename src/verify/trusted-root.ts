@@ -22,7 +22,7 @@ const TUF_REFRESH_MS = 24 * 3600_000;
 const TUF_RETRY_MS = 60_000;
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-export function parseTrustedRoot(text: string, where: string): TrustedRoot {
+function parseTrustedRoot(text: string, where: string): TrustedRoot {
   let json: unknown;
   try {
     json = JSON.parse(text);

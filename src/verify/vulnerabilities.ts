@@ -7,7 +7,7 @@ import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 
 export type VulnerabilitySpec = NonNullable<NonNullable<ImagePolicy['spec']['verify']>['vulnerabilities']>;
 
-export const SEVERITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'] as const;
+const SEVERITIES = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export interface Finding {
@@ -40,7 +40,7 @@ export function severityOf(value: unknown): Severity {
   return (SEVERITIES as readonly string[]).includes(s) ? (s as Severity) : 'UNKNOWN';
 }
 
-export function countBySeverity(findings: readonly Finding[]): SeverityCounts {
+function countBySeverity(findings: readonly Finding[]): SeverityCounts {
   const counts: SeverityCounts = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
   for (const f of findings) counts[f.severity]++;
   return counts;

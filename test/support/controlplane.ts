@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './fixtures.ts';
 
-export const BIN_DIR = join(ROOT, '.cache', 'bin');
-export const TESTCP = join(BIN_DIR, 'testcp');
+const BIN_DIR = join(ROOT, '.cache', 'bin');
+const TESTCP = join(BIN_DIR, 'testcp');
 export const KUBECTL = join(BIN_DIR, 'kubectl');
 
 export interface ControlPlane {

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { waitFor } from './manual-clock.ts';
 
-export const REGISTRY_BINARY = '/usr/bin/docker-registry';
+const REGISTRY_BINARY = '/usr/bin/docker-registry';
 
 export interface RegistryAuthConfig {
   htpasswd?: Record<string, string>;

@@ -59,7 +59,7 @@ const FULCIO_ISSUER_V1 = '1.3.6.1.4.1.57264.1.1';
 const b64 = (b: Buffer | Uint8Array): string => Buffer.from(b).toString('base64');
 const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
-export function simpleSigningPayload(reference: string, digest: string): Buffer {
+function simpleSigningPayload(reference: string, digest: string): Buffer {
   return Buffer.from(
     JSON.stringify({
       critical: {
@@ -88,15 +88,11 @@ export class SigstoreFixtures {
   private readonly tlog: TLog;
   private readonly ctlogKey: Buffer;
   private readonly ctlogId: Buffer;
-  /** Issue certificates as of this time (a past time makes certificates expired at logging). */
-  private readonly caClockOffsetMs: number;
-
-  private constructor(ca: CA, tlog: TLog, ctlogKey: Buffer, ctlogId: Buffer, offset: number) {
+  private constructor(ca: CA, tlog: TLog, ctlogKey: Buffer, ctlogId: Buffer) {
     this.ca = ca;
     this.tlog = tlog;
     this.ctlogKey = ctlogKey;
     this.ctlogId = ctlogId;
-    this.caClockOffsetMs = offset;
   }
 
   /** @param certificatesIssuedAgoMs issue certificates this long before they are used (default 0). */
@@ -105,7 +101,7 @@ export class SigstoreFixtures {
     const past = certificatesIssuedAgoMs > 0 ? new Date(Date.now() - certificatesIssuedAgoMs) : undefined;
     const ca = await initializeCA(ecKeyPair(), ctlog, past);
     const tlog = (await initializeTLog('https://rekor.test.invalid', ecKeyPair())) as unknown as TLog;
-    return new SigstoreFixtures(ca, tlog, ctlog.publicKey, Buffer.from(ctlog.logID.buffer), certificatesIssuedAgoMs);
+    return new SigstoreFixtures(ca, tlog, ctlog.publicKey, Buffer.from(ctlog.logID.buffer));
   }
 
   /** The trusted root naming this CA, CT log and transparency log (JSON, as in a file). */

@@ -5,9 +5,8 @@ import type { ResourceType } from '../../runtime/kube-types.ts';
 export type { ImagePolicy, ImagePolicySpec, ImagePolicyStatus } from './imagepolicy.generated.ts';
 export type { RebuildTrigger, RebuildTriggerSpec, RebuildTriggerStatus } from './rebuildtrigger.generated.ts';
 
-export const GROUP = 'patchline.dev';
-export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
+const GROUP = 'patchline.dev';
+const VERSION = 'v1alpha1';
 
 export const ImagePolicyType: ResourceType = {
   group: GROUP,
@@ -27,9 +26,6 @@ export const RebuildTriggerType: ResourceType = {
 
 /** Setting this annotation to a new value (a timestamp, by convention) requests a reconcile now. */
 export const ReconcileRequestedAt = 'patchline.dev/reconcile-requested-at';
-
-/** Field manager of every write Patchline makes. */
-export const FIELD_MANAGER = 'patchline';
 
 /** reportingController of Patchline's Events. */
 export const EVENT_CONTROLLER = 'patchline.dev/operator';

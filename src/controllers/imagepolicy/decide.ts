@@ -34,7 +34,7 @@ import { windowState } from '../window.ts';
 import { decideRollout, type ObservedContainer, type PinAction } from './rollout.ts';
 import type { Violation } from './select.ts';
 
-export const PolicyReasons = {
+const PolicyReasons = {
   /** Waiting for the first look at the followed tag. */
   Following: 'Following',
   /** The tag list or the tag's digest cannot be read, or no tag qualifies. */
@@ -118,7 +118,7 @@ export function reconcileRequested(policy: ImagePolicy): boolean {
   return requested !== undefined && requested !== policy.status?.lastHandledReconcileAt;
 }
 
-export function followDescription(policy: ImagePolicy): string {
+function followDescription(policy: ImagePolicy): string {
   const f = policy.spec.follow;
   if (f.tag !== undefined) return `${policy.spec.image}:${f.tag}`;
   if (f.semver) return `${policy.spec.image} (semver ${f.semver.range})`;

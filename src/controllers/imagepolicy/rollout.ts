@@ -27,7 +27,7 @@ import type { DecidedEvent } from '../lifecycle.ts';
 export type WorkloadStatus = NonNullable<ImagePolicyStatus['workloads']>[number];
 type Kind = WorkloadStatus['kind'];
 
-export const APPROVE_DIGEST_ANNOTATION = 'patchline.dev/approve-digest';
+const APPROVE_DIGEST_ANNOTATION = 'patchline.dev/approve-digest';
 const MAX_REVERTS = 2;
 
 export interface ObservedContainer {

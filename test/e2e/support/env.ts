@@ -16,7 +16,7 @@ import {
 } from '../../support/install.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/runtime/kube-client.ts';
 
-export { OPERATOR_NAMESPACE, OPERATOR_SA };
+export { OPERATOR_NAMESPACE };
 export const OPERATOR_USER = `system:serviceaccount:${OPERATOR_NAMESPACE}:${OPERATOR_SA}`;
 
 export interface E2eEnv {

@@ -52,7 +52,7 @@ export function applyWorkload(
   });
 }
 
-export function policy(ns: string, name: string): ImagePolicy {
+function policy(ns: string, name: string): ImagePolicy {
   return JSON.parse(kubectl(['get', 'imagepolicy', name, '-n', ns, '-o', 'json']).stdout) as ImagePolicy;
 }
 

@@ -11,7 +11,7 @@ import { freePort, startRegistry, type RegistryServer } from '../../support/regi
 import { kubectl } from './env.ts';
 import { Operator } from './operator.ts';
 
-export const HMAC_KEY = 'e2e-build-hmac-key';
+const HMAC_KEY = 'e2e-build-hmac-key';
 const HOOK_TOKEN = 'e2e-registry-hook-token';
 
 export class RebuildEnv {
