@@ -50,84 +50,97 @@ export function approvedRegistry(image: string, approved: readonly string[]): bo
   });
 }
 
+/** One check: its result, or undefined when the policy does not ask for it. */
+type Check = (v: VerifySpec, candidate: Candidate, facts: CandidateFacts, now: Date) => CheckResult | undefined;
+
+const registryCheck: Check = (v, candidate) => {
+  if (!v.registries?.length) return undefined;
+  const ok = approvedRegistry(candidate.image, v.registries);
+  return {
+    name: 'registry',
+    passed: ok,
+    message: ok
+      ? 'from an approved registry'
+      : `${candidate.image} is not from an approved registry (${v.registries.join(', ')})`,
+  };
+};
+
+const digestCheck: Check = (_v, candidate) => ({
+  name: 'digest',
+  passed: true,
+  message: `pinned as ${candidate.digest}`,
+});
+
+const ageCheck: Check = (v, _candidate, facts, now) => {
+  if (!v.maxAge) return undefined;
+  const maxMs = parseDuration(v.maxAge);
+  if (!facts.created || facts.created.getTime() <= 0) {
+    return { name: 'age', passed: false, message: 'the image config has no created time; its age cannot be checked' };
+  }
+  // The message names the build time, not the age, so that it does not change (and cause a
+  // status write) every time the policy is looked at.
+  const age = now.getTime() - facts.created.getTime();
+  const built = facts.created.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    name: 'age',
+    passed: age <= maxMs,
+    message:
+      age <= maxMs
+        ? `built ${built}, within the maximum age ${formatDuration(maxMs)}`
+        : `built ${built}, older than the maximum age ${formatDuration(maxMs)}`,
+  };
+};
+
+const provenanceCheck: Check = (v, _candidate, facts) => {
+  if (!v.provenance?.requireBase) return undefined;
+  const p = facts.provenance;
+  return { name: 'provenance', passed: p?.verdict === 'Verified', message: p ? p.message : 'provenance not read yet' };
+};
+
+const signatureCheck: Check = (v, _candidate, facts) => {
+  if (!v.signature) return undefined;
+  const sig = facts.signature;
+  return { name: 'signature', passed: sig?.verified === true, message: sig?.message ?? 'signature not verified yet' };
+};
+
+const vulnerabilityCheck: Check = (v, candidate, facts, now) => {
+  if (!v.vulnerabilities) return undefined;
+  const scan = facts.scan;
+  if (scan) {
+    const gate = gateVulnerabilities(v.vulnerabilities, scan.findings, now);
+    return { name: 'vulnerabilities', passed: gate.passed, message: `${scan.source}: ${gate.message}` };
+  }
+  if (v.vulnerabilities.requireScan === false) {
+    return {
+      name: 'vulnerabilities',
+      passed: true,
+      message: 'not scanned yet; judged when Trivy Operator reports on it running (requireScan is false)',
+    };
+  }
+  return {
+    name: 'vulnerabilities',
+    passed: false,
+    message: `no scan of ${candidate.digest}: no VulnerabilityReport names it and no signed vulnerability attestation is attached`,
+  };
+};
+
+/** The checks, in the order status lists them. */
+const CHECKS: readonly Check[] = [
+  registryCheck,
+  digestCheck,
+  ageCheck,
+  provenanceCheck,
+  signatureCheck,
+  vulnerabilityCheck,
+];
+
 export function runChecks(
   verify: VerifySpec | undefined,
   candidate: Candidate,
   facts: CandidateFacts,
   now: Date,
 ): CheckResult[] {
-  const results: CheckResult[] = [];
-  const v = verify ?? {};
-  if (v.registries?.length) {
-    const ok = approvedRegistry(candidate.image, v.registries);
-    results.push({
-      name: 'registry',
-      passed: ok,
-      message: ok
-        ? 'from an approved registry'
-        : `${candidate.image} is not from an approved registry (${v.registries.join(', ')})`,
-    });
-  }
-  results.push({ name: 'digest', passed: true, message: `pinned as ${candidate.digest}` });
-  if (v.maxAge) {
-    const maxMs = parseDuration(v.maxAge);
-    if (!facts.created || facts.created.getTime() <= 0) {
-      results.push({
-        name: 'age',
-        passed: false,
-        message: 'the image config has no created time; its age cannot be checked',
-      });
-    } else {
-      // The message names the build time, not the age, so that it does not change (and
-      // cause a status write) every time the policy is looked at.
-      const age = now.getTime() - facts.created.getTime();
-      const built = facts.created.toISOString().replace(/\.\d{3}Z$/, 'Z');
-      results.push({
-        name: 'age',
-        passed: age <= maxMs,
-        message:
-          age <= maxMs
-            ? `built ${built}, within the maximum age ${formatDuration(maxMs)}`
-            : `built ${built}, older than the maximum age ${formatDuration(maxMs)}`,
-      });
-    }
-  }
-  if (v.provenance?.requireBase) {
-    const p = facts.provenance;
-    results.push({
-      name: 'provenance',
-      passed: p?.verdict === 'Verified',
-      message: p ? p.message : 'provenance not read yet',
-    });
-  }
-  if (v.signature) {
-    const sig = facts.signature;
-    results.push({
-      name: 'signature',
-      passed: sig?.verified === true,
-      message: sig?.message ?? 'signature not verified yet',
-    });
-  }
-  if (v.vulnerabilities) {
-    const scan = facts.scan;
-    if (scan) {
-      const gate = gateVulnerabilities(v.vulnerabilities, scan.findings, now);
-      results.push({ name: 'vulnerabilities', passed: gate.passed, message: `${scan.source}: ${gate.message}` });
-    } else if (v.vulnerabilities.requireScan === false) {
-      results.push({
-        name: 'vulnerabilities',
-        passed: true,
-        message: 'not scanned yet; judged when Trivy Operator reports on it running (requireScan is false)',
-      });
-    } else {
-      results.push({
-        name: 'vulnerabilities',
-        passed: false,
-        message: `no scan of ${candidate.digest}: no VulnerabilityReport names it and no signed vulnerability attestation is attached`,
-      });
-    }
-  }
-  return results;
+  return CHECKS.flatMap((check) => check(verify ?? {}, candidate, facts, now) ?? []);
 }
 
 /** The first failed check, for the condition message. */
