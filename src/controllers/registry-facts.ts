@@ -1,22 +1,86 @@
 // Facts read from registries beyond a tag's digest, cached by digest (content addressed, so
-// a cached answer never goes stale): the platform manifests of an index, and the bases an
-// image declares. One read per new digest, however many resources ask; a failed read is
-// not cached, so the next reconcile asks again.
+// a cached answer never goes stale): whether the registry serves the digest's manifest, the
+// platform manifests of an index, the bases an image declares, its build time. One read per
+// new digest, however many resources ask; a failed read is not cached, so the next reconcile
+// asks again.
 import type { CredentialSource } from '../registry/auth/credentials.ts';
-import type { RegistryClient } from '../registry/client.ts';
+import type { FetchedManifest, RegistryClient } from '../registry/client.ts';
+import { DigestMismatchError, isRegistryError } from '../registry/errors.ts';
 import { Annotations, platformMatches } from '../registry/manifest.ts';
 import type { ImageReference } from '../registry/reference.ts';
+import { shortDigest } from '../registry/reference.ts';
+import type { ServedManifest } from '../verify/checks.ts';
 import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
 import { PromiseCache } from './promise-cache.ts';
+
+/** A refusal (no such manifest, content that does not hash to it) is asked again after this long. */
+const REFUSAL_TTL_MS = 60_000;
 
 export class RegistryFacts {
   private readonly client: RegistryClient;
   private readonly platforms = new PromiseCache<Record<string, string>>({ max: 2_000 });
   private readonly bases = new PromiseCache<DeclaredBase[]>({ max: 2_000 });
   private readonly createdTimes = new PromiseCache<Date | undefined>({ max: 10_000 });
+  private readonly served = new PromiseCache<ServedManifest>({
+    max: 10_000,
+    ttlMs: (verdict) => (verdict.matches ? Infinity : REFUSAL_TTL_MS),
+  });
+  /**
+   * Manifests just read, so that the facts asked about one new digest in one reconcile (served,
+   * created, platforms) cost one GET. Small: a manifest is only read once per digest anyway.
+   */
+  private readonly manifests = new PromiseCache<FetchedManifest>({ max: 64 });
 
   constructor(client: RegistryClient) {
     this.client = client;
+  }
+
+  /** The manifest at `digest`, verified against it by the client (it hashes to the digest). */
+  private manifest(
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal?: AbortSignal,
+  ): Promise<FetchedManifest> {
+    return this.manifests.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, () =>
+      this.client.manifest({ registry: ref.registry, repository: ref.repository, digest }, source, signal),
+    );
+  }
+
+  /**
+   * Whether the registry serves a manifest for `digest` in the repository, and its content
+   * hashes to the digest: the candidate digest (from a tag's HEAD, or from a RebuildTrigger's
+   * status) is what the repository really holds. Unreachable registries throw (the check
+   * cannot be judged yet); a missing manifest or a mismatch is a verdict, asked again after a
+   * minute, or at once when `fresh` (a requested reconcile).
+   */
+  servedManifest(
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal?: AbortSignal,
+    fresh = false,
+  ): Promise<ServedManifest> {
+    const repository = `${ref.registry}/${ref.repository}`;
+    return this.served.get(
+      `${repository}@${digest}|${source.id}`,
+      async () => {
+        try {
+          await this.manifest(ref, digest, source, signal);
+          return { matches: true, message: `${repository} serves ${shortDigest(digest)}, its manifest hashes to it` };
+        } catch (err) {
+          if (err instanceof DigestMismatchError)
+            return {
+              matches: false,
+              message: `the manifest ${repository} serves for ${digest} hashes to ${err.computed}: the registry, a proxy or a cache altered it`,
+            };
+          if (isRegistryError(err, 'NOT_FOUND'))
+            return { matches: false, message: `${repository} has no manifest ${digest}` };
+          throw err;
+        }
+      },
+      fresh,
+    );
   }
 
   /**
@@ -33,11 +97,7 @@ export class RegistryFacts {
     return this.platforms.get(
       `${ref.registry}/${ref.repository}@${digest}|${wanted.join(',')}|${source.id}`,
       async () => {
-        const fetched = await this.client.manifest(
-          { registry: ref.registry, repository: ref.repository, digest },
-          source,
-          signal,
-        );
+        const fetched = await this.manifest(ref, digest, source, signal);
         const out: Record<string, string> = {};
         for (const w of wanted) {
           if (fetched.manifest.kind !== 'index') out[w] = digest;
@@ -76,7 +136,7 @@ export class RegistryFacts {
   ): Promise<Date | undefined> {
     return this.createdTimes.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, async () => {
       const at = (d: string) => ({ registry: ref.registry, repository: ref.repository, digest: d });
-      let fetched = await this.client.manifest(at(digest), source, signal);
+      let fetched = await this.manifest(ref, digest, source, signal);
       if (fetched.manifest.kind === 'index') {
         const images = fetched.manifest.manifests.filter(
           (m) => m.platform && m.platform.os !== 'unknown' && m.annotations?.[Annotations.referenceType] === undefined,

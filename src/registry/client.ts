@@ -13,7 +13,7 @@ import { backoffDelay, sleep } from '../runtime/clock.ts';
 import { counter, exponentialBuckets, gauge, histogram, type Registry } from '../runtime/metrics.ts';
 import { Authorizer, pullScope } from './auth/authorizer.ts';
 import type { CredentialSource } from './auth/credentials.ts';
-import { RegistryError } from './errors.ts';
+import { DigestMismatchError, RegistryError } from './errors.ts';
 import { BodyTooLarge, header, httpRequest, type HttpResponse } from '../runtime/http.ts';
 import { RegistryLimiter } from './limiter.ts';
 import {
@@ -281,19 +281,16 @@ export class RegistryClient {
       source,
       ...(signal ? { signal } : {}),
     });
-    const computed = `sha256:${createHash('sha256').update(res.body).digest('hex')}`;
     const claimed = header(res.headers, 'docker-content-digest');
-    const expected = ref.digest ?? (claimed && claimed.startsWith('sha256:') ? claimed : undefined);
-    if (expected && expected.startsWith('sha256:') && expected !== computed) {
-      throw new RegistryError(
-        'INVALID_RESPONSE',
-        ref.registry,
-        `manifest of ${ref.repository} does not match its digest ${expected}`,
-      );
+    const expected = ref.digest ?? (claimed && isValidDigest(claimed) ? claimed : undefined);
+    const served = expected ? contentDigest(algorithmOf(expected), res.body) : undefined;
+    if (expected && served !== undefined && served !== expected) {
+      throw new DigestMismatchError(ref.registry, `manifest of ${ref.repository}`, expected, served);
     }
     const contentType = header(res.headers, 'content-type');
     const manifest = this.parse(ref.registry, ref.repository, res.body, (b) => parseManifest(b, contentType));
-    return { digest: ref.digest ?? computed, mediaType: manifest.mediaType, size: res.body.length, manifest };
+    const digest = ref.digest ?? `sha256:${createHash('sha256').update(res.body).digest('hex')}`;
+    return { digest, mediaType: manifest.mediaType, size: res.body.length, manifest };
   }
 
   /** Every tag of a repository, page by page (Link: <...>; rel="next"). */
@@ -453,12 +450,9 @@ export class RegistryClient {
       source,
       ...(signal ? { signal } : {}),
     });
-    if (digest.startsWith('sha256:') && `sha256:${createHash('sha256').update(res.body).digest('hex')}` !== digest) {
-      throw new RegistryError(
-        'INVALID_RESPONSE',
-        registry,
-        `blob ${digest} of ${repository} does not match its digest`,
-      );
+    const served = contentDigest(algorithmOf(digest), res.body);
+    if (served !== undefined && served !== digest) {
+      throw new DigestMismatchError(registry, `blob of ${repository}`, digest, served);
     }
     return res.body;
   }
@@ -700,4 +694,12 @@ function registryMessage(res: HttpResponse): string {
     // not JSON
   }
   return '';
+}
+
+const algorithmOf = (digest: string): string => digest.slice(0, digest.indexOf(':'));
+
+/** The digest of `body` with `algorithm` (sha256, sha512); undefined for an algorithm Node cannot compute. */
+function contentDigest(algorithm: string, body: Buffer): string | undefined {
+  if (algorithm !== 'sha256' && algorithm !== 'sha512') return undefined;
+  return `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
 }

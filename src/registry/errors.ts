@@ -41,6 +41,23 @@ export class RegistryError extends Error {
   }
 }
 
+/**
+ * Content a registry served does not hash to the digest it was asked for (or claimed): a
+ * broken or tampered registry, proxy or cache. Distinct from other invalid responses because
+ * a check of what the registry serves for a digest reports it rather than retrying.
+ */
+export class DigestMismatchError extends RegistryError {
+  readonly expected: string;
+  readonly computed: string;
+
+  constructor(registry: string, what: string, expected: string, computed: string) {
+    super('INVALID_RESPONSE', registry, `${what} does not match its digest ${expected}`);
+    this.name = 'DigestMismatchError';
+    this.expected = expected;
+    this.computed = computed;
+  }
+}
+
 export function isRegistryError(err: unknown, code?: RegistryErrorCode): err is RegistryError {
   return err instanceof RegistryError && (code === undefined || err.code === code);
 }

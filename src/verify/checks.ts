@@ -1,5 +1,6 @@
 // The checks a candidate image passes before it is rolled out, as a pipeline of small pure
-// checks over facts gathered from the registry: approved registry, pinned digest, maximum age,
+// checks over facts gathered from the registry: approved registry, the digest as the
+// registry serves it, maximum age,
 // provenance, signature, vulnerabilities. A check whose facts are missing fails closed, so that
 // nothing unverified is rolled out by mistake.
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
@@ -23,7 +24,16 @@ export interface Candidate {
   digest: string;
 }
 
+/** What the registry serves for the candidate's digest. */
+export interface ServedManifest {
+  /** The repository has a manifest for the digest, and its content hashes to it. */
+  matches: boolean;
+  message: string;
+}
+
 export interface CandidateFacts {
+  /** The registry's answer for the candidate's digest; absent when not read. */
+  served?: ServedManifest;
   /** The image config's created time; undefined when the config has none. */
   created?: Date;
   provenance?: ProvenanceResult;
@@ -65,10 +75,15 @@ const registryCheck: Check = (v, candidate) => {
   };
 };
 
-const digestCheck: Check = (_v, candidate) => ({
+/**
+ * The digest came from a tag's HEAD or from a RebuildTrigger's status: the repository must
+ * serve a manifest for it whose content hashes to it, or the pin would name what nobody
+ * checked (a digest from another repository, or content altered on the way).
+ */
+const digestCheck: Check = (_v, candidate, facts) => ({
   name: 'digest',
-  passed: true,
-  message: `pinned as ${candidate.digest}`,
+  passed: facts.served?.matches === true,
+  message: facts.served?.message ?? `the manifest of ${candidate.digest} was not read yet`,
 });
 
 const ageCheck: Check = (v, _candidate, facts, now) => {

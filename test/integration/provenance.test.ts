@@ -147,4 +147,16 @@ describe('provenance and platforms from a real registry', () => {
       'linux/arm/v7': base.children.find((c) => c.platform === 'linux/arm/v7')!.digest,
     });
   });
+
+  it('confirms the registry serves a candidate digest in the followed repository (the digest check)', async () => {
+    const facts = new RegistryFacts(client);
+    const app = await pusher.pushImage('team/served', '1.0', { seed: 's1' });
+    const elsewhere = await pusher.pushImage('team/elsewhere', '1.0', { seed: 's2' });
+    const ref = parseReference(`${registry.host}/team/served:1.0`);
+    assert.equal((await facts.servedManifest(ref, app.digest, anonymousSource)).matches, true);
+    assert.deepEqual(await facts.servedManifest(ref, elsewhere.digest, anonymousSource), {
+      matches: false,
+      message: `${registry.host}/team/served has no manifest ${elsewhere.digest}`,
+    });
+  });
 });

@@ -253,7 +253,7 @@ export class ImagePolicyReconciler implements Reconciler {
     return result;
   }
 
-  /** What the checks need of the candidate: its created time and its declared base. */
+  /** What the checks need of the candidate: what the registry serves for it, its created time, its declared base, its signature and scan. */
   private async candidateFacts(
     policy: ImagePolicy,
     ref: ImageReference,
@@ -262,7 +262,7 @@ export class ImagePolicyReconciler implements Reconciler {
     signal: AbortSignal,
     fresh: boolean,
   ): Promise<CandidateFacts> {
-    const facts: CandidateFacts = {};
+    const facts: CandidateFacts = { served: await this.deps.facts.servedManifest(ref, digest, source, signal, fresh) };
     const verify = policy.spec.verify ?? {};
     if (verify.maxAge) {
       const created = await this.deps.facts.created(ref, digest, source, signal);

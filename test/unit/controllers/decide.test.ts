@@ -44,6 +44,7 @@ function accepted(digest = D1): PolicyGathered {
   return {
     follow: { tag: '1.4', digest },
     facts: {
+      served: { matches: true, message: 'shopregistry.azurecr.io/shop/web serves it' },
       created: new Date('2026-11-20T10:00:00Z'),
       provenance: { verdict: 'Verified', message: `built on ${BASE} (annotation)` },
     },

@@ -4,6 +4,8 @@ import { approvedRegistry, firstFailure, runChecks } from '../../../src/verify/c
 const D = `sha256:${'d'.repeat(64)}`;
 const now = new Date('2026-11-22T10:00:00Z');
 const candidate = { image: 'myregistry.azurecr.io/shop/web:1.4', digest: D };
+/** The registry serves the candidate's digest (the digest check's fact). */
+const served = { matches: true, message: 'myregistry.azurecr.io/shop/web serves sha256:dddddddddddd' };
 
 describe('candidate checks', () => {
   it('approves registries by host or by whole path prefix', () => {
@@ -20,6 +22,7 @@ describe('candidate checks', () => {
       { registries: ['myregistry.azurecr.io'], maxAge: '720h', provenance: { requireBase: true } },
       candidate,
       {
+        served,
         created: new Date('2026-11-20T10:00:00Z'),
         provenance: { verdict: 'Verified', message: 'built on sha256:… (annotation)' },
       },
@@ -64,7 +67,7 @@ describe('candidate checks', () => {
     const results = runChecks(
       { maxAge: '24h', signature: { keys: [{ secretRef: { name: 'k' } }] }, vulnerabilities: { maxSeverity: 'HIGH' } },
       candidate,
-      { created: new Date(0) },
+      { served, created: new Date(0) },
       now,
     );
     assert.deepEqual(
@@ -86,6 +89,7 @@ describe('candidate checks', () => {
       verify,
       candidate,
       {
+        served,
         signature: { verified: true, message: 'signed by key k/cosign.pub' },
         scan: { findings: [{ id: 'CVE-1', severity: 'HIGH' }], source: 'VulnerabilityReport shop/replicaset-web-web' },
       },
@@ -115,5 +119,23 @@ describe('candidate checks', () => {
     assert.equal(unscanned(true)?.passed, false);
     assert.match(unscanned(true)?.message ?? '', /no scan of sha256:/);
     assert.equal(unscanned(false)?.passed, true);
+  });
+});
+
+describe('the digest check', () => {
+  it('passes only when the registry serves a manifest that hashes to the digest', () => {
+    const digest = (facts: Parameters<typeof runChecks>[2]) =>
+      runChecks(undefined, candidate, facts, now).find((r) => r.name === 'digest');
+    assert.deepEqual(digest({ served }), { name: 'digest', passed: true, message: served.message });
+    const altered = {
+      matches: false,
+      message: `the manifest myregistry.azurecr.io/shop/web serves for ${D} hashes to sha256:…`,
+    };
+    assert.deepEqual(digest({ served: altered }), { name: 'digest', passed: false, message: altered.message });
+    assert.deepEqual(digest({}), {
+      name: 'digest',
+      passed: false,
+      message: `the manifest of ${D} was not read yet`,
+    });
   });
 });
