@@ -15,7 +15,7 @@ import type { Logger } from '../../runtime/logger.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
 import type { CredentialResolver } from '../credentials.ts';
 import { withKind, type DecidedEvent } from '../lifecycle.ts';
-import { applyOutcome } from './cycle.ts';
+import { applyOutcome } from './build-outcome.ts';
 
 export interface CallbackAnswer {
   status: number;

@@ -17,7 +17,8 @@ import {
 } from '../../runtime/conditions.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkWindow, type SpecProblem } from '../spec-checks.ts';
-import { IN_FLIGHT, decideCycle, type Action, type CycleInput } from './cycle.ts';
+import { decideCycle } from './cycle.ts';
+import { IN_FLIGHT, type Action, type CycleInput } from './cycle-model.ts';
 
 export { providerName };
 

@@ -32,7 +32,8 @@ import type { CredentialResolver } from '../credentials.ts';
 import { withKind, type DecidedEvent } from '../lifecycle.ts';
 import type { RegistryFacts } from '../registry-facts.ts';
 import type { ResourceWatches, WatchWish } from '../watches.ts';
-import { IN_FLIGHT, applyOutcome, landedCandidate, type BaseObservation, type BuildOutcome } from './cycle.ts';
+import { applyOutcome, type BuildOutcome } from './build-outcome.ts';
+import { IN_FLIGHT, landedCandidate, type BaseObservation } from './cycle-model.ts';
 import { decideRebuildTrigger, specProblems, providerName, type Gathered } from './decide.ts';
 import type { BuildSlots } from './slots.ts';
 

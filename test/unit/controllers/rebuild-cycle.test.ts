@@ -3,15 +3,15 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { RebuildTrigger, RebuildTriggerStatus } from '../../../src/api/v1alpha1/index.ts';
+import { applyOutcome } from '../../../src/controllers/rebuildtrigger/build-outcome.ts';
+import { decideCycle } from '../../../src/controllers/rebuildtrigger/cycle.ts';
 import {
-  applyOutcome,
-  decideCycle,
   landedCandidate,
   pollInterval,
   revisionOf,
   VERIFY_TIMEOUT_MS,
   type CycleInput,
-} from '../../../src/controllers/rebuildtrigger/cycle.ts';
+} from '../../../src/controllers/rebuildtrigger/cycle-model.ts';
 import { decideRebuildTrigger, type Gathered } from '../../../src/controllers/rebuildtrigger/decide.ts';
 import { BuildSlots } from '../../../src/controllers/rebuildtrigger/slots.ts';
 import { windowState } from '../../../src/controllers/window.ts';
