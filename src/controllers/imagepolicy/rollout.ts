@@ -3,17 +3,19 @@
 // accepted digest, what the workloads' specs say, what their pods run and how their rollouts
 // stand. The reconciler gathers, calls this, and applies the pins it returns.
 //
-// Rules:
-//   - a container whose spec already names repo@desired is followed: UpToDate once the
-//     rollout is complete and every running pod reports the digest; Failed past
-//     rollout.progressDeadline or when the controller gives up — then, with
-//     rollbackOnFailure, pinned back to its previous image, and the digest is remembered in
-//     status.failedDigest so that it is not tried again until a newer one is accepted or a
-//     reconcile is requested;
-//   - otherwise it is pinned when allowed: not the failed digest, approved in Manual mode,
-//     not GitOps mode, inside the window, and within rollout.maxConcurrent workloads rolling;
-//   - a container pinned by Patchline whose image another field manager set back is pinned
-//     again once; a second time, Patchline stops fighting (Blocked, naming the manager).
+// Each container runs through named steps (../steps.ts), one rule each:
+//   - a container whose spec already names repo@desired is followed (FOLLOW_PINNED):
+//     completeRollout — UpToDate once the rollout is complete and every running pod reports
+//     the digest; failRollout — Failed past rollout.progressDeadline or when the controller
+//     gives up, then, with rollbackOnFailure, pinned back to its previous image, and the
+//     digest remembered in status.failedDigest so that it is not tried again until a newer
+//     one is accepted or a reconcile is requested; keepRolling — otherwise;
+//   - otherwise it is pinned when allowed (PIN_WHEN_ALLOWED): countRevert and stopRevertLoop
+//     — a container pinned by Patchline whose image another field manager set back is pinned
+//     again once, and a second time Patchline stops fighting (Blocked, naming the manager);
+//     holdFailedDigest — not the failed digest; waitForGitOps — not GitOps mode;
+//     waitForApproval — approved in Manual mode; waitForWindow — inside the window;
+//     waitForSlot — within rollout.maxConcurrent workloads rolling; then pin.
 import type { ImagePolicy, ImagePolicyStatus } from '../../api/v1alpha1/index.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { timestamp } from '../../runtime/conditions.ts';
@@ -23,6 +25,7 @@ import type { RunningContainer } from '../../rollout/running.ts';
 import { digestOfImageID } from '../../rollout/running.ts';
 import { FIELD_MANAGER } from '../../rollout/pin.ts';
 import type { DecidedEvent } from '../lifecycle.ts';
+import { runSteps, type Step, type StepOutcome } from '../steps.ts';
 
 export type WorkloadStatus = NonNullable<ImagePolicyStatus['workloads']>[number];
 type Kind = WorkloadStatus['kind'];
@@ -91,240 +94,356 @@ export interface RolloutDecision {
 
 const keyOf = (c: { kind: string; name: string; container?: string }): string =>
   `${c.kind}/${c.name}${c.container !== undefined ? `/${c.container}` : ''}`;
+const byKey = (a: { kind: string; name: string; container?: string }, b: typeof a): number =>
+  keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0;
+
+/** The rollout being decided: the settings, and what the containers decided so far. */
+export interface RolloutDraft {
+  readonly input: RolloutInput;
+  readonly now: Date;
+  readonly mode: string;
+  readonly maxConcurrent: number;
+  readonly deadlineMs: number;
+  readonly rollbackOnFailure: boolean;
+  readonly previous: ReadonlyMap<string, WorkloadStatus>;
+  /** The digest a Manual policy's annotation approves. */
+  readonly approved: string | undefined;
+  /** Given only while there is an accepted digest (the per-container steps run only then). */
+  readonly accepted: { repository: string; digest: string };
+  readonly desiredImage: string;
+  failedDigest: string | undefined;
+  /** Workloads rolling now (a container pinned and not yet up to date): each holds a slot. */
+  readonly rolling: Set<string>;
+  upToDate: number;
+  readonly workloads: WorkloadStatus[];
+  readonly pins: PinAction[];
+  readonly events: DecidedEvent[];
+  requeueAfterMs?: number;
+}
+
+/** One container being decided: its status so far, and the reverts counted on it. */
+export interface ContainerDraft {
+  readonly rollout: RolloutDraft;
+  readonly observed: ObservedContainer;
+  readonly prev: WorkloadStatus | undefined;
+  readonly status: WorkloadStatus;
+  reverts: number;
+  revertedBy: string | undefined;
+}
+
+type ContainerStep = Step<ContainerDraft>;
+
+function wake(d: RolloutDraft, ms: number): void {
+  d.requeueAfterMs = Math.min(d.requeueAfterMs ?? Infinity, Math.max(1_000, ms));
+}
+
+/** The one digest every running pod of the container reports; undefined when mixed or unknown. */
+function runningDigestOf(o: ObservedContainer): string | undefined {
+  const running = o.running?.digests ?? [];
+  return running.length === 1 && (o.running?.unknown ?? 0) === 0 ? running[0]!.digest : undefined;
+}
+
+/** A container's status before its state is known: identity, digests, reverts so far. */
+function containerStatus(o: ObservedContainer, prev: WorkloadStatus | undefined, desired?: string): WorkloadStatus {
+  const status: WorkloadStatus = { kind: o.kind, name: o.name, container: o.container };
+  const running = runningDigestOf(o);
+  if (running) status.runningDigest = running;
+  if (desired) status.desiredDigest = desired;
+  if (prev?.previousDigest) status.previousDigest = prev.previousDigest;
+  return status;
+}
+
+/** The container's status in `state`; `since` is kept while the state does not change. */
+function withState(
+  status: WorkloadStatus,
+  prev: WorkloadStatus | undefined,
+  now: Date,
+  state: WorkloadStatus['state'],
+  message: string,
+  reverts: { count: number; by: string | undefined },
+): WorkloadStatus {
+  const w: WorkloadStatus = { ...status, state, message: message.slice(0, 1024) };
+  if (reverts.count) w.reverts = reverts.count;
+  if (reverts.by) w.revertedBy = reverts.by;
+  w.since = prev?.state === state && prev?.since ? prev.since : timestamp(now);
+  return w;
+}
+
+/** Records the container's state: the step that calls it settles the container. */
+function settle(c: ContainerDraft, state: WorkloadStatus['state'], message: string): StepOutcome {
+  const reverts = { count: c.reverts, by: c.revertedBy };
+  c.rollout.workloads.push(withState(c.status, c.prev, c.rollout.now, state, message, reverts));
+  return 'done';
+}
+
+// Containers whose spec already names the desired image: followed until every pod runs it.
+
+/** Complete, and every pod runs the digest: up to date (an Event when it was rolling). */
+export const completeRollout: ContainerStep = (c) => {
+  const { observed: o, rollout: d } = c;
+  const running = o.running?.digests ?? [];
+  const allOnDesired = runningDigestOf(o) === d.accepted.digest && running[0]!.ready === running[0]!.pods;
+  if (o.progress.state !== 'Complete' || !allOnDesired) return 'next';
+  d.upToDate++;
+  if (c.prev?.state === 'Rolling') {
+    d.events.push({
+      type: 'Normal',
+      reason: 'RolledOut',
+      action: 'Rollout',
+      note: `${keyOf(o)} runs ${shortDigest(d.accepted.digest)} on every pod`,
+      details: { workload: `${o.kind}/${o.name}`, container: o.container, digest: d.accepted.digest },
+    });
+  }
+  return settle(c, 'UpToDate', `runs ${shortDigest(d.accepted.digest)}`);
+};
+
+/** When the container started rolling to the digest (now, when it just did). */
+const rollingSince = (c: ContainerDraft): number =>
+  c.prev?.state === 'Rolling' && c.prev.since ? Date.parse(c.prev.since) : c.rollout.now.getTime();
+
+/**
+ * Failed (the controller gave up, or past rollout.progressDeadline): rolled back to the
+ * previous digest with rollbackOnFailure, and the digest remembered as failed.
+ */
+export const failRollout: ContainerStep = (c) => {
+  const { observed: o, rollout: d } = c;
+  const overdue = d.now.getTime() - rollingSince(c) > d.deadlineMs;
+  if (o.progress.state !== 'Failed' && !overdue) return 'next';
+  const digest = d.accepted.digest;
+  const why =
+    o.progress.state === 'Failed'
+      ? o.progress.message
+      : `not every pod runs ${shortDigest(digest)} after ${d.input.policy.spec.rollout?.progressDeadline ?? '10m'} (${o.progress.message})`;
+  d.failedDigest = digest;
+  const workload = `${o.kind}/${o.name}`;
+  const back = c.prev?.previousDigest;
+  if (!d.rollbackOnFailure || !back) {
+    d.events.push({
+      type: 'Warning',
+      reason: 'RolloutFailed',
+      action: 'Rollout',
+      note: `${keyOf(o)}: rollout of ${shortDigest(digest)} failed (${why})`,
+      details: { workload, container: o.container, failedDigest: digest, why },
+    });
+    return settle(c, 'Failed', `rollout failed: ${why}`);
+  }
+  d.pins.push({
+    kind: o.kind,
+    name: o.name,
+    container: o.container,
+    image: `${d.accepted.repository}@${back}`,
+    previousImage: o.specImage,
+    rollback: true,
+  });
+  d.events.push({
+    type: 'Warning',
+    reason: 'RolledBack',
+    action: 'Rollout',
+    note: `${keyOf(o)}: rollout of ${shortDigest(digest)} failed (${why}); rolled back to ${shortDigest(back)}`,
+    details: { workload, container: o.container, failedDigest: digest, digest: back, why },
+  });
+  return settle(c, 'Failed', `rollout failed: ${why}; rolled back to ${shortDigest(back)}`);
+};
+
+/** Still rolling: holds a slot, looked at again within 10 s or at the deadline. */
+export const keepRolling: ContainerStep = (c) => {
+  const { observed: o, rollout: d } = c;
+  d.rolling.add(keyOf({ kind: o.kind, name: o.name }));
+  wake(d, Math.min(10_000, rollingSince(c) + d.deadlineMs - d.now.getTime()));
+  return settle(c, 'Rolling', o.progress.message);
+};
+
+const FOLLOW_PINNED: readonly ContainerStep[] = [completeRollout, failRollout, keepRolling];
+
+// Containers not on the desired image yet: pinned when every rule allows it.
+
+/** Pinned to this digest by Patchline (the object carries the pin), and set back by another manager since. */
+export const countRevert: ContainerStep = (c) => {
+  const { observed: o, rollout: d } = c;
+  if (
+    o.pinnedImage === d.desiredImage &&
+    o.imageOwner &&
+    o.imageOwner !== FIELD_MANAGER &&
+    (o.pinnedReverts ?? 0) === c.reverts
+  ) {
+    c.reverts++;
+    c.revertedBy = o.imageOwner;
+    d.events.push({
+      type: 'Warning',
+      reason: 'ImageReverted',
+      action: 'Rollout',
+      note: `${keyOf(o)}: ${o.imageOwner} set the image back to ${o.specImage} (${c.reverts} time(s))`,
+      details: { workload: `${o.kind}/${o.name}`, container: o.container, image: o.specImage, manager: o.imageOwner },
+    });
+  }
+  return 'next';
+};
+
+/** Set back a second time: Patchline stops fighting the other manager. */
+export const stopRevertLoop: ContainerStep = (c) => {
+  if (c.reverts < MAX_REVERTS || !c.revertedBy) return 'next';
+  const by = c.revertedBy;
+  return settle(
+    c,
+    'Blocked',
+    `${by} keeps setting the image back; Patchline stopped re-pinning it. Let ${by} ignore the field owned by the "${FIELD_MANAGER}" field manager (docs: GitOps coexistence), then request a reconcile`,
+  );
+};
+
+/** The digest failed: the workload that failed stays Failed (with its message); the others are held back. */
+export const holdFailedDigest: ContainerStep = (c) => {
+  const d = c.rollout;
+  if (d.failedDigest !== d.accepted.digest) return 'next';
+  if (c.prev?.state === 'Failed') return settle(c, 'Failed', c.prev.message ?? 'rollout failed');
+  return settle(
+    c,
+    'Blocked',
+    `the rollout of ${shortDigest(d.accepted.digest)} failed elsewhere; waiting for a newer digest or a requested reconcile`,
+  );
+};
+
+export const waitForGitOps: ContainerStep = (c) =>
+  c.rollout.mode === 'GitOps'
+    ? settle(c, 'Pending', 'GitOps mode: the digest is to be written back to git, which is not configured yet')
+    : 'next';
+
+export const waitForApproval: ContainerStep = (c) => {
+  const d = c.rollout;
+  if (d.mode !== 'Manual' || d.approved === d.accepted.digest) return 'next';
+  return settle(
+    c,
+    'PendingApproval',
+    `annotate the ImagePolicy with ${APPROVE_DIGEST_ANNOTATION}=${d.accepted.digest} to roll it out`,
+  );
+};
+
+export const waitForWindow: ContainerStep = (c) =>
+  c.rollout.input.windowOpen ? 'next' : settle(c, 'Pending', 'waiting for the rollout window');
+
+/** At most rollout.maxConcurrent workloads roll at once (a workload already rolling may pin more containers). */
+export const waitForSlot: ContainerStep = (c) => {
+  const d = c.rollout;
+  const workload = keyOf({ kind: c.observed.kind, name: c.observed.name });
+  if (d.rolling.has(workload) || d.rolling.size < d.maxConcurrent) return 'next';
+  return settle(c, 'Pending', `waiting: ${d.rolling.size} workloads rolling (maxConcurrent ${d.maxConcurrent})`);
+};
+
+/** Pins the container to the digest, remembering what it ran as the rollback target. */
+export const pin: ContainerStep = (c) => {
+  const { observed: o, rollout: d } = c;
+  const digest = d.accepted.digest;
+  d.rolling.add(keyOf({ kind: o.kind, name: o.name }));
+  const from = digestOfImageID(o.specImage) ?? c.status.runningDigest; // repo@sha256:… reads like an imageID
+  if (from && from !== digest) c.status.previousDigest = from;
+  d.pins.push({
+    kind: o.kind,
+    name: o.name,
+    container: o.container,
+    image: d.desiredImage,
+    previousImage: o.specImage,
+    rollback: false,
+    ...(c.reverts ? { reverts: c.reverts } : {}),
+  });
+  d.events.push({
+    type: 'Normal',
+    reason: 'RolloutStarted',
+    action: 'Rollout',
+    note: `${keyOf(o)}: ${o.specImage} → ${shortDigest(digest)}`,
+    details: { workload: `${o.kind}/${o.name}`, container: o.container, digest, previousImage: o.specImage },
+  });
+  wake(d, 5_000);
+  return settle(c, 'Rolling', `pinned to ${shortDigest(digest)}`);
+};
+
+const PIN_WHEN_ALLOWED: readonly ContainerStep[] = [
+  countRevert,
+  stopRevertLoop,
+  holdFailedDigest,
+  waitForGitOps,
+  waitForApproval,
+  waitForWindow,
+  waitForSlot,
+  pin,
+];
+
+export function startRollout(input: RolloutInput, accepted: { repository: string; digest: string }): RolloutDraft {
+  const { policy } = input;
+  const rollout = policy.spec.rollout ?? {};
+  let failedDigest = input.retryRequested ? undefined : policy.status?.failedDigest;
+  if (failedDigest && failedDigest !== accepted.digest) failedDigest = undefined; // a newer digest
+  return {
+    input,
+    now: input.now,
+    mode: rollout.mode ?? 'Auto',
+    maxConcurrent: rollout.maxConcurrent ?? 5,
+    deadlineMs: parseDuration(rollout.progressDeadline ?? '10m'),
+    rollbackOnFailure: rollout.rollbackOnFailure !== false,
+    previous: new Map((policy.status?.workloads ?? []).map((w) => [keyOf(w), w])),
+    approved: policy.metadata?.annotations?.[APPROVE_DIGEST_ANNOTATION],
+    accepted,
+    desiredImage: `${accepted.repository}@${accepted.digest}`,
+    failedDigest,
+    rolling: new Set(),
+    upToDate: 0,
+    workloads: [],
+    pins: [],
+    events: [],
+  };
+}
+
+export function containerDraft(d: RolloutDraft, o: ObservedContainer): ContainerDraft {
+  const prev = d.previous.get(keyOf(o));
+  return {
+    rollout: d,
+    observed: o,
+    prev,
+    status: containerStatus(o, prev, d.accepted.digest),
+    reverts: prev?.reverts ?? 0,
+    revertedBy: prev?.revertedBy,
+  };
+}
+
+/** No accepted digest: every container is held where it is (Blocked when a check refused the newest). */
+function holdEverything(input: RolloutInput): RolloutDecision {
+  const previous = new Map((input.policy.status?.workloads ?? []).map((w) => [keyOf(w), w]));
+  const state: WorkloadStatus['state'] = input.heldBack ? 'Blocked' : 'Pending';
+  const message = input.heldBack ?? 'no accepted digest yet';
+  const workloads = [...input.observed].sort(byKey).map((o) => {
+    const prev = previous.get(keyOf(o));
+    const reverts = { count: prev?.reverts ?? 0, by: prev?.revertedBy };
+    return withState(containerStatus(o, prev), prev, input.now, state, message, reverts);
+  });
+  const decision: RolloutDecision = {
+    workloads,
+    pins: [],
+    events: [],
+    upToDate: { count: 0, of: input.observed.length },
+    rolling: 0,
+  };
+  if (!input.retryRequested && input.policy.status?.failedDigest)
+    decision.failedDigest = input.policy.status.failedDigest;
+  return decision;
+}
 
 export function decideRollout(input: RolloutInput): RolloutDecision {
-  const { policy, now, accepted } = input;
-  const rollout = policy.spec.rollout ?? {};
-  const mode = rollout.mode ?? 'Auto';
-  const maxConcurrent = rollout.maxConcurrent ?? 5;
-  const deadlineMs = parseDuration(rollout.progressDeadline ?? '10m');
-  const rollbackOnFailure = rollout.rollbackOnFailure !== false;
-  const previous = new Map((policy.status?.workloads ?? []).map((w) => [keyOf(w), w]));
-  const approved = policy.metadata?.annotations?.[APPROVE_DIGEST_ANNOTATION];
-  let failedDigest = input.retryRequested ? undefined : policy.status?.failedDigest;
-  if (failedDigest && accepted && failedDigest !== accepted.digest) failedDigest = undefined; // a newer digest
-  const desiredImage = accepted ? `${accepted.repository}@${accepted.digest}` : undefined;
-  const events: DecidedEvent[] = [];
-  const pins: PinAction[] = [];
-  const out: WorkloadStatus[] = [];
-  let requeue: number | undefined;
-  const wake = (ms: number): void => {
-    requeue = Math.min(requeue ?? Infinity, Math.max(1_000, ms));
-  };
+  if (!input.accepted) return holdEverything(input);
+  const d = startRollout(input, input.accepted);
+  const sorted = [...input.observed].sort(byKey);
+  // Containers already pinned first: the workloads they keep rolling hold their slots before
+  // anything new is pinned. Then the others, in a stable order.
+  const onDesired = sorted.filter((o) => o.specImage === d.desiredImage);
+  for (const o of onDesired) runSteps(containerDraft(d, o), FOLLOW_PINNED);
+  for (const o of sorted.filter((x) => x.specImage !== d.desiredImage))
+    runSteps(containerDraft(d, o), PIN_WHEN_ALLOWED);
 
-  // Workloads rolling now (a container pinned and not yet up to date) hold a slot.
-  const rollingWorkloads = new Set<string>();
-  const sorted = [...input.observed].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
-  let upToDate = 0;
-
-  // First pass: containers already pinned to the desired image.
-  const pending: ObservedContainer[] = [];
-  for (const o of sorted) {
-    const prev = previous.get(keyOf(o));
-    const running = o.running?.digests ?? [];
-    const runningDigest = running.length === 1 && (o.running?.unknown ?? 0) === 0 ? running[0]!.digest : undefined;
-    const base: WorkloadStatus = { kind: o.kind, name: o.name, container: o.container };
-    if (runningDigest) base.runningDigest = runningDigest;
-    if (accepted) base.desiredDigest = accepted.digest;
-    if (prev?.previousDigest) base.previousDigest = prev.previousDigest;
-    if (prev?.reverts) base.reverts = prev.reverts;
-    if (prev?.revertedBy) base.revertedBy = prev.revertedBy;
-    const set = (state: WorkloadStatus['state'], message: string): WorkloadStatus => {
-      const w: WorkloadStatus = { ...base, state, message: message.slice(0, 1024) };
-      w.since = prev?.state === state && prev?.since ? prev.since : timestamp(now);
-      return w;
-    };
-    if (!accepted || !desiredImage) {
-      out.push(input.heldBack ? set('Blocked', input.heldBack) : set('Pending', 'no accepted digest yet'));
-      continue;
-    }
-    if (o.specImage !== desiredImage) {
-      pending.push(o);
-      continue;
-    }
-    const allOnDesired = runningDigest === accepted.digest && running[0]!.ready === running[0]!.pods;
-    if (o.progress.state === 'Complete' && allOnDesired) {
-      upToDate++;
-      if (prev?.state === 'Rolling') {
-        events.push({
-          type: 'Normal',
-          reason: 'RolledOut',
-          action: 'Rollout',
-          note: `${keyOf(o)} runs ${shortDigest(accepted.digest)} on every pod`,
-          details: { workload: `${o.kind}/${o.name}`, container: o.container, digest: accepted.digest },
-        });
-      }
-      out.push(set('UpToDate', `runs ${shortDigest(accepted.digest)}`));
-      continue;
-    }
-    const since = prev?.state === 'Rolling' && prev.since ? Date.parse(prev.since) : now.getTime();
-    const overdue = now.getTime() - since > deadlineMs;
-    if (o.progress.state === 'Failed' || overdue) {
-      const why =
-        o.progress.state === 'Failed'
-          ? o.progress.message
-          : `not every pod runs ${shortDigest(accepted.digest)} after ${rollout.progressDeadline ?? '10m'} (${o.progress.message})`;
-      failedDigest = accepted.digest;
-      const back = prev?.previousDigest;
-      if (rollbackOnFailure && back) {
-        pins.push({
-          kind: o.kind,
-          name: o.name,
-          container: o.container,
-          image: `${accepted.repository}@${back}`,
-          previousImage: o.specImage,
-          rollback: true,
-        });
-        events.push({
-          type: 'Warning',
-          reason: 'RolledBack',
-          action: 'Rollout',
-          note: `${keyOf(o)}: rollout of ${shortDigest(accepted.digest)} failed (${why}); rolled back to ${shortDigest(back)}`,
-          details: {
-            workload: `${o.kind}/${o.name}`,
-            container: o.container,
-            failedDigest: accepted.digest,
-            digest: back,
-            why,
-          },
-        });
-        out.push(set('Failed', `rollout failed: ${why}; rolled back to ${shortDigest(back)}`));
-      } else {
-        events.push({
-          type: 'Warning',
-          reason: 'RolloutFailed',
-          action: 'Rollout',
-          note: `${keyOf(o)}: rollout of ${shortDigest(accepted.digest)} failed (${why})`,
-          details: { workload: `${o.kind}/${o.name}`, container: o.container, failedDigest: accepted.digest, why },
-        });
-        out.push(set('Failed', `rollout failed: ${why}`));
-      }
-      continue;
-    }
-    rollingWorkloads.add(keyOf({ kind: o.kind, name: o.name }));
-    out.push(set('Rolling', o.progress.message));
-    wake(Math.min(10_000, since + deadlineMs - now.getTime()));
-  }
-
-  // Second pass: containers to pin, in a stable order, within the concurrency limit.
-  for (const o of pending) {
-    const prev = previous.get(keyOf(o));
-    const base: WorkloadStatus = {
-      kind: o.kind,
-      name: o.name,
-      container: o.container,
-      desiredDigest: accepted!.digest,
-    };
-    const running = o.running?.digests ?? [];
-    if (running.length === 1 && (o.running?.unknown ?? 0) === 0) base.runningDigest = running[0]!.digest;
-    if (prev?.previousDigest) base.previousDigest = prev.previousDigest;
-    let reverts = prev?.reverts ?? 0;
-    let revertedBy = prev?.revertedBy;
-    const set = (state: WorkloadStatus['state'], message: string): WorkloadStatus => {
-      const w: WorkloadStatus = { ...base, state, message: message.slice(0, 1024) };
-      if (reverts) w.reverts = reverts;
-      if (revertedBy) w.revertedBy = revertedBy;
-      w.since = prev?.state === state && prev?.since ? prev.since : timestamp(now);
-      return w;
-    };
-    // Pinned to this digest by Patchline (the object carries the pin), and the image set
-    // back by another manager since?
-    if (
-      o.pinnedImage === desiredImage &&
-      o.imageOwner &&
-      o.imageOwner !== FIELD_MANAGER &&
-      (o.pinnedReverts ?? 0) === reverts
-    ) {
-      reverts++;
-      revertedBy = o.imageOwner;
-      events.push({
-        type: 'Warning',
-        reason: 'ImageReverted',
-        action: 'Rollout',
-        note: `${keyOf(o)}: ${o.imageOwner} set the image back to ${o.specImage} (${reverts} time(s))`,
-        details: { workload: `${o.kind}/${o.name}`, container: o.container, image: o.specImage, manager: o.imageOwner },
-      });
-    }
-    if (reverts >= MAX_REVERTS && revertedBy) {
-      out.push(
-        set(
-          'Blocked',
-          `${revertedBy} keeps setting the image back; Patchline stopped re-pinning it. Let ${revertedBy} ignore the field owned by the "${FIELD_MANAGER}" field manager (docs: GitOps coexistence), then request a reconcile`,
-        ),
-      );
-      continue;
-    }
-    if (failedDigest === accepted!.digest) {
-      // The workload that failed stays Failed (with its message); the others are held back.
-      if (prev?.state === 'Failed') out.push(set('Failed', prev.message ?? 'rollout failed'));
-      else
-        out.push(
-          set(
-            'Blocked',
-            `the rollout of ${shortDigest(accepted!.digest)} failed elsewhere; waiting for a newer digest or a requested reconcile`,
-          ),
-        );
-      continue;
-    }
-    if (mode === 'GitOps') {
-      out.push(set('Pending', 'GitOps mode: the digest is to be written back to git, which is not configured yet'));
-      continue;
-    }
-    if (mode === 'Manual' && approved !== accepted!.digest) {
-      out.push(
-        set(
-          'PendingApproval',
-          `annotate the ImagePolicy with ${APPROVE_DIGEST_ANNOTATION}=${accepted!.digest} to roll it out`,
-        ),
-      );
-      continue;
-    }
-    if (!input.windowOpen) {
-      out.push(set('Pending', 'waiting for the rollout window'));
-      continue;
-    }
-    const workload = keyOf({ kind: o.kind, name: o.name });
-    if (!rollingWorkloads.has(workload) && rollingWorkloads.size >= maxConcurrent) {
-      out.push(set('Pending', `waiting: ${rollingWorkloads.size} workloads rolling (maxConcurrent ${maxConcurrent})`));
-      continue;
-    }
-    rollingWorkloads.add(workload);
-    const from = digestOfImageID(o.specImage) ?? base.runningDigest; // repo@sha256:… reads like an imageID
-    if (from && from !== accepted!.digest) base.previousDigest = from;
-    pins.push({
-      kind: o.kind,
-      name: o.name,
-      container: o.container,
-      image: desiredImage!,
-      previousImage: o.specImage,
-      rollback: false,
-      ...(reverts ? { reverts } : {}),
-    });
-    events.push({
-      type: 'Normal',
-      reason: 'RolloutStarted',
-      action: 'Rollout',
-      note: `${keyOf(o)}: ${o.specImage} → ${shortDigest(accepted!.digest)}`,
-      details: {
-        workload: `${o.kind}/${o.name}`,
-        container: o.container,
-        digest: accepted!.digest,
-        previousImage: o.specImage,
-      },
-    });
-    out.push(set('Rolling', `pinned to ${shortDigest(accepted!.digest)}`));
-    wake(5_000);
-  }
-
-  out.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
   const decision: RolloutDecision = {
-    workloads: out,
-    pins,
-    events,
-    upToDate: { count: upToDate, of: input.observed.length },
-    rolling: rollingWorkloads.size,
+    workloads: d.workloads.sort(byKey),
+    pins: d.pins,
+    events: d.events,
+    upToDate: { count: d.upToDate, of: input.observed.length },
+    rolling: d.rolling.size,
   };
-  if (failedDigest) decision.failedDigest = failedDigest;
-  if (requeue !== undefined && Number.isFinite(requeue)) decision.requeueAfterMs = requeue;
+  if (d.failedDigest) decision.failedDigest = d.failedDigest;
+  if (d.requeueAfterMs !== undefined && Number.isFinite(d.requeueAfterMs)) decision.requeueAfterMs = d.requeueAfterMs;
   return decision;
 }

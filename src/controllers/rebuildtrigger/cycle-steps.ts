@@ -1,15 +1,13 @@
-// The steps of the rebuild cycle (cycle.ts runs them in order). Each step owns one rule of
-// the cycle: it reads the draft decision so far, records its part (status, phase, summary,
-// events, when to look again) and says whether the steps after it still apply. Like Flux's
-// sub-reconcilers, a step works on the object being decided rather than on copies; the draft
-// is the cycle's own (its status is a clone of the resource's), so the cycle as a whole stays
-// a pure function of its input. No step does I/O or reads a clock.
+// The steps of the rebuild cycle (cycle.ts runs them in order; see ../steps.ts). Each owns
+// one rule of the cycle and records its part of the decision: status, phase, summary, events,
+// when to look again.
 import type { RebuildTriggerSpec } from '../../api/v1alpha1/index.ts';
 import { correlationId } from '../../builders/request.ts';
 import { backoffDelay } from '../../runtime/clock.ts';
 import { formatDuration, parseDuration } from '../../runtime/duration.ts';
 import { shortDigest } from '../../registry/reference.ts';
 import type { DecidedEvent } from '../lifecycle.ts';
+import type { Step } from '../steps.ts';
 import { windowState } from '../window.ts';
 import {
   IN_FLIGHT,
@@ -54,9 +52,7 @@ export interface CycleDraft {
   requeueAfterMs?: number;
 }
 
-/** What a step says: the steps after it still apply, or the outcome is settled. */
-export type StepOutcome = 'next' | 'done';
-export type CycleStep = (draft: CycleDraft) => StepOutcome;
+export type CycleStep = Step<CycleDraft>;
 
 export function startCycle(input: CycleInput): CycleDraft {
   return {

@@ -25,6 +25,7 @@ import {
   type CycleStep,
 } from './cycle-steps.ts';
 import type { CycleDecision, CycleInput } from './cycle-model.ts';
+import { runSteps } from '../steps.ts';
 
 /** The cycle's rules, in the order they apply; a step that settles the outcome ends the run. */
 const STEPS: readonly CycleStep[] = [
@@ -41,6 +42,6 @@ const STEPS: readonly CycleStep[] = [
 
 export function decideCycle(input: CycleInput): CycleDecision {
   const draft = startCycle(input);
-  for (const step of STEPS) if (step(draft) === 'done') break;
+  runSteps(draft, STEPS);
   return finishCycle(draft);
 }
