@@ -3,7 +3,9 @@
 // and what they run): a pure function.
 //
 //   lifecycle (suspend, spec problems) ─▶ candidate (tag, digest) ─▶ checks ─▶ accepted?
-//     ─▶ rollout decision per container (rollout.ts) ─▶ conditions, events, pins
+//     ─▶ rollout decision per container (rollout.ts) ─▶ scans ─▶ conditions, events, pins
+//
+// Each arrow is a named step (STEPS below, run by ../steps.ts), owning its rules.
 //
 // A candidate that fails a check is not rolled out; the last accepted digest is kept in
 // status.latest only while it is the newest, so a refused candidate holds every container
@@ -26,12 +28,13 @@ import {
 import { statusEqual } from '../../runtime/status.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
-import { firstFailure, runChecks, type CandidateFacts } from '../../verify/checks.ts';
+import { firstFailure, runChecks, type CandidateFacts, type CheckResult } from '../../verify/checks.ts';
 import type { SeverityCounts } from '../../verify/vulnerabilities.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { windowState } from '../window.ts';
-import { decideRollout, type ObservedContainer, type PinAction } from './rollout.ts';
+import { runSteps, type Step } from '../steps.ts';
+import { decideRollout, type ObservedContainer, type PinAction, type RolloutDecision } from './rollout.ts';
 import type { Violation } from './select.ts';
 
 const PolicyReasons = {
@@ -129,123 +132,165 @@ function condition(type: string, status: ConditionInput['status'], reason: strin
   return { type, status, reason, message, observedGeneration: g };
 }
 
-export function decideImagePolicy(
-  policy: ImagePolicy,
-  now: Date,
-  gathered: PolicyGathered = NOTHING,
-): ImagePolicyDecision {
+type Latest = NonNullable<ImagePolicyStatus['latest']>;
+
+/** The decision being made: the input, and what the steps so far decided. */
+export interface PolicyDraft {
+  readonly policy: ImagePolicy;
+  readonly now: Date;
+  readonly gathered: PolicyGathered;
+  readonly generation: number;
+  readonly status: ImagePolicyStatus;
+  readonly events: DecidedEvent[];
+  /** The newest candidate and its verdict (the previous one while nothing newer is judged). */
+  latest?: Latest;
+  /** Why the newest candidate is refused: a check failed, or it is not checked yet. */
+  refusal?: string;
+  /** The facts the checks need could not be read: judged later. */
+  checkError?: string;
+  rollout?: RolloutDecision;
+  /** Every violation, the scans' included; status keeps the first MAX_VIOLATIONS. */
+  violations: Violation[];
+  pins: PinAction[];
+  requeueAfterMs?: number;
+}
+
+export type PolicyStep = Step<PolicyDraft>;
+
+export function startPolicy(policy: ImagePolicy, now: Date, gathered: PolicyGathered): PolicyDraft {
   const previous = policy.status ?? {};
   const generation = policy.metadata?.generation ?? 0;
+  const status: ImagePolicyStatus = { ...previous, observedGeneration: generation };
   const requested = policy.metadata?.annotations?.[ReconcileRequestedAt];
-  const retryRequested = reconcileRequested(policy);
-  const lifecycle = decideLifecycle({
-    generation,
-    conditions: previous.conditions,
-    suspended: policy.spec.suspend === true,
-    problems: specProblems(policy),
-    acceptedMessage: '',
-    now,
-  });
-  const status: ImagePolicyStatus = { ...previous, observedGeneration: generation, conditions: lifecycle.conditions };
   if (requested !== undefined) status.lastHandledReconcileAt = requested;
-  if (!lifecycle.proceed) return { status, events: lifecycle.events, pins: [] };
-
-  const g = generation;
-  const events: DecidedEvent[] = [];
-  const follow = gathered.follow;
-  const repository = repositoryName(parseReference(policy.spec.image));
-  const what = followDescription(policy);
-
-  // The candidate and its checks. A digest already judged keeps its verdict while the facts
-  // cannot be re-read (a registry outage does not un-accept what runs).
-  let latest = previous.latest;
-  let refusal: string | undefined;
-  let checkError: string | undefined;
-  if (follow.digest) {
-    const same = latest?.digest === follow.digest && latest.tag === follow.tag;
-    if (gathered.facts) {
-      const results = runChecks(
-        policy.spec.verify,
-        { image: `${policy.spec.image}:${follow.tag ?? ''}`, digest: follow.digest },
-        gathered.facts,
-        now,
-      );
-      const verified = results.every((r) => r.passed);
-      const checks = results.map((r) => ({ name: r.name, passed: r.passed, message: r.message }));
-      const unchanged = same && latest?.verified === verified && statusEqual(latest.checks ?? [], checks); // key order aside
-      if (!unchanged) {
-        latest = {
-          tag: follow.tag ?? '',
-          digest: follow.digest,
-          shortDigest: shortDigest(follow.digest),
-          verified,
-          checks,
-          checkedAt: timestamp(now),
-        };
-        const failed = firstFailure(results);
-        const details = {
-          tag: follow.tag ?? '',
-          digest: follow.digest,
-          checks: results.map((r) => `${r.name}:${r.passed ? 'passed' : 'failed'}`),
-          ...(failed ? { check: failed.name } : {}),
-        };
-        events.push(
-          failed
-            ? {
-                type: 'Warning',
-                reason: PolicyReasons.CandidateRefused,
-                action: 'Verify',
-                note: `${follow.tag ?? ''}@${shortDigest(follow.digest)} refused: ${failed.name}: ${failed.message}`,
-                details,
-              }
-            : {
-                type: 'Normal',
-                reason: 'CandidateAccepted',
-                action: 'Verify',
-                note: `${follow.tag ?? ''}@${shortDigest(follow.digest)} passed every check`,
-                details,
-              },
-        );
-      }
-    } else if (!same) {
-      checkError = `cannot check ${follow.tag ?? ''}@${shortDigest(follow.digest)}: ${gathered.factsError ?? 'facts not read yet'}`;
-      latest = {
-        tag: follow.tag ?? '',
-        digest: follow.digest,
-        shortDigest: shortDigest(follow.digest),
-        verified: false,
-        checkedAt: timestamp(now),
-      };
-    }
-  }
-  if (latest) status.latest = latest;
-  if (latest && !latest.verified && !checkError) {
-    const failed = latest.checks?.find((c) => !c.passed);
-    refusal = failed
-      ? `${latest.tag ?? ''}@${latest.shortDigest ?? ''} refused: ${failed.name}: ${failed.message ?? ''}`
-      : `${latest.tag ?? ''}@${latest.shortDigest ?? ''} not checked yet`;
-  }
-
-  // The rollout.
-  const accepted = latest?.verified && latest.digest ? { repository, digest: latest.digest } : undefined;
-  const win = windowState(policy.spec.rollout?.window, now);
-  const rollout = decideRollout({
+  return {
     policy,
     now,
-    observed: gathered.observed,
-    windowOpen: win.open,
-    retryRequested,
-    ...(accepted ? { accepted } : {}),
-    ...(refusal || checkError ? { heldBack: refusal ?? checkError } : {}),
+    gathered,
+    generation,
+    status,
+    events: [],
+    ...(previous.latest ? { latest: previous.latest } : {}),
+    violations: [],
+    pins: [],
+  };
+}
+
+/** Suspension and specs the API server could not reject end the decision here. */
+export const applyLifecycle: PolicyStep = (d) => {
+  const lifecycle = decideLifecycle({
+    generation: d.generation,
+    conditions: d.policy.status?.conditions,
+    suspended: d.policy.spec.suspend === true,
+    problems: specProblems(d.policy),
+    acceptedMessage: '',
+    now: d.now,
   });
-  events.push(...rollout.events);
-  // What runs, as scanned: counts per container, and a violation for each above the gate.
-  const allViolations = [...gathered.violations];
-  status.workloads = rollout.workloads.map((w) => {
-    const scan = w.runningDigest ? gathered.scans?.get(w.runningDigest) : undefined;
+  d.status.conditions = lifecycle.conditions;
+  if (lifecycle.proceed) return 'next';
+  d.events.push(...lifecycle.events);
+  return 'done';
+};
+
+/** The Event a newly judged candidate deserves: accepted, or refused naming the check. */
+function verdictEvent(follow: FollowResult, digest: string, results: readonly CheckResult[]): DecidedEvent {
+  const failed = firstFailure(results);
+  const what = `${follow.tag ?? ''}@${shortDigest(digest)}`;
+  const details = {
+    tag: follow.tag ?? '',
+    digest,
+    checks: results.map((r) => `${r.name}:${r.passed ? 'passed' : 'failed'}`),
+    ...(failed ? { check: failed.name } : {}),
+  };
+  return failed
+    ? {
+        type: 'Warning',
+        reason: PolicyReasons.CandidateRefused,
+        action: 'Verify',
+        note: `${what} refused: ${failed.name}: ${failed.message}`,
+        details,
+      }
+    : { type: 'Normal', reason: 'CandidateAccepted', action: 'Verify', note: `${what} passed every check`, details };
+}
+
+/**
+ * The candidate and its checks. A digest already judged keeps its verdict while the facts
+ * cannot be re-read (a registry outage does not un-accept what runs).
+ */
+export const judgeCandidate: PolicyStep = (d) => {
+  const { follow, facts } = d.gathered;
+  const digest = follow.digest;
+  if (!digest) return 'next';
+  const same = d.latest?.digest === digest && d.latest.tag === follow.tag;
+  const judged = (verified: boolean, checks?: Latest['checks']): Latest => ({
+    tag: follow.tag ?? '',
+    digest,
+    shortDigest: shortDigest(digest),
+    verified,
+    ...(checks ? { checks } : {}),
+    checkedAt: timestamp(d.now),
+  });
+  if (facts) {
+    const candidate = { image: `${d.policy.spec.image}:${follow.tag ?? ''}`, digest };
+    const results = runChecks(d.policy.spec.verify, candidate, facts, d.now);
+    const verified = results.every((r) => r.passed);
+    const checks = results.map((r) => ({ name: r.name, passed: r.passed, message: r.message }));
+    const unchanged = same && d.latest?.verified === verified && statusEqual(d.latest.checks ?? [], checks); // key order aside
+    if (!unchanged) {
+      d.latest = judged(verified, checks);
+      d.events.push(verdictEvent(follow, digest, results));
+    }
+  } else if (!same) {
+    d.checkError = `cannot check ${follow.tag ?? ''}@${shortDigest(digest)}: ${d.gathered.factsError ?? 'facts not read yet'}`;
+    d.latest = judged(false);
+  }
+  return 'next';
+};
+
+/** A candidate not verified (and not waiting for its facts) holds every container where it is. */
+export const explainRefusal: PolicyStep = (d) => {
+  const latest = d.latest;
+  if (latest) d.status.latest = latest;
+  if (!latest || latest.verified || d.checkError) return 'next';
+  const failed = latest.checks?.find((c) => !c.passed);
+  d.refusal = failed
+    ? `${latest.tag ?? ''}@${latest.shortDigest ?? ''} refused: ${failed.name}: ${failed.message ?? ''}`
+    : `${latest.tag ?? ''}@${latest.shortDigest ?? ''} not checked yet`;
+  return 'next';
+};
+
+/** Every selected container's rollout (rollout.ts): states, pins, the failed digest. */
+export const planRollout: PolicyStep = (d) => {
+  const latest = d.latest;
+  const repository = repositoryName(parseReference(d.policy.spec.image));
+  const accepted = latest?.verified && latest.digest ? { repository, digest: latest.digest } : undefined;
+  const heldBack = d.refusal ?? d.checkError;
+  const rollout = decideRollout({
+    policy: d.policy,
+    now: d.now,
+    observed: d.gathered.observed,
+    windowOpen: windowState(d.policy.spec.rollout?.window, d.now).open,
+    retryRequested: reconcileRequested(d.policy),
+    ...(accepted ? { accepted } : {}),
+    ...(heldBack ? { heldBack } : {}),
+  });
+  d.rollout = rollout;
+  d.events.push(...rollout.events);
+  d.pins = rollout.pins;
+  d.status.upToDate = `${rollout.upToDate.count}/${rollout.upToDate.of}`;
+  if (rollout.failedDigest) d.status.failedDigest = rollout.failedDigest;
+  else delete d.status.failedDigest;
+  return 'next';
+};
+
+/** What runs, as scanned: counts per container, and a violation for each above the gate. */
+export const mapScans: PolicyStep = (d) => {
+  d.violations = [...d.gathered.violations];
+  d.status.workloads = (d.rollout?.workloads ?? []).map((w) => {
+    const scan = w.runningDigest ? d.gathered.scans?.get(w.runningDigest) : undefined;
     if (!scan) return w;
     if (scan.blocking > 0) {
-      allViolations.push({
+      d.violations.push({
         workload: `${w.kind}/${w.name}`,
         container: w.container,
         image: w.runningDigest ?? '',
@@ -268,115 +313,149 @@ export function decideImagePolicy(
       },
     };
   });
-  status.upToDate = `${rollout.upToDate.count}/${rollout.upToDate.of}`;
-  if (rollout.failedDigest) status.failedDigest = rollout.failedDigest;
-  else delete status.failedDigest;
-  const violations = allViolations.slice(0, MAX_VIOLATIONS);
-  if (violations.length > 0) status.violations = violations;
-  else delete status.violations;
+  const kept = d.violations.slice(0, MAX_VIOLATIONS);
+  if (kept.length > 0) d.status.violations = kept;
+  else delete d.status.violations;
+  return 'next';
+};
 
-  // Conditions.
-  const states = rollout.workloads.map((w) => w.state);
-  const failed = states.includes('Failed');
-  const revertLoop = rollout.workloads.find((w) => w.state === 'Blocked' && w.revertedBy && (w.reverts ?? 0) >= 2);
-  let ready: ConditionInput;
-  let stalled: ConditionInput | undefined;
-  if (!latest && follow.error) {
-    ready = condition(Ready, 'False', PolicyReasons.FollowFailed, `Following ${what}: ${follow.error}`, g);
-  } else if (!latest) {
-    ready = condition(Ready, 'Unknown', PolicyReasons.Following, `Following ${what}: looking up the digest`, g);
-  } else if (checkError) {
-    ready = condition(Ready, 'False', PolicyReasons.CheckError, checkError, g);
-  } else if (refusal) {
-    ready = condition(Ready, 'False', PolicyReasons.CandidateRefused, refusal, g);
-  } else if (revertLoop) {
+/** Ready (and Stalled when it takes a person): the first of follow, checks, revert loop, failure, accepted. */
+function readiness(d: PolicyDraft): { ready: ConditionInput; stalled?: ConditionInput } {
+  const { follow } = d.gathered;
+  const g = d.generation;
+  const what = followDescription(d.policy);
+  const workloads = d.rollout?.workloads ?? [];
+  const latest = d.latest;
+  if (!latest && follow.error)
+    return { ready: condition(Ready, 'False', PolicyReasons.FollowFailed, `Following ${what}: ${follow.error}`, g) };
+  if (!latest)
+    return {
+      ready: condition(Ready, 'Unknown', PolicyReasons.Following, `Following ${what}: looking up the digest`, g),
+    };
+  if (d.checkError) return { ready: condition(Ready, 'False', PolicyReasons.CheckError, d.checkError, g) };
+  if (d.refusal) return { ready: condition(Ready, 'False', PolicyReasons.CandidateRefused, d.refusal, g) };
+  const revertLoop = workloads.find((w) => w.state === 'Blocked' && w.revertedBy && (w.reverts ?? 0) >= 2);
+  if (revertLoop) {
     const message = `${revertLoop.kind}/${revertLoop.name}: ${revertLoop.message ?? ''}`;
-    ready = condition(Ready, 'False', PolicyReasons.RevertLoop, message, g);
-    stalled = condition(Stalled, 'True', PolicyReasons.RevertLoop, message, g);
-  } else if (failed) {
-    const message = `the rollout of ${shortDigest(rollout.failedDigest ?? latest.digest ?? '')} failed; it is not retried until a newer digest is accepted or a reconcile is requested`;
-    ready = condition(Ready, 'False', PolicyReasons.RolloutFailed, message, g);
-    stalled = condition(Stalled, 'True', PolicyReasons.RolloutFailed, message, g);
-  } else {
-    const followError = follow.error ? ` (the registry cannot be read now: ${follow.error})` : '';
-    ready = condition(
-      Ready,
-      'True',
-      Reasons.Accepted,
-      `Following ${what}: ${latest.tag ?? ''}@${latest.shortDigest ?? ''} accepted${followError}.`,
-      g,
-    );
+    return {
+      ready: condition(Ready, 'False', PolicyReasons.RevertLoop, message, g),
+      stalled: condition(Stalled, 'True', PolicyReasons.RevertLoop, message, g),
+    };
   }
-  const rolling = rollout.rolling > 0;
-  const progressing: ConditionInput = rolling
-    ? condition(ConditionTypes.RolloutProgressing, 'True', 'Rolling', `${rollout.rolling} workload(s) rolling`, g)
-    : failed
-      ? condition(ConditionTypes.RolloutProgressing, 'False', PolicyReasons.RolloutFailed, 'a rollout failed', g)
-      : states.includes('PendingApproval')
-        ? condition(
-            ConditionTypes.RolloutProgressing,
-            'False',
-            'PendingApproval',
-            'waiting for the digest to be approved',
-            g,
-          )
-        : states.length > 0 && states.every((s) => s === 'UpToDate')
-          ? condition(ConditionTypes.RolloutProgressing, 'False', 'Complete', 'every container runs the digest', g)
-          : condition(ConditionTypes.RolloutProgressing, 'False', 'Waiting', waitingMessage(rollout.workloads), g);
-  const compliant: ConditionInput =
-    violations.length === 0
-      ? condition(
-          ConditionTypes.Compliant,
-          'True',
-          'NoViolations',
-          states.length === 0
-            ? 'no workload container is selected'
-            : 'every selected container runs an acceptable image',
-          g,
-        )
-      : condition(
-          ConditionTypes.Compliant,
-          'False',
-          'Violations',
-          `${allViolations.length} container(s) break the policy, first ${violations[0]!.workload}/${violations[0]!.container}: ${violations[0]!.message ?? violations[0]!.rule}`,
-          g,
-        );
-  const wasCompliant = previous.conditions?.find((c) => c.type === ConditionTypes.Compliant);
-  if (compliant.status === 'False' && wasCompliant?.message !== compliant.message) {
-    events.push({
+  if (workloads.some((w) => w.state === 'Failed')) {
+    const message = `the rollout of ${shortDigest(d.rollout?.failedDigest ?? latest.digest ?? '')} failed; it is not retried until a newer digest is accepted or a reconcile is requested`;
+    return {
+      ready: condition(Ready, 'False', PolicyReasons.RolloutFailed, message, g),
+      stalled: condition(Stalled, 'True', PolicyReasons.RolloutFailed, message, g),
+    };
+  }
+  const followError = follow.error ? ` (the registry cannot be read now: ${follow.error})` : '';
+  const message = `Following ${what}: ${latest.tag ?? ''}@${latest.shortDigest ?? ''} accepted${followError}.`;
+  return { ready: condition(Ready, 'True', Reasons.Accepted, message, g) };
+}
+
+/** RolloutProgressing: rolling, failed, waiting for approval, complete, or waiting for what. */
+function progressing(d: PolicyDraft): ConditionInput {
+  const g = d.generation;
+  const type = ConditionTypes.RolloutProgressing;
+  const workloads = d.rollout?.workloads ?? [];
+  const states = workloads.map((w) => w.state);
+  if ((d.rollout?.rolling ?? 0) > 0)
+    return condition(type, 'True', 'Rolling', `${d.rollout?.rolling} workload(s) rolling`, g);
+  if (states.includes('Failed')) return condition(type, 'False', PolicyReasons.RolloutFailed, 'a rollout failed', g);
+  if (states.includes('PendingApproval'))
+    return condition(type, 'False', 'PendingApproval', 'waiting for the digest to be approved', g);
+  if (states.length > 0 && states.every((s) => s === 'UpToDate'))
+    return condition(type, 'False', 'Complete', 'every container runs the digest', g);
+  return condition(type, 'False', 'Waiting', waitingMessage(workloads), g);
+}
+
+/** Compliant: every selected container runs an acceptable image; a PolicyViolation Event when that changes. */
+function compliance(d: PolicyDraft): ConditionInput {
+  const g = d.generation;
+  const type = ConditionTypes.Compliant;
+  const first = d.violations[0];
+  if (!first) {
+    const selected = (d.rollout?.workloads.length ?? 0) > 0;
+    const message = selected
+      ? 'every selected container runs an acceptable image'
+      : 'no workload container is selected';
+    return condition(type, 'True', 'NoViolations', message, g);
+  }
+  const message = `${d.violations.length} container(s) break the policy, first ${first.workload}/${first.container}: ${first.message ?? first.rule}`;
+  const before = d.policy.status?.conditions?.find((c) => c.type === type);
+  if (before?.message !== message) {
+    d.events.push({
       type: 'Warning',
       reason: 'PolicyViolation',
       action: 'Audit',
-      note: compliant.message,
-      details: { violations: allViolations.slice(0, 20).map((v) => `${v.workload}/${v.container}:${v.rule}`) },
+      note: message,
+      details: { violations: d.violations.slice(0, 20).map((v) => `${v.workload}/${v.container}:${v.rule}`) },
     });
   }
-  status.conditions = applyConditions(
-    status.conditions,
+  return condition(type, 'False', 'Violations', message, g);
+}
+
+/** The conditions, and the Warning a registry that starts failing deserves. */
+export const setConditions: PolicyStep = (d) => {
+  const { ready, stalled } = readiness(d);
+  const rolling = (d.rollout?.rolling ?? 0) > 0;
+  const looking = !d.latest && !d.gathered.follow.error;
+  const compliant = compliance(d);
+  d.status.conditions = applyConditions(
+    d.status.conditions,
     [
       ready,
       stalled ?? { remove: Stalled },
-      rolling || (!latest && !follow.error)
-        ? condition(Reconciling, 'True', rolling ? 'Rolling' : PolicyReasons.Following, ready.message, g)
+      rolling || looking
+        ? condition(Reconciling, 'True', rolling ? 'Rolling' : PolicyReasons.Following, ready.message, d.generation)
         : { remove: Reconciling },
       compliant,
-      progressing,
+      progressing(d),
     ],
-    now,
+    d.now,
   );
-  // The spec's own events (suspension, invalid spec) were returned above; once acting, the
-  // events are the candidate's, the rollout's and a failing registry's.
-  const before = previous.conditions?.find((c) => c.type === Ready);
+  // The spec's own events (suspension, invalid spec) ended the decision earlier; once acting,
+  // the events are the candidate's, the rollout's and a failing registry's.
+  const before = d.policy.status?.conditions?.find((c) => c.type === Ready);
   if (ready.reason === PolicyReasons.FollowFailed && before?.reason !== ready.reason) {
-    events.push({ type: 'Warning', reason: ready.reason, action: 'Follow', note: ready.message });
+    d.events.push({ type: 'Warning', reason: ready.reason, action: 'Follow', note: ready.message });
   }
+  return 'next';
+};
 
-  // When to look again: the interval (tag lists, age checks), the rollout, the window.
-  let requeue = parseDuration(policy.spec.interval ?? '5m');
-  if (rollout.requeueAfterMs !== undefined) requeue = Math.min(requeue, rollout.requeueAfterMs);
-  if (!win.open && win.opensAt && states.includes('Pending'))
-    requeue = Math.min(requeue, Math.max(1_000, win.opensAt.getTime() - now.getTime()));
-  return { status, events, pins: rollout.pins, requeueAfterMs: requeue };
+/** When to look again: the interval (tag lists, age checks), the rollout, the window. */
+export const scheduleNextLook: PolicyStep = (d) => {
+  let requeue = parseDuration(d.policy.spec.interval ?? '5m');
+  if (d.rollout?.requeueAfterMs !== undefined) requeue = Math.min(requeue, d.rollout.requeueAfterMs);
+  const win = windowState(d.policy.spec.rollout?.window, d.now);
+  if (!win.open && win.opensAt && d.rollout?.workloads.some((w) => w.state === 'Pending'))
+    requeue = Math.min(requeue, Math.max(1_000, win.opensAt.getTime() - d.now.getTime()));
+  d.requeueAfterMs = requeue;
+  return 'next';
+};
+
+/** The decision's rules, in the order they apply. */
+const STEPS: readonly PolicyStep[] = [
+  applyLifecycle, // suspended or invalid: ends here
+  judgeCandidate, // the followed digest through the checks of spec.verify
+  explainRefusal, // a refused candidate holds every container
+  planRollout, // per container: follow, roll back, or pin when allowed (rollout.ts)
+  mapScans, // vulnerability counts of what runs, violations above the gate
+  setConditions, // Ready, Stalled, Reconciling, Compliant, RolloutProgressing
+  scheduleNextLook, // interval, rollout, window
+];
+
+export function decideImagePolicy(
+  policy: ImagePolicy,
+  now: Date,
+  gathered: PolicyGathered = NOTHING,
+): ImagePolicyDecision {
+  const d = startPolicy(policy, now, gathered);
+  runSteps(d, STEPS);
+  const decision: ImagePolicyDecision = { status: d.status, events: d.events, pins: d.pins };
+  if (d.requeueAfterMs !== undefined) decision.requeueAfterMs = d.requeueAfterMs;
+  return decision;
 }
 
 function waitingMessage(workloads: ImagePolicyStatus['workloads']): string {
