@@ -1,5 +1,7 @@
-// Patchline operator entry point: wiring only. Configuration, logger, client, informers,
-// controllers, leader election, probes, and signal handling.
+// Patchline operator entry point: wiring only. run() is the composition root: it builds the
+// parts in dependency order (each from the parts above it), so that nothing is called before
+// it exists — the controllers' work queues come first, because the caches' event handlers,
+// the tag lists, the watches and the build slots all wake keys on them.
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, usage, type Config } from './config.ts';
 import {
@@ -17,15 +19,16 @@ import { RegistryFacts } from './controllers/registry-facts.ts';
 import { ResourceWatches } from './controllers/watches.ts';
 import { Controller } from './runtime/controller.ts';
 import { AuditedEventRecorder, KubeEventRecorder } from './runtime/events.ts';
-import { Informer } from './runtime/informer.ts';
+import { informerSet, type InformerSet } from './runtime/informer-set.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
-import { collectionPath, type KubeObject, type ObjectKey, type ResourceType } from './runtime/kube-types.ts';
+import type { KubeObject, ResourceType } from './runtime/kube-types.ts';
 import { KubeLeaseStore, LeaderElector } from './runtime/leaderelection.ts';
 import { createLogger, type Logger } from './runtime/logger.ts';
 import { Manager } from './runtime/manager.ts';
 import { createRegistry, type Registry } from './runtime/metrics.ts';
 import { ProbeServer } from './runtime/server.ts';
-import { KubeStatusWriter } from './runtime/status.ts';
+import { KubeStatusWriter, type StatusWriter } from './runtime/status.ts';
+import { WorkQueue } from './runtime/workqueue.ts';
 import { EMPTY_FILE_CONFIG, loadConfigFile, type FileConfig } from './config-file.ts';
 import { RegistryClient } from './registry/client.ts';
 import { DigestWatcher } from './registry/watcher.ts';
@@ -41,6 +44,7 @@ import {
   slimReport,
   type SlimReport,
 } from './controllers/vulnerability-reports.ts';
+import type { EventRecorder } from './runtime/events.ts';
 import { TrustedRootSource } from './verify/trusted-root.ts';
 import { AdmissionRuntime } from './admission/runtime.ts';
 import { AdmissionReviewer } from './admission/server.ts';
@@ -71,136 +75,106 @@ function version(): string {
   return pkg.version ?? 'unknown';
 }
 
-interface InformerSet<T extends KubeObject> {
-  informers: Informer<T>[];
-  get: (key: ObjectKey) => T | undefined;
-  list: () => T[];
-  /** The cached objects of one namespace. */
-  inNamespace: (namespace: string) => T[];
-  /** Calls `onChange` with every object added or deleted, and every one changed (and its old copy) as `changed` says. */
-  onChange: (onChange: (obj: T, old?: T) => void, changed?: (a: T, b: T) => boolean) => void;
+/** What every part is built from: configuration, the cluster, the logger, the metrics. */
+interface Basics {
+  config: Config;
+  fileConfig: FileConfig;
+  log: Logger;
+  registry: Registry;
+  client: KubeClient;
 }
 
-/** One informer per watched namespace, or one across all namespaces. */
-function informersFor<T extends KubeObject>(
-  type: ResourceType,
-  config: Config,
-  client: KubeClient,
-  log: Logger,
-  registry: Registry,
-  transform?: (received: KubeObject) => T,
-  optional = false,
-): InformerSet<T> {
-  const namespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : [''];
-  const byNamespace = new Map<string, Informer<T>>();
-  for (const ns of namespaces) {
-    byNamespace.set(
-      ns,
-      new Informer<T>(client, {
-        name: type.plural,
-        path: collectionPath(type, ns || undefined),
-        logger: log,
-        registry,
-        ...(transform ? { transform } : {}),
-        ...(optional ? { optional } : {}),
-      }),
-    );
-  }
-  const all = byNamespace.get('');
-  const informers = [...byNamespace.values()];
-  return {
-    informers,
-    get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
-    list: () => informers.flatMap((i) => i.list()),
-    inNamespace: (ns) => (all ?? byNamespace.get(ns))?.listNamespace(ns) ?? [],
-    onChange: (onChange, changed = () => true) => {
-      for (const i of informers)
-        i.addHandlers({
-          onAdd: (o) => onChange(o),
-          onUpdate: (a, b) => {
-            if (changed(a, b)) onChange(b, a);
-          },
-          onDelete: (o) => onChange(o),
-        });
-    },
-  };
+/** The controllers' work queues, made first: the parts below wake keys on them. */
+interface Queues {
+  policies: WorkQueue;
+  triggers: WorkQueue;
 }
 
-async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise<number> {
-  const registry = createRegistry(true);
-  const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
-  // The replica's identity in the User-Agent tells replicas apart in the API server's audit log.
-  const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()} (${config.identity})` });
-  log.info('starting patchline', {
-    version: version(),
-    identity: config.identity,
-    server: client.server,
-    watchNamespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
-    leaderElection: config.leaderElection.enabled,
+const wake =
+  (queue: WorkQueue) =>
+  (key: string): void =>
+    queue.add(key);
+
+function leaderElector(b: Basics): LeaderElector | undefined {
+  const le = b.config.leaderElection;
+  if (!le.enabled) return undefined;
+  return new LeaderElector({
+    store: new KubeLeaseStore(b.client, b.config.namespace, le.leaseName),
+    identity: b.config.identity,
+    leaseDurationMs: le.leaseDurationMs,
+    renewDeadlineMs: le.renewDeadlineMs,
+    retryPeriodMs: le.retryPeriodMs,
+    logger: b.log,
+    registry: b.registry,
   });
+}
 
-  const probes = new ProbeServer({ host: config.probe.host, port: config.probe.port, registry, logger: log });
-  const address = await probes.start();
-  log.info('serving /healthz, /readyz and /metrics', { address: `${address.address}:${address.port}` });
-
-  const le = config.leaderElection;
-  const elector = le.enabled
-    ? new LeaderElector({
-        store: new KubeLeaseStore(client, config.namespace, le.leaseName),
-        identity: config.identity,
-        leaseDurationMs: le.leaseDurationMs,
-        renewDeadlineMs: le.renewDeadlineMs,
-        retryPeriodMs: le.retryPeriodMs,
-        logger: log,
-        registry,
-      })
-    : undefined;
-  const manager = new Manager({ logger: log, probes, ...(elector ? { elector } : {}) });
-  const kubeEvents = new KubeEventRecorder({
-    client,
-    controller: EVENT_CONTROLLER,
-    instance: config.identity,
-    logger: log,
-    registry,
-  });
-  // Every decision recorded as an Event is also an audit log line (what, why, which resource).
-  const events = new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' }));
-  const status = new KubeStatusWriter(client, registry);
-
-  // Registries: one client and one digest watcher, shared by every resource. The watcher
-  // checks only on the leader; webhooks are received on every replica (others answer 503).
-  const registryClient = new RegistryClient({
-    hosts: fileConfig.registries,
+/** Registries: one client, one digest watcher (checking on the leader only) and shared facts. */
+function registryParts(b: Basics, manager: Manager, queues: Queues) {
+  const client = new RegistryClient({
+    hosts: b.fileConfig.registries,
     userAgent: `patchline/${version()}`,
-    registry,
+    registry: b.registry,
   });
-  const watcher = new DigestWatcher({ client: registryClient, logger: log, registry });
+  const watcher = new DigestWatcher({ client, logger: b.log, registry: b.registry });
   manager.addLeaderTask((signal) => {
     watcher.start();
     signal.addEventListener('abort', () => watcher.stop(), { once: true });
   });
-  const credentials = new CredentialResolver(client);
-  const facts = new RegistryFacts(registryClient);
-  const policies = informersFor<ImagePolicy>(ImagePolicyType, config, client, log, registry);
-  const triggers = informersFor<RebuildTrigger>(RebuildTriggerType, config, client, log, registry);
-  // What ImagePolicies govern and read: workloads and pods, cached slim (only the fields read).
-  const workloadSets = WORKLOAD_TYPES.map(({ type, kind }) =>
-    informersFor<Workload>(type, config, client, log, registry, slimWorkload(kind)),
-  );
-  const pods = informersFor<Pod>(PodType, config, client, log, registry, slimPod);
-  for (const set of workloadSets) for (const i of set.informers) manager.addInformer(i);
-  for (const i of pods.informers) manager.addInformer(i);
+  const tagLists = new TagLists(client, (keys) => keys.forEach(wake(queues.policies)));
+  return { client, watcher, facts: new RegistryFacts(client), tagLists };
+}
+
+/** The caches: the two kinds, and what ImagePolicies govern and read, cached slim. */
+function caches(b: Basics, manager: Manager) {
+  const set = <T extends KubeObject>(type: ResourceType, transform?: (o: KubeObject) => T, optional = false) =>
+    informerSet<T>(type, {
+      namespaces: b.config.watchNamespaces,
+      client: b.client,
+      logger: b.log,
+      registry: b.registry,
+      ...(transform ? { transform } : {}),
+      optional,
+    });
+  const workloads = WORKLOAD_TYPES.map(({ type, kind }) => set<Workload>(type, slimWorkload(kind)));
+  const pods = set<Pod>(PodType, slimPod);
+  // Trivy Operator's reports (optional CRD), indexed by digest.
+  const reports = set<SlimReport>(VulnerabilityReportType, slimReport, true);
+  const reportIndex = new ReportIndex();
+  for (const s of workloads) for (const i of s.informers) manager.addInformer(i);
+  for (const i of [...pods.informers, ...reports.informers]) manager.addInformer(i);
+  for (const i of reports.informers) {
+    i.addHandlers({
+      onAdd: (r) => reportIndex.set(r),
+      onUpdate: (old, r) => reportIndex.set(r, old),
+      onDelete: (r) => reportIndex.delete(r),
+    });
+  }
+  return {
+    policies: set<ImagePolicy>(ImagePolicyType),
+    triggers: set<RebuildTrigger>(RebuildTriggerType),
+    workloads,
+    pods,
+    reports,
+    reportIndex,
+  };
+}
+type Caches = ReturnType<typeof caches>;
+
+/** Which policies look again when what they govern or read changes. */
+function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
+  const wakePolicy = wake(queues.policies);
+  const keyOf = (p: ImagePolicy): string => `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
   // A workload, or one of its pods, changed: the policies that govern it look again (the
   // queue folds repeats). Only those: a namespace may hold many policies and many pods.
   const wakeGoverning = (namespace: string, workloads: readonly Workload[]): void => {
-    for (const p of policies.inNamespace(namespace))
-      if (workloads.some((w) => selectsWorkload(p, w)))
-        policyController.enqueue(`${namespace}/${p.metadata?.name ?? ''}`);
+    for (const p of c.policies.inNamespace(namespace))
+      if (workloads.some((w) => selectsWorkload(p, w))) wakePolicy(keyOf(p));
   };
-  for (const set of workloadSets) set.onChange((w, old) => wakeGoverning(w.metadata.namespace, old ? [w, old] : [w]));
-  pods.onChange((pod) => {
+  for (const set of c.workloads) set.onChange((w, old) => wakeGoverning(w.metadata.namespace, old ? [w, old] : [w]));
+  c.pods.onChange((pod) => {
     const [kind, name] = (pod.owner ?? '').split('/');
-    const set = workloadSets[WORKLOAD_TYPES.findIndex((t) => t.kind === kind)];
+    const set: InformerSet<Workload> | undefined = c.workloads[WORKLOAD_TYPES.findIndex((t) => t.kind === kind)];
     const owner = set?.get({ namespace: pod.metadata.namespace, name: name ?? '' });
     if (owner) wakeGoverning(pod.metadata.namespace, [owner]);
   }, podChanged);
@@ -209,169 +183,188 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   // judged against them, so they look again too.
   const baseDigests = (t: RebuildTrigger): string =>
     (t.status?.bases ?? []).map((b) => `${b.digest ?? ''}|${JSON.stringify(b.platformDigests ?? {})}`).join(',');
-  triggers.onChange(
+  c.triggers.onChange(
     (t) => {
-      const ns = t.metadata?.namespace ?? '';
-      for (const p of policies.inNamespace(ns)) policyController.enqueue(`${ns}/${p.metadata?.name ?? ''}`);
+      for (const p of c.policies.inNamespace(t.metadata?.namespace ?? '')) wakePolicy(keyOf(p));
     },
     (a, b) => a.status?.landed?.digest !== b.status?.landed?.digest || baseDigests(a) !== baseDigests(b),
   );
-  // Trivy Operator's reports (optional CRD), by digest: a new scan of what a policy runs or
-  // is about to run makes it look again — continuous scanning without any rollout.
-  const reports = informersFor<SlimReport>(VulnerabilityReportType, config, client, log, registry, slimReport, true);
-  const reportIndex = new ReportIndex();
-  for (const i of reports.informers) {
-    manager.addInformer(i);
-    i.addHandlers({
-      onAdd: (r) => reportIndex.set(r),
-      onUpdate: (old, r) => reportIndex.set(r, old),
-      onDelete: (r) => reportIndex.delete(r),
-    });
-  }
-  reports.onChange(
+  // A new scan of what a policy runs or is about to run makes it look again: continuous
+  // scanning without any rollout.
+  c.reports.onChange(
     (r, old) => {
       const digests = new Set([r.digest, old?.digest].filter((d): d is string => !!d));
       if (digests.size === 0) return;
-      for (const p of policies.list()) {
+      for (const p of c.policies.list()) {
         if (!p.spec.verify?.vulnerabilities) continue;
         const st = p.status;
         if (
           (st?.latest?.digest && digests.has(st.latest.digest)) ||
           st?.workloads?.some((w) => w.runningDigest && digests.has(w.runningDigest))
         )
-          policyController.enqueue(`${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`);
+          wakePolicy(keyOf(p));
       }
     },
     (a, b) => a.digest !== b.digest || a.updated !== b.updated || a.findings.length !== b.findings.length,
   );
-  const trust = new ImageTrust({
-    client: registryClient,
-    secrets: (ns, name, signal) => credentials.secretData(ns, name, 'signature key', signal),
-    trustedRoot: new TrustedRootSource(fileConfig.sigstore),
-    registry,
-  });
-  const wakePolicy = (key: string): void => policyController.enqueue(key);
-  const tagLists = new TagLists(registryClient, (keys) => keys.forEach(wakePolicy));
-  const policyController: Controller = new Controller({
+}
+
+/** What both reconcilers share: status writes, Events (each also an audit line), credentials. */
+interface Shared {
+  status: StatusWriter;
+  events: EventRecorder;
+  credentials: CredentialResolver;
+}
+
+function imagePolicyController(
+  b: Basics,
+  queue: WorkQueue,
+  c: Caches,
+  shared: Shared,
+  registries: ReturnType<typeof registryParts>,
+  trust: ImageTrust,
+): Controller {
+  return new Controller({
     name: 'imagepolicy',
+    queue,
     reconciler: new ImagePolicyReconciler({
-      get: policies.get,
-      status,
-      events,
-      workloads: (ns) => workloadSets.flatMap((set) => set.inNamespace(ns)),
-      pods: pods.inNamespace,
-      triggers: triggers.inNamespace,
-      watches: new ResourceWatches(watcher, wakePolicy),
-      tagLists,
-      credentials,
-      facts,
-      pin: (request, signal) => applyPin(client, request, signal),
+      ...shared,
+      get: c.policies.get,
+      workloads: (ns) => c.workloads.flatMap((set) => set.inNamespace(ns)),
+      pods: c.pods.inNamespace,
+      triggers: c.triggers.inNamespace,
+      watches: new ResourceWatches(registries.watcher, wake(queue)),
+      tagLists: registries.tagLists,
+      facts: registries.facts,
+      pin: (request, signal) => applyPin(b.client, request, signal),
       trust,
-      reports: (digest, ns) => reportIndex.forDigest(digest, ns),
-      registry,
+      reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
+      registry: b.registry,
     }),
-    workers: config.workers,
-    logger: log,
-    registry,
+    workers: b.config.workers,
+    logger: b.log,
+    registry: b.registry,
   });
-  manager.addController(policyController, policies.informers);
-  // The reconciler wakes its own controller (a build slot freed): called only once it runs.
-  const wakeTrigger = (key: string): void => triggerController.enqueue(key);
-  const triggerController = new Controller({
+}
+
+function rebuildTriggerController(
+  b: Basics,
+  queue: WorkQueue,
+  c: Caches,
+  shared: Shared,
+  registries: ReturnType<typeof registryParts>,
+): Controller {
+  return new Controller({
     name: 'rebuildtrigger',
+    queue,
     reconciler: new RebuildTriggerReconciler({
-      get: triggers.get,
-      list: triggers.list,
-      status,
-      events,
-      watches: new ResourceWatches(watcher, wakeTrigger),
-      credentials,
-      facts,
-      slots: new BuildSlots(config.maxBuilds, wakeTrigger, registry),
-      providers: defaultProviders(client),
-      registry,
+      ...shared,
+      get: c.triggers.get,
+      list: c.triggers.list,
+      watches: new ResourceWatches(registries.watcher, wake(queue)),
+      facts: registries.facts,
+      slots: new BuildSlots(b.config.maxBuilds, wake(queue), b.registry),
+      providers: defaultProviders(b.client),
+      registry: b.registry,
     }),
-    workers: config.workers,
-    logger: log,
-    registry,
+    workers: b.config.workers,
+    logger: b.log,
+    registry: b.registry,
   });
-  manager.addController(triggerController, triggers.informers);
+}
 
-  let webhooks: WebhookServer | undefined;
-  if (fileConfig.webhooks.receivers.length > 0 || fileConfig.webhooks.buildCallbacks) {
-    const w = fileConfig.webhooks;
-    webhooks = new WebhookServer({
-      host: config.webhook.host,
-      port: config.webhook.port,
-      receivers: w.receivers,
-      // A push makes the watcher look at the pushed tag, and the tag lists of policies that
-      // follow a range or pattern in that repository stale (a new tag may qualify).
-      sink: { checkNow: (notice) => watcher.checkNow(notice) + tagLists.pushed(notice) },
-      ...(w.buildCallbacks
-        ? {
-            callbacks: new BuildCallbacks({
-              list: triggers.list,
-              credentials,
-              status,
-              events,
-              enqueue: wakeTrigger,
-              logger: log.child({ component: 'build-callbacks' }),
-            }),
-          }
-        : {}),
-      logger: log,
-      registry,
-      isLeader: () => manager.isLeader(),
-      ...(w.maxBodyBytes ? { maxBodyBytes: w.maxBodyBytes } : {}),
-      ...(w.requestsPerSecond ? { requestsPerSecond: w.requestsPerSecond } : {}),
-      ...(w.burst ? { burst: w.burst } : {}),
-      ...(w.tls ? { tls: w.tls } : {}),
-    });
-    const at = await webhooks.start();
-    log.info('receiving registry webhooks', {
-      address: `${at.address}:${at.port}`,
-      receivers: w.receivers.map((r) => `${r.name} (${r.format})`),
-      buildCallbacks: Boolean(w.buildCallbacks),
-      tls: Boolean(w.tls),
-    });
-  }
+/** The registry webhook receiver (and build callbacks), on every replica; undefined when none is configured. */
+async function startWebhooks(
+  b: Basics,
+  manager: Manager,
+  queues: Queues,
+  c: Caches,
+  shared: Shared,
+  registries: ReturnType<typeof registryParts>,
+): Promise<WebhookServer | undefined> {
+  const w = b.fileConfig.webhooks;
+  if (w.receivers.length === 0 && !w.buildCallbacks) return undefined;
+  const webhooks = new WebhookServer({
+    host: b.config.webhook.host,
+    port: b.config.webhook.port,
+    receivers: w.receivers,
+    // A push makes the watcher look at the pushed tag, and the tag lists of policies that
+    // follow a range or pattern in that repository stale (a new tag may qualify).
+    sink: { checkNow: (notice) => registries.watcher.checkNow(notice) + registries.tagLists.pushed(notice) },
+    ...(w.buildCallbacks
+      ? {
+          callbacks: new BuildCallbacks({
+            ...shared,
+            list: c.triggers.list,
+            enqueue: wake(queues.triggers),
+            logger: b.log.child({ component: 'build-callbacks' }),
+          }),
+        }
+      : {}),
+    logger: b.log,
+    registry: b.registry,
+    isLeader: () => manager.isLeader(),
+    ...(w.maxBodyBytes ? { maxBodyBytes: w.maxBodyBytes } : {}),
+    ...(w.requestsPerSecond ? { requestsPerSecond: w.requestsPerSecond } : {}),
+    ...(w.burst ? { burst: w.burst } : {}),
+    ...(w.tls ? { tls: w.tls } : {}),
+  });
+  const at = await webhooks.start();
+  b.log.info('receiving registry webhooks', {
+    address: `${at.address}:${at.port}`,
+    receivers: w.receivers.map((r) => `${r.name} (${r.format})`),
+    buildCallbacks: Boolean(w.buildCallbacks),
+    tls: Boolean(w.tls),
+  });
+  return webhooks;
+}
 
-  let admission: AdmissionRuntime | undefined;
-  const a = config.admission;
-  if (a.address) {
-    admission = new AdmissionRuntime({
-      host: a.address.host,
-      port: a.address.port,
-      reviewer: new AdmissionReviewer({
-        policies: (ns) => policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
-        trust,
-        registrySource: (p) => credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
-        events,
-        log: log.child({ component: 'admission' }),
-        deadlineMs: a.deadlineMs,
-        registry,
-      }),
-      certificates: a.certDir
-        ? { kind: 'files', dir: a.certDir }
-        : {
-            kind: 'managed',
-            tls: new AdmissionTls({
-              client,
-              namespace: config.namespace,
-              secretName: a.secret,
-              webhookConfigurationName: a.webhookConfiguration,
-              hosts: serviceHosts(a.service, config.namespace, a.certHosts),
-              log: log.child({ component: 'admission' }),
-            }),
-          },
-      ready: () => policies.informers.every((i) => i.hasSynced()),
-      log: log.child({ component: 'admission' }),
-    });
-    const runtime = admission;
-    manager.addLeaderTask((signal) => void runtime.lead(signal));
-    runtime.start();
-  }
+/** The validating admission webhook, on every replica; undefined when disabled. */
+function startAdmission(
+  b: Basics,
+  manager: Manager,
+  c: Caches,
+  shared: Shared,
+  trust: ImageTrust,
+): AdmissionRuntime | undefined {
+  const a = b.config.admission;
+  if (!a.address) return undefined;
+  const log = b.log.child({ component: 'admission' });
+  const admission = new AdmissionRuntime({
+    host: a.address.host,
+    port: a.address.port,
+    reviewer: new AdmissionReviewer({
+      policies: (ns) => c.policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
+      trust,
+      registrySource: (p) => shared.credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
+      events: shared.events,
+      log,
+      deadlineMs: a.deadlineMs,
+      registry: b.registry,
+    }),
+    certificates: a.certDir
+      ? { kind: 'files', dir: a.certDir }
+      : {
+          kind: 'managed',
+          tls: new AdmissionTls({
+            client: b.client,
+            namespace: b.config.namespace,
+            secretName: a.secret,
+            webhookConfigurationName: a.webhookConfiguration,
+            hosts: serviceHosts(a.service, b.config.namespace, a.certHosts),
+            log,
+          }),
+        },
+    ready: () => c.policies.informers.every((i) => i.hasSynced()),
+    log,
+  });
+  manager.addLeaderTask((signal) => void admission.lead(signal));
+  admission.start();
+  return admission;
+}
 
+/** Aborts on SIGTERM or SIGINT; a second signal, or a shutdown past its deadline, exits at once. */
+function stopOnSignals(log: Logger): AbortSignal {
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -389,14 +382,67 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  return stop.signal;
+}
 
-  const outcome = await manager.run(stop.signal);
-  watcher.stop();
+async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise<number> {
+  const registry = createRegistry(true);
+  const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
+  // The replica's identity in the User-Agent tells replicas apart in the API server's audit log.
+  const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()} (${config.identity})` });
+  const b: Basics = { config, fileConfig, log, registry, client };
+  log.info('starting patchline', {
+    version: version(),
+    identity: config.identity,
+    server: client.server,
+    watchNamespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
+    leaderElection: config.leaderElection.enabled,
+  });
+
+  const probes = new ProbeServer({ host: config.probe.host, port: config.probe.port, registry, logger: log });
+  const address = await probes.start();
+  log.info('serving /healthz, /readyz and /metrics', { address: `${address.address}:${address.port}` });
+  const elector = leaderElector(b);
+  const manager = new Manager({ logger: log, probes, ...(elector ? { elector } : {}) });
+
+  const queues: Queues = {
+    policies: new WorkQueue({ name: 'imagepolicy', registry }),
+    triggers: new WorkQueue({ name: 'rebuildtrigger', registry }),
+  };
+  const kubeEvents = new KubeEventRecorder({
+    client,
+    controller: EVENT_CONTROLLER,
+    instance: config.identity,
+    logger: log,
+    registry,
+  });
+  const shared: Shared = {
+    status: new KubeStatusWriter(client, registry),
+    // Every decision recorded as an Event is also an audit log line (what, why, which resource).
+    events: new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' })),
+    credentials: new CredentialResolver(client),
+  };
+  const registries = registryParts(b, manager, queues);
+  const c = caches(b, manager);
+  wakePoliciesOnChanges(c, queues);
+  const trust = new ImageTrust({
+    client: registries.client,
+    secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'signature key', signal),
+    trustedRoot: new TrustedRootSource(fileConfig.sigstore),
+    registry,
+  });
+  manager.addController(imagePolicyController(b, queues.policies, c, shared, registries, trust), c.policies.informers);
+  manager.addController(rebuildTriggerController(b, queues.triggers, c, shared, registries), c.triggers.informers);
+  const webhooks = await startWebhooks(b, manager, queues, c, shared, registries);
+  const admission = startAdmission(b, manager, c, shared, trust);
+
+  const outcome = await manager.run(stopOnSignals(log));
+  registries.watcher.stop();
   await webhooks?.stop();
   await admission?.stop();
   await kubeEvents.flush();
   await probes.stop();
-  await registryClient.close();
+  await registries.client.close();
   await client.close();
   if (outcome === 'lost') {
     log.error('leadership lost; exiting so that the replica restarts clean');

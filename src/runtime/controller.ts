@@ -21,6 +21,11 @@ export interface ControllerOptions {
   logger: Logger;
   registry?: Registry;
   backoff?: BackoffPolicy;
+  /**
+   * The queue to work from, when others must be able to wake keys before the controller
+   * exists (its reconciler's own dependencies); by default the controller makes its own.
+   */
+  queue?: WorkQueue;
 }
 
 export class Controller {
@@ -35,10 +40,13 @@ export class Controller {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error('workers must be at least 1');
     this.name = options.name;
     this.options = options;
-    const queueOptions: ConstructorParameters<typeof WorkQueue>[0] = { name: options.name };
-    if (options.registry) queueOptions.registry = options.registry;
-    if (options.backoff) queueOptions.backoff = options.backoff;
-    this.queue = new WorkQueue(queueOptions);
+    this.queue =
+      options.queue ??
+      new WorkQueue({
+        name: options.name,
+        ...(options.registry ? { registry: options.registry } : {}),
+        ...(options.backoff ? { backoff: options.backoff } : {}),
+      });
     const r = options.registry;
     this.metrics = r
       ? {
