@@ -24,12 +24,26 @@
 //
 // Secrets are never in this file: receivers name files (a mounted Secret), read when needed
 // so that a rotated Secret takes effect without a restart.
+//
+// Every key, with its meaning and default, is in one place: the JSON Schema in
+// config-file-schema.ts (docs/reference/config-file.md is generated from it). Parsing is
+// three steps: YAML, the schema (ajv, every problem at once), then what a schema cannot say:
+// files that must be readable, receiver names used once, one trust root source.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import type { DataValidationCxt } from 'ajv/dist/types/index.js';
 import { parse } from 'yaml';
 import { ConfigError } from './config.ts';
+import {
+  CONFIG_FILE_SCHEMA,
+  type RawConfigFile,
+  type RawReceiverAuth,
+  type RawRegistry,
+  type RawSigstore,
+  type RawWebhooks,
+} from './config-file-schema.ts';
 import type { RegistryHostConfig } from './registry/client.ts';
-import { FORMATS, type WebhookFormat } from './registry/webhooks/formats.ts';
 import type { Receiver, ReceiverAuth, SecretValue } from './registry/webhooks/server.ts';
 import type { TrustedRootSettings } from './verify/trusted-root.ts';
 
@@ -62,9 +76,6 @@ function secretFile(path: string): SecretValue {
   };
 }
 
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export function loadConfigFile(path: string): FileConfig {
   let text: string;
   try {
@@ -75,208 +86,194 @@ export function loadConfigFile(path: string): FileConfig {
   return parseConfigFile(text, dirname(resolve(path)), path);
 }
 
+/** What the project's own keywords need while a file is validated (ajv's passContext). */
+interface ValidationContext {
+  /** The folder of the configuration file: relative paths start there. */
+  baseDir: string;
+}
+
+type Issue = Partial<ErrorObject>;
+
+/** `x-file`: a path to a readable file that is not empty. */
+function readableFile(this: ValidationContext, _enabled: boolean, value: string): boolean {
+  const path = resolve(this.baseDir, value);
+  let message: string | undefined;
+  try {
+    if (!readFileSync(path, 'utf8').trim()) message = `${path} is empty`;
+  } catch {
+    message = `cannot read ${path}`;
+  }
+  readableFile.errors = message ? [{ keyword: 'x-file', message, params: {} }] : [];
+  return message === undefined;
+}
+readableFile.errors = [] as Issue[];
+
+/** `x-unique`: no two items of the list share the value of this key. */
+function uniqueKey(key: string, items: unknown[], _parent?: unknown, cxt?: DataValidationCxt): boolean {
+  const seen = new Set<unknown>();
+  const issues: Issue[] = [];
+  items.forEach((item, i) => {
+    const value = (item as Record<string, unknown> | null)?.[key];
+    if (value === undefined) return;
+    if (seen.has(value))
+      issues.push({
+        keyword: 'x-unique',
+        instancePath: `${cxt?.instancePath ?? ''}/${i}/${key}`,
+        message: `${JSON.stringify(value)} is used twice`,
+        params: {},
+      });
+    seen.add(value);
+  });
+  uniqueKey.errors = issues;
+  return issues.length === 0;
+}
+uniqueKey.errors = [] as Issue[];
+
+/** `x-exclusive`: at most one of these keys is set. */
+function exclusiveKeys(keys: string[], data: Record<string, unknown>): boolean {
+  const set = keys.filter((k) => data[k] !== undefined && data[k] !== null);
+  exclusiveKeys.errors =
+    set.length > 1 ? [{ keyword: 'x-exclusive', message: `set ${keys.join(' or ')}, not both`, params: {} }] : [];
+  return set.length <= 1;
+}
+exclusiveKeys.errors = [] as Issue[];
+
+// strictRequired off: an auth type's `then` requires properties declared beside it, not in it.
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, passContext: true });
+ajv.addKeyword({ keyword: 'x-invalid', schemaType: 'string' });
+ajv.addKeyword({ keyword: 'x-file', type: 'string', schemaType: 'boolean', errors: true, validate: readableFile });
+ajv.addKeyword({ keyword: 'x-unique', type: 'array', schemaType: 'string', errors: true, validate: uniqueKey });
+ajv.addKeyword({ keyword: 'x-exclusive', type: 'object', schemaType: 'array', errors: true, validate: exclusiveKeys });
+const validate = ajv.compile(CONFIG_FILE_SCHEMA);
+
+/** `/webhooks/receivers/0/auth` → `webhooks.receivers[0].auth` */
+function fieldOf(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
+
+interface RuleSchema {
+  'x-invalid'?: string;
+  required?: string[];
+  properties?: Record<string, RuleSchema>;
+}
+
+/**
+ * A required key that is missing: its rule when it has one ("host must be a registry host"),
+ * or, for a missing mapping, the rule of the key it cannot do without ("auth.type must be
+ * one of …"); otherwise "is required".
+ */
+function describeMissing(at: string, schema: RuleSchema | undefined): string {
+  if (schema?.['x-invalid'] && !schema.properties) return `${at} ${schema['x-invalid']}`;
+  const inner = schema?.required?.[0];
+  const innerRule = inner ? schema?.properties?.[inner]?.['x-invalid'] : undefined;
+  return inner && innerRule ? `${at}.${inner} ${innerRule}` : `${at} is required`;
+}
+
+/** What a user reads for one schema error: the field, then what its value must be. */
+function describeError(e: ErrorObject, name: string): string | undefined {
+  const field = fieldOf(e.instancePath);
+  const schema = (e.parentSchema ?? {}) as RuleSchema;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${field || name}: unknown key "${String((e.params as { additionalProperty: string }).additionalProperty)}"`;
+    case 'required': {
+      const missing = String((e.params as { missingProperty: string }).missingProperty);
+      return describeMissing(field ? `${field}.${missing}` : missing, schema.properties?.[missing]);
+    }
+    case 'if':
+      return undefined; // its `then` said what is missing
+    case 'x-file':
+    case 'x-exclusive':
+      return `${field || name}: ${e.message ?? ''}`;
+    case 'x-unique':
+      return `${field} ${e.message ?? ''}`;
+    default:
+      return `${field || name} ${schema['x-invalid'] ?? e.message ?? 'is invalid'}`;
+  }
+}
+
+// From the file's values, checked by the schema: paths resolved, files read.
+
+function registryHosts(raw: RawRegistry[], baseDir: string): RegistryHostConfig[] {
+  return raw.map((r) => {
+    const host: RegistryHostConfig = { host: r.host };
+    if (typeof r.insecure === 'boolean') host.insecure = r.insecure;
+    if (r.caFile) host.ca = readFileSync(resolve(baseDir, r.caFile), 'utf8');
+    if (r.maxConcurrency) host.maxConcurrency = r.maxConcurrency;
+    if (r.requestsPerMinute) host.requestsPerMinute = r.requestsPerMinute;
+    return host;
+  });
+}
+
+function receiverAuth(a: RawReceiverAuth, baseDir: string): ReceiverAuth {
+  const secret = (path: string | null | undefined): SecretValue => secretFile(resolve(baseDir, path ?? ''));
+  switch (a.type) {
+    case 'bearer':
+    case 'path':
+      return { type: a.type, token: secret(a.tokenFile) };
+    case 'basic':
+      return { type: 'basic', username: a.username ?? '', password: secret(a.passwordFile) };
+    case 'header':
+      return { type: 'header', header: a.header ?? '', value: secret(a.valueFile) };
+    case 'hmac':
+      return a.header
+        ? { type: 'hmac', key: secret(a.keyFile), header: a.header }
+        : { type: 'hmac', key: secret(a.keyFile) };
+  }
+}
+
+function webhookSettings(raw: RawWebhooks, baseDir: string): WebhookSettings {
+  const webhooks: WebhookSettings = { receivers: [] };
+  if (raw.maxBodyBytes) webhooks.maxBodyBytes = raw.maxBodyBytes;
+  if (raw.requestsPerSecond) webhooks.requestsPerSecond = raw.requestsPerSecond;
+  if (raw.burst) webhooks.burst = raw.burst;
+  if (raw.buildCallbacks) webhooks.buildCallbacks = true;
+  if (raw.tls) {
+    const read = (path: string): string => readFileSync(resolve(baseDir, path), 'utf8');
+    webhooks.tls = { cert: read(raw.tls.certFile), key: read(raw.tls.keyFile) };
+  }
+  for (const r of raw.receivers ?? []) {
+    const receiver: Receiver = { name: r.name, format: r.format, auth: receiverAuth(r.auth, baseDir) };
+    if (r.registry) receiver.registry = r.registry;
+    webhooks.receivers.push(receiver);
+  }
+  return webhooks;
+}
+
+function trustedRootSettings(raw: RawSigstore, baseDir: string): TrustedRootSettings {
+  const sigstore: TrustedRootSettings = {};
+  if (raw.trustedRootFile) sigstore.file = resolve(baseDir, raw.trustedRootFile);
+  if (raw.tuf) {
+    const tuf: NonNullable<TrustedRootSettings['tuf']> = {};
+    if (raw.tuf.mirrorURL) tuf.mirrorURL = raw.tuf.mirrorURL;
+    if (raw.tuf.rootFile) tuf.rootFile = resolve(baseDir, raw.tuf.rootFile);
+    if (raw.tuf.cachePath) tuf.cachePath = resolve(baseDir, raw.tuf.cachePath);
+    sigstore.tuf = tuf;
+  }
+  return sigstore;
+}
+
+/** Reads a configuration file's text; throws ConfigError listing every problem at once. */
 export function parseConfigFile(text: string, baseDir: string, name = 'config file'): FileConfig {
-  const problems: string[] = [];
   let doc: unknown;
   try {
     doc = parse(text) ?? {};
   } catch (err) {
     throw new ConfigError([`${name} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`]);
   }
-  if (!isObject(doc))
-    throw new ConfigError([`${name} must be a mapping with "registries", "webhooks" and/or "sigstore"`]);
-  for (const key of Object.keys(doc))
-    if (!['registries', 'webhooks', 'sigstore'].includes(key)) problems.push(`${name}: unknown key "${key}"`);
-
-  const file = (field: string, value: unknown): string | undefined => {
-    if (typeof value !== 'string' || !value) {
-      problems.push(`${field} must be a file path`);
-      return undefined;
-    }
-    const path = resolve(baseDir, value);
-    try {
-      if (!readFileSync(path, 'utf8').trim()) problems.push(`${field}: ${path} is empty`);
-    } catch {
-      problems.push(`${field}: cannot read ${path}`);
-    }
-    return path;
-  };
-  const positive = (field: string, value: unknown): number | undefined => {
-    if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-      problems.push(`${field} must be a whole number of at least 1`);
-      return undefined;
-    }
-    return value;
-  };
-
-  const registries: RegistryHostConfig[] = [];
-  const rawRegistries = doc.registries ?? [];
-  if (!Array.isArray(rawRegistries)) problems.push('registries must be a list');
-  else
-    rawRegistries.forEach((r, i) => {
-      const at = `registries[${i}]`;
-      if (!isObject(r) || typeof r.host !== 'string' || !/^[a-zA-Z0-9.\-[\]:]+$/.test(r.host)) {
-        problems.push(`${at}.host must be a registry host such as registry.example.com:5000`);
-        return;
-      }
-      const host: RegistryHostConfig = { host: r.host };
-      if (r.insecure !== undefined) {
-        if (typeof r.insecure !== 'boolean') problems.push(`${at}.insecure must be true or false`);
-        else host.insecure = r.insecure;
-      }
-      if (r.caFile !== undefined) {
-        const path = file(`${at}.caFile`, r.caFile);
-        if (path) {
-          try {
-            host.ca = readFileSync(path, 'utf8');
-          } catch {
-            // reported by file()
-          }
-        }
-      }
-      const c = positive(`${at}.maxConcurrency`, r.maxConcurrency);
-      if (c) host.maxConcurrency = c;
-      const rpm = positive(`${at}.requestsPerMinute`, r.requestsPerMinute);
-      if (rpm) host.requestsPerMinute = rpm;
-      registries.push(host);
-    });
-
-  const webhooks: WebhookSettings = { receivers: [] };
-  const rawWebhooks = doc.webhooks ?? {};
-  if (!isObject(rawWebhooks)) problems.push('webhooks must be a mapping');
-  else {
-    const m = positive('webhooks.maxBodyBytes', rawWebhooks.maxBodyBytes);
-    if (m) webhooks.maxBodyBytes = m;
-    const rps = positive('webhooks.requestsPerSecond', rawWebhooks.requestsPerSecond);
-    if (rps) webhooks.requestsPerSecond = rps;
-    const burst = positive('webhooks.burst', rawWebhooks.burst);
-    if (burst) webhooks.burst = burst;
-    if (rawWebhooks.buildCallbacks !== undefined) {
-      if (typeof rawWebhooks.buildCallbacks !== 'boolean')
-        problems.push('webhooks.buildCallbacks must be true or false');
-      else if (rawWebhooks.buildCallbacks) webhooks.buildCallbacks = true;
-    }
-    if (rawWebhooks.tls !== undefined) {
-      const t = isObject(rawWebhooks.tls) ? rawWebhooks.tls : {};
-      const cert = file('webhooks.tls.certFile', t.certFile);
-      const key = file('webhooks.tls.keyFile', t.keyFile);
-      if (cert && key) {
-        try {
-          webhooks.tls = { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
-        } catch {
-          // reported by file()
-        }
-      }
-    }
-    const receivers = rawWebhooks.receivers ?? [];
-    if (!Array.isArray(receivers)) problems.push('webhooks.receivers must be a list');
-    else {
-      const names = new Set<string>();
-      receivers.forEach((r, i) => {
-        const at = `webhooks.receivers[${i}]`;
-        if (!isObject(r)) {
-          problems.push(`${at} must be a mapping`);
-          return;
-        }
-        if (typeof r.name !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(r.name)) {
-          problems.push(`${at}.name must be lower-case letters, digits and dashes`);
-          return;
-        }
-        if (names.has(r.name)) {
-          problems.push(`${at}.name "${r.name}" is used twice`);
-          return;
-        }
-        names.add(r.name);
-        if (!FORMATS.includes(r.format as WebhookFormat)) {
-          problems.push(`${at}.format must be one of ${FORMATS.join(', ')}`);
-          return;
-        }
-        const a = isObject(r.auth) ? r.auth : undefined;
-        let auth: ReceiverAuth | undefined;
-        const secret = (field: string): SecretValue | undefined => {
-          const path = file(`${at}.auth.${field}`, a?.[field]);
-          return path ? secretFile(path) : undefined;
-        };
-        switch (a?.type) {
-          case 'bearer': {
-            const token = secret('tokenFile');
-            if (token) auth = { type: 'bearer', token };
-            break;
-          }
-          case 'basic': {
-            const password = secret('passwordFile');
-            if (typeof a.username !== 'string' || !a.username) problems.push(`${at}.auth.username is required`);
-            else if (password) auth = { type: 'basic', username: a.username, password };
-            break;
-          }
-          case 'header': {
-            const value = secret('valueFile');
-            if (typeof a.header !== 'string' || !/^[A-Za-z0-9-]+$/.test(a.header))
-              problems.push(`${at}.auth.header must be a header name`);
-            else if (value) auth = { type: 'header', header: a.header, value };
-            break;
-          }
-          case 'hmac': {
-            const key = secret('keyFile');
-            if (key)
-              auth = typeof a.header === 'string' ? { type: 'hmac', key, header: a.header } : { type: 'hmac', key };
-            break;
-          }
-          case 'path': {
-            const token = secret('tokenFile');
-            if (token) auth = { type: 'path', token };
-            break;
-          }
-          default:
-            problems.push(
-              `${at}.auth.type must be one of bearer, basic, header, hmac, path (every receiver is authenticated)`,
-            );
-        }
-        if (!auth) return;
-        const receiver: Receiver = { name: r.name, format: r.format as WebhookFormat, auth };
-        if (r.registry !== undefined) {
-          if (typeof r.registry !== 'string' || !r.registry) problems.push(`${at}.registry must be a registry host`);
-          else receiver.registry = r.registry;
-        }
-        webhooks.receivers.push(receiver);
-      });
-    }
+  const context: ValidationContext = { baseDir };
+  if (!validate.call(context, doc)) {
+    const problems = (validate.errors ?? []).flatMap((e) => describeError(e, name) ?? []);
+    throw new ConfigError([...new Set(problems)]);
   }
-  const sigstore: TrustedRootSettings = {};
-  const rawSigstore = doc.sigstore ?? {};
-  if (!isObject(rawSigstore)) problems.push('sigstore must be a mapping');
-  else {
-    for (const key of Object.keys(rawSigstore))
-      if (key !== 'trustedRootFile' && key !== 'tuf') problems.push(`sigstore: unknown key "${key}"`);
-    if (rawSigstore.trustedRootFile !== undefined) {
-      const path = file('sigstore.trustedRootFile', rawSigstore.trustedRootFile);
-      if (path) sigstore.file = path;
-    }
-    if (rawSigstore.tuf !== undefined) {
-      const t = rawSigstore.tuf;
-      if (!isObject(t)) problems.push('sigstore.tuf must be a mapping');
-      else {
-        const tuf: NonNullable<TrustedRootSettings['tuf']> = {};
-        if (t.mirrorURL !== undefined) {
-          if (typeof t.mirrorURL !== 'string' || !/^https?:\/\/\S+$/.test(t.mirrorURL))
-            problems.push('sigstore.tuf.mirrorURL must be an http(s) URL');
-          else tuf.mirrorURL = t.mirrorURL;
-        }
-        if (t.rootFile !== undefined) {
-          const path = file('sigstore.tuf.rootFile', t.rootFile);
-          if (path) tuf.rootFile = path;
-        }
-        if (t.cachePath !== undefined) {
-          if (typeof t.cachePath !== 'string' || !t.cachePath)
-            problems.push('sigstore.tuf.cachePath must be a directory');
-          else tuf.cachePath = resolve(baseDir, t.cachePath);
-        }
-        sigstore.tuf = tuf;
-      }
-    }
-    if (sigstore.file && sigstore.tuf) problems.push('sigstore: set trustedRootFile or tuf, not both');
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { registries, webhooks, sigstore };
+  const raw = doc as RawConfigFile; // the schema's type: validated above
+  return {
+    registries: registryHosts(raw.registries ?? [], baseDir),
+    webhooks: webhookSettings(raw.webhooks ?? {}, baseDir),
+    sigstore: trustedRootSettings(raw.sigstore ?? {}, baseDir),
+  };
 }

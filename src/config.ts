@@ -6,6 +6,9 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from './runtime/duration.ts';
 import type { LogFormat, LogLevel } from './runtime/logger.ts';
 
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'text', 'auto'];
+
 export interface Config {
   kubeconfig: string;
   context: string;
@@ -200,131 +203,150 @@ export function usage(): string {
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** Reads the configuration from argv and env; throws ConfigError listing every problem. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
-  const options = Object.fromEntries(
-    Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }]),
-  );
-  let flags: Record<string, string | undefined>;
-  try {
-    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new ConfigError([`${err instanceof Error ? err.message : String(err)}; known flags:\n${usage()}`]);
+/** Reads settings (flag over environment variable over default), collecting every problem. */
+class SettingsReader {
+  readonly problems: string[] = [];
+  private readonly flags: Record<string, string | undefined>;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv) {
+    this.flags = flags;
+    this.env = env;
   }
-  const problems: string[] = [];
-  const raw = (key: Key): string => {
+
+  raw(key: Key): string {
     const s: Setting = SETTINGS[key];
-    return (flags[s.flag] ?? env[s.env] ?? s.fallback).trim();
-  };
-  const where = (key: Key): string => `--${SETTINGS[key].flag} / ${SETTINGS[key].env}`;
-  const duration = (key: Key): number => {
+    return (this.flags[s.flag] ?? this.env[s.env] ?? s.fallback).trim();
+  }
+
+  /** How a problem names the setting: both the flag and the environment variable. */
+  where(key: Key): string {
+    return `--${SETTINGS[key].flag} / ${SETTINGS[key].env}`;
+  }
+
+  problem(key: Key, message: string): void {
+    this.problems.push(`${this.where(key)}: ${message}`);
+  }
+
+  /** A positive duration in milliseconds; 0 after a problem. */
+  duration(key: Key): number {
     try {
-      const ms = parseDuration(raw(key));
+      const ms = parseDuration(this.raw(key));
       if (ms <= 0) throw new Error('must be positive');
       return ms;
     } catch (err) {
-      problems.push(`${where(key)}: ${err instanceof Error ? err.message : String(err)}`);
+      this.problem(key, err instanceof Error ? err.message : String(err));
       return 0;
     }
-  };
-  const oneOf = <T extends string>(key: Key, allowed: readonly T[]): T => {
-    const value = raw(key) as T;
-    if (!allowed.includes(value)) problems.push(`${where(key)}: "${value}" is not one of ${allowed.join(', ')}`);
-    return value;
-  };
+  }
 
-  const leaderElect = oneOf('leaderElect', ['true', 'false'] as const) === 'true';
-  const leaseDurationMs = duration('leaseDuration');
-  const renewDeadlineMs = duration('renewDeadline');
-  const retryPeriodMs = duration('retryPeriod');
+  oneOf<T extends string>(key: Key, allowed: readonly T[]): T {
+    const value = this.raw(key) as T;
+    if (!allowed.includes(value)) this.problem(key, `"${value}" is not one of ${allowed.join(', ')}`);
+    return value;
+  }
+
+  wholeNumber(key: Key, min: number, max: number): number {
+    const text = this.raw(key);
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max)
+      this.problem(key, `"${text}" must be a whole number from ${min} to ${max}`);
+    return n;
+  }
+
+  /** Comma-separated values, each checked by `valid`. */
+  list(key: Key, valid: RegExp, what: string): string[] {
+    const values = this.raw(key)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const v of values) if (!valid.test(v)) this.problem(key, `"${v}" is not ${what}`);
+    return values;
+  }
+
+  hostPort(key: Key): { host: string; port: number } {
+    const address = this.raw(key);
+    const match = /^(.*):(\d{1,5})$/.exec(address);
+    if (!match || Number(match[2]) > 65535) {
+      this.problem(key, `"${address}" is not host:port (for example 0.0.0.0:8080 or 127.0.0.1:0)`);
+      return { host: '', port: 0 };
+    }
+    return { host: (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(match[2]) };
+  }
+}
+
+function parseFlags(argv: string[]): Record<string, string | undefined> {
+  const options = Object.fromEntries(
+    Object.values(SETTINGS).map((s: Setting) => [s.flag, { type: 'string' as const }]),
+  );
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new ConfigError([`${err instanceof Error ? err.message : String(err)}; known flags:\n${usage()}`]);
+  }
+}
+
+function leaderElection(r: SettingsReader): Config['leaderElection'] {
+  const enabled = r.oneOf('leaderElect', ['true', 'false'] as const) === 'true';
+  const leaseDurationMs = r.duration('leaseDuration');
+  const renewDeadlineMs = r.duration('renewDeadline');
+  const retryPeriodMs = r.duration('retryPeriod');
   if (
     leaseDurationMs &&
     renewDeadlineMs &&
     retryPeriodMs &&
     !(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)
   ) {
-    problems.push('leader election needs lease duration > renew deadline > retry period');
+    r.problems.push('leader election needs lease duration > renew deadline > retry period');
   }
+  return { enabled, leaseName: r.raw('leaseName'), leaseDurationMs, renewDeadlineMs, retryPeriodMs };
+}
 
-  const namespace = raw('namespace');
-  if (!DNS_LABEL.test(namespace)) problems.push(`${where('namespace')}: "${namespace}" is not a valid namespace name`);
-  const watchNamespaces = raw('watchNamespaces')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const ns of watchNamespaces) {
-    if (!DNS_LABEL.test(ns)) problems.push(`${where('watchNamespaces')}: "${ns}" is not a valid namespace name`);
-  }
-
-  const hostPort = (key: Key): { host: string; port: number } => {
-    const address = raw(key);
-    const match = /^(.*):(\d{1,5})$/.exec(address);
-    if (!match || Number(match[2]) > 65535) {
-      problems.push(`${where(key)}: "${address}" is not host:port (for example 0.0.0.0:8080 or 127.0.0.1:0)`);
-      return { host: '', port: 0 };
-    }
-    return { host: (match[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(match[2]) };
-  };
-  const probe = hostPort('probeAddress');
-  const webhook = hostPort('webhookAddress');
-  const admissionAddress = raw('admissionAddress') ? hostPort('admissionAddress') : undefined;
-  const admissionDeadlineMs = duration('admissionTimeout');
-  if (admissionDeadlineMs > 29_000)
-    problems.push(`${where('admissionTimeout')}: must be below 29s (the API server waits at most 30s)`);
-  const certHosts = raw('admissionCertHosts')
-    .split(',')
-    .map((h) => h.trim())
-    .filter(Boolean);
-  for (const h of certHosts)
-    if (!/^[a-zA-Z0-9.-]+$/.test(h))
-      problems.push(`${where('admissionCertHosts')}: "${h}" is not a DNS name or IPv4 address`);
+function admission(r: SettingsReader): Config['admission'] {
+  const address = r.raw('admissionAddress') ? r.hostPort('admissionAddress') : undefined;
+  const deadlineMs = r.duration('admissionTimeout');
+  if (deadlineMs > 29_000) r.problem('admissionTimeout', 'must be below 29s (the API server waits at most 30s)');
+  const certHosts = r.list('admissionCertHosts', /^[a-zA-Z0-9.-]+$/, 'a DNS name or IPv4 address');
   for (const key of ['admissionWebhookConfiguration', 'admissionSecret', 'admissionService'] as const)
-    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(raw(key)))
-      problems.push(`${where(key)}: "${raw(key)}" is not a valid name`);
-
-  const workersText = raw('workers');
-  const workers = Number(workersText);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-    problems.push(`${where('workers')}: "${workersText}" must be a whole number from 1 to 64`);
-  }
-
-  const maxBuildsText = raw('maxBuilds');
-  const maxBuilds = Number(maxBuildsText);
-  if (!Number.isInteger(maxBuilds) || maxBuilds < 1 || maxBuilds > 10_000) {
-    problems.push(`${where('maxBuilds')}: "${maxBuildsText}" must be a whole number from 1 to 10000`);
-  }
-
-  const level = oneOf('logLevel', ['error', 'warn', 'info', 'debug'] as const);
-  const format = oneOf('logFormat', ['json', 'text', 'auto'] as const);
-
-  if (problems.length > 0) throw new ConfigError(problems);
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(r.raw(key))) r.problem(key, `"${r.raw(key)}" is not a valid name`);
   return {
-    kubeconfig: raw('kubeconfig'),
-    context: raw('context'),
+    ...(address ? { address } : {}),
+    webhookConfiguration: r.raw('admissionWebhookConfiguration'),
+    secret: r.raw('admissionSecret'),
+    service: r.raw('admissionService'),
+    certHosts,
+    certDir: r.raw('admissionCertDir'),
+    deadlineMs,
+  };
+}
+
+/** Reads the configuration from argv and env; throws ConfigError listing every problem. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const r = new SettingsReader(parseFlags(argv), env);
+  const leader = leaderElection(r);
+  const namespace = r.raw('namespace');
+  if (!DNS_LABEL.test(namespace)) r.problem('namespace', `"${namespace}" is not a valid namespace name`);
+  const watchNamespaces = r.list('watchNamespaces', DNS_LABEL, 'a valid namespace name');
+  const probe = r.hostPort('probeAddress');
+  const webhook = r.hostPort('webhookAddress');
+  const admissionConfig = admission(r);
+  const workers = r.wholeNumber('workers', 1, 64);
+  const maxBuilds = r.wholeNumber('maxBuilds', 1, 10_000);
+  const log = { level: r.oneOf('logLevel', LOG_LEVELS), format: r.oneOf('logFormat', LOG_FORMATS) };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return {
+    kubeconfig: r.raw('kubeconfig'),
+    context: r.raw('context'),
     namespace,
-    identity: raw('identity') || `${hostname()}-${process.pid}`,
-    leaderElection: {
-      enabled: leaderElect,
-      leaseName: raw('leaseName'),
-      leaseDurationMs,
-      renewDeadlineMs,
-      retryPeriodMs,
-    },
+    identity: r.raw('identity') || `${hostname()}-${process.pid}`,
+    leaderElection: leader,
     watchNamespaces,
     probe,
-    log: { level, format },
+    log,
     workers,
     maxBuilds,
-    configFile: raw('configFile'),
+    configFile: r.raw('configFile'),
     webhook,
-    admission: {
-      ...(admissionAddress ? { address: admissionAddress } : {}),
-      webhookConfiguration: raw('admissionWebhookConfiguration'),
-      secret: raw('admissionSecret'),
-      service: raw('admissionService'),
-      certHosts,
-      certDir: raw('admissionCertDir'),
-      deadlineMs: admissionDeadlineMs,
-    },
+    admission: admissionConfig,
   };
 }

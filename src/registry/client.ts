@@ -29,6 +29,9 @@ import {
 } from './manifest.ts';
 import { isValidDigest, manifestReference, type ImageReference } from './reference.ts';
 
+/** Per-registry transport limits when the configuration file does not set them. */
+export const REGISTRY_DEFAULTS = { maxConcurrency: 8, requestsPerMinute: 600 } as const;
+
 export interface RegistryHostConfig {
   /** host[:port] as in image references. */
   host: string;
@@ -195,8 +198,8 @@ export class RegistryClient {
     if (!l) {
       const c = this.hostConfig(registry);
       l = new RegistryLimiter({
-        maxConcurrency: c.maxConcurrency ?? 8,
-        requestsPerMinute: c.requestsPerMinute ?? 600,
+        maxConcurrency: c.maxConcurrency ?? REGISTRY_DEFAULTS.maxConcurrency,
+        requestsPerMinute: c.requestsPerMinute ?? REGISTRY_DEFAULTS.requestsPerMinute,
         ...(this.options.now ? { now: this.options.now } : {}),
       });
       this.limiters.set(registry, l);

@@ -70,6 +70,9 @@ export interface WebhookServerOptions {
   now?: () => number;
 }
 
+/** Limits of the receiver when the configuration file does not set them. */
+export const WEBHOOK_DEFAULTS = { maxBodyBytes: 1024 * 1024, requestsPerSecond: 10, burst: 50 } as const;
+
 const HMAC_HEADERS: Partial<Record<WebhookFormat, string>> = {
   github: 'x-hub-signature-256',
   generic: 'x-patchline-signature',
@@ -246,8 +249,8 @@ export class WebhookServer {
 
   /** Token bucket per receiver. */
   private takeToken(name: string): void {
-    const rate = this.options.requestsPerSecond ?? 10;
-    const burst = this.options.burst ?? 50;
+    const rate = this.options.requestsPerSecond ?? WEBHOOK_DEFAULTS.requestsPerSecond;
+    const burst = this.options.burst ?? WEBHOOK_DEFAULTS.burst;
     const now = (this.options.now ?? Date.now)();
     const b = this.buckets.get(name) ?? { tokens: burst, at: now };
     b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
@@ -259,7 +262,7 @@ export class WebhookServer {
   }
 
   private readBody(req: IncomingMessage): Promise<Buffer> {
-    const max = this.options.maxBodyBytes ?? 1024 * 1024;
+    const max = this.options.maxBodyBytes ?? WEBHOOK_DEFAULTS.maxBodyBytes;
     const declared = Number(headerValue(req, 'content-length') ?? NaN);
     if (declared > max) {
       req.resume();
