@@ -12,7 +12,7 @@
 import { RebuildTriggerType, type RebuildTrigger, type RebuildTriggerStatus } from '../../api/v1alpha1/index.ts';
 import { createProvider } from '../../builders/index.ts';
 import { BuildError, type BuildProvider, type BuildRequest, type ProviderCredentials } from '../../builders/types.ts';
-import { CredentialError } from '../../registry/auth/credentials.ts';
+import { CredentialError, type CredentialSource } from '../../registry/auth/credentials.ts';
 import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { KubeClient } from '../../runtime/kube-client.ts';
@@ -34,7 +34,13 @@ import type { RegistryFacts } from '../registry-facts.ts';
 import type { ResourceWatches, WatchWish } from '../watches.ts';
 import { applyOutcome, type BuildOutcome } from './build-outcome.ts';
 import { IN_FLIGHT, landedCandidate, type BaseObservation } from './cycle-model.ts';
-import { decideRebuildTrigger, specProblems, providerName, type Gathered } from './decide.ts';
+import {
+  decideRebuildTrigger,
+  specProblems,
+  providerName,
+  type Gathered,
+  type RebuildTriggerDecision,
+} from './decide.ts';
 import type { BuildSlots } from './slots.ts';
 
 export type ProviderFactory = (trigger: RebuildTrigger, credentials: ProviderCredentials) => BuildProvider;
@@ -122,14 +128,19 @@ export class RebuildTriggerReconciler implements Reconciler {
     const now = this.now();
     const inFlight = IN_FLIGHT.includes(trigger.status?.build?.phase ?? '');
     this.deps.slots.observe(k, inFlight);
+    const gathered = await this.gather(k, trigger, ctx);
+    const decision = this.decide(k, trigger, now, gathered, inFlight);
+    return this.act(k, trigger, now, decision, ctx);
+  }
 
-    // Gather.
+  /** What the registries say of the bases and the target, and the provenance of a landed image. */
+  private async gather(k: string, trigger: RebuildTrigger, ctx: ReconcileContext): Promise<Gathered> {
+    const namespace = trigger.metadata?.namespace ?? '';
     const valid = specProblems(trigger).length === 0 && !!providerName(trigger.spec.build);
-    const following = valid && trigger.spec.suspend !== true;
-    const source = this.deps.credentials.registrySource(key.namespace, trigger.spec.registryAuth);
+    const source = this.deps.credentials.registrySource(namespace, trigger.spec.registryAuth);
     const bases = trigger.spec.baseImages.map((b) => ({ spec: b, ref: parseReference(b.image) }));
     const target = parseReference(trigger.spec.target.image);
-    if (following) {
+    if (valid && trigger.spec.suspend !== true) {
       const intervalMs = parseDuration(trigger.spec.interval ?? '5m');
       const wishes: WatchWish[] = [
         ...bases.map((b) => ({ reference: b.ref, source, intervalMs })),
@@ -141,39 +152,17 @@ export class RebuildTriggerReconciler implements Reconciler {
       this.deps.slots.leaveQueue(k);
     }
     const observations: BaseObservation[] = [];
-    for (const b of bases) {
-      const st = this.deps.watches.state(k, b.ref);
-      const obs: BaseObservation = { image: b.spec.image };
-      if (st?.digest) obs.digest = st.digest;
-      if (st?.checkedAt) obs.checkedAt = new Date(st.checkedAt);
-      if (st?.error) obs.error = st.error;
-      if (obs.digest && b.spec.platforms?.length) {
-        try {
-          obs.platformDigests = await this.deps.facts.platformDigests(
-            b.ref,
-            obs.digest,
-            b.spec.platforms,
-            source,
-            ctx.signal,
-          );
-        } catch (err) {
-          // Without the platform digests, the change cannot be judged yet: keep the old digest.
-          delete obs.digest;
-          obs.error = `reading the platforms of ${b.spec.image}: ${err instanceof Error ? err.message : String(err)}`;
-        }
-      }
-      observations.push(obs);
-    }
+    for (const b of bases) observations.push(await this.observeBase(k, b.spec, b.ref, source, ctx.signal));
     const targetState = this.deps.watches.state(k, target);
     const targetObs: { digest?: string; error?: string } = {};
     if (targetState?.digest) targetObs.digest = targetState.digest;
     if (targetState?.error) targetObs.error = targetState.error;
-    const status = trigger.status ?? {};
     const gathered: Gathered = {
       bases: observations,
       target: targetObs,
       slot: { available: true, limit: this.deps.slots.limit },
     };
+    const status = trigger.status ?? {};
     const candidate = landedCandidate(status, targetObs.digest);
     if (candidate) {
       try {
@@ -192,47 +181,70 @@ export class RebuildTriggerReconciler implements Reconciler {
         });
       }
     }
+    return gathered;
+  }
 
-    // Decide: first as if a build slot were free; a decision to start asks the slot manager,
-    // and when none is free for this trigger, decides again with its place in the queue.
-    let decision = decideRebuildTrigger(trigger, now, gathered);
+  /** A base as the shared watcher last saw it; with `platforms`, the followed platforms' digests. */
+  private async observeBase(
+    k: string,
+    spec: RebuildTrigger['spec']['baseImages'][number],
+    ref: ImageReference,
+    source: CredentialSource,
+    signal: AbortSignal,
+  ): Promise<BaseObservation> {
+    const st = this.deps.watches.state(k, ref);
+    const obs: BaseObservation = { image: spec.image };
+    if (st?.digest) obs.digest = st.digest;
+    if (st?.checkedAt) obs.checkedAt = new Date(st.checkedAt);
+    if (st?.error) obs.error = st.error;
+    if (obs.digest && spec.platforms?.length) {
+      try {
+        obs.platformDigests = await this.deps.facts.platformDigests(ref, obs.digest, spec.platforms, source, signal);
+      } catch (err) {
+        // Without the platform digests, the change cannot be judged yet: keep the old digest.
+        delete obs.digest;
+        obs.error = `reading the platforms of ${spec.image}: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
+    return obs;
+  }
+
+  /**
+   * Decides first as if a build slot were free; a decision to start asks the slot manager,
+   * and when none is free for this trigger, decides again with its place in the queue.
+   */
+  private decide(
+    k: string,
+    trigger: RebuildTrigger,
+    now: Date,
+    gathered: Gathered,
+    inFlight: boolean,
+  ): RebuildTriggerDecision {
+    const decision = decideRebuildTrigger(trigger, now, gathered);
     if (decision.action.kind === 'start') {
-      const readySince = Date.parse(status.pending?.readyAt ?? '') || now.getTime();
+      const readySince = Date.parse(trigger.status?.pending?.readyAt ?? '') || now.getTime();
       const slot = this.deps.slots.check(k, readySince);
-      if (!slot.available) decision = decideRebuildTrigger(trigger, now, { ...gathered, slot });
+      if (!slot.available) return decideRebuildTrigger(trigger, now, { ...gathered, slot });
     } else if (!inFlight) {
       this.deps.slots.leaveQueue(k);
     }
+    return decision;
+  }
 
-    // Act.
+  /** Status first (the intent of a build start is in it), then the provider's part. */
+  private async act(
+    k: string,
+    trigger: RebuildTrigger,
+    now: Date,
+    decision: RebuildTriggerDecision,
+    ctx: ReconcileContext,
+  ): Promise<ReconcileResult> {
     if (decision.action.kind === 'start' && !this.deps.slots.take(k)) return requeueAfter(1_000); // lost a race for the last slot
     const wrote = await this.deps.status.write(RebuildTriggerType, trigger, decision.status);
     if (wrote) this.record(trigger, decision.events, ctx);
-    if (decision.action.kind === 'start') {
-      const b = decision.status.build;
-      if (b?.requestedAt)
-        this.metrics?.toStart.observe(
-          { provider: b.provider ?? '' },
-          Math.max(
-            0,
-            (now.getTime() -
-              Date.parse(decision.status.bases?.find((x) => x.image === b.baseImage)?.changedAt ?? b.requestedAt)) /
-              1000,
-          ),
-        );
-    }
-    if (decision.status.landed && decision.status.landed.at !== status.landed?.at) {
-      const changedAt = Date.parse(
-        decision.status.bases?.find((x) => x.image === decision.status.build?.baseImage)?.changedAt ?? '',
-      );
-      if (Number.isFinite(changedAt))
-        this.metrics?.toLanded.observe(
-          { provider: decision.status.build?.provider ?? '' },
-          (now.getTime() - changedAt) / 1000,
-        );
-    }
+    this.observeTimes(trigger.status ?? {}, decision, now);
     // Waiting for a rebuilt image: look at the target now, not at its next interval.
-    if (decision.status.phase === 'Verifying') this.deps.watches.lookNow(target);
+    if (decision.status.phase === 'Verifying') this.deps.watches.lookNow(parseReference(trigger.spec.target.image));
     if (decision.action.kind === 'none') {
       if (!IN_FLIGHT.includes(decision.status.build?.phase ?? '')) this.deps.slots.observe(k, false);
       return decision.requeueAfterMs ? requeueAfter(decision.requeueAfterMs) : done;
@@ -240,6 +252,23 @@ export class RebuildTriggerReconciler implements Reconciler {
     const after = await this.buildStep(trigger, decision.status, decision.action.kind, ctx);
     const next = Math.min(decision.requeueAfterMs ?? Infinity, after ?? Infinity);
     return Number.isFinite(next) ? requeueAfter(next) : done;
+  }
+
+  /** Time to patch, per stage: base change to build start, base change to landed image. */
+  private observeTimes(before: RebuildTriggerStatus, decision: RebuildTriggerDecision, now: Date): void {
+    const status = decision.status;
+    const changedAt = (image: string | undefined): string | undefined =>
+      status.bases?.find((x) => x.image === image)?.changedAt;
+    const b = status.build;
+    if (decision.action.kind === 'start' && b?.requestedAt) {
+      const since = Date.parse(changedAt(b.baseImage) ?? b.requestedAt);
+      this.metrics?.toStart.observe({ provider: b.provider ?? '' }, Math.max(0, (now.getTime() - since) / 1000));
+    }
+    if (status.landed && status.landed.at !== before.landed?.at) {
+      const since = Date.parse(changedAt(b?.baseImage) ?? '');
+      if (Number.isFinite(since))
+        this.metrics?.toLanded.observe({ provider: b?.provider ?? '' }, (now.getTime() - since) / 1000);
+    }
   }
 
   private record(trigger: RebuildTrigger, events: DecidedEvent[], _ctx: ReconcileContext): void {
