@@ -8,7 +8,7 @@
 // password, or nothing, with a GET. Several scopes can share one token request.
 import type { Dispatcher } from 'undici';
 import { RegistryError } from '../errors.ts';
-import { BodyTooLarge, formBody, header, httpRequest } from '../../runtime/http.ts';
+import { BodyTooLarge, formBody, header, httpRequest, type HttpResponse } from '../../runtime/http.ts';
 import { parseChallenges } from './challenge.ts';
 import type { CredentialSource, RegistryCredential } from './credentials.ts';
 
@@ -147,6 +147,7 @@ export class Authorizer {
     return pending;
   }
 
+  /** Asks the token service for one token covering `scopes`, and caches it for each scope. */
   private async fetchToken(
     registry: string,
     scheme: AuthScheme,
@@ -154,6 +155,22 @@ export class Authorizer {
     source: CredentialSource,
     signal?: AbortSignal,
   ): Promise<string> {
+    const realm = this.tokenRealm(registry, scheme);
+    const credential = await source.credentialFor(registry, signal);
+    const started = this.now();
+    const res = await this.requestToken(registry, realm, scheme, scopes, credential, signal);
+    this.options.onTokenRequest?.(registry, res.status);
+    refuseTokenAnswer(registry, res.status, credential, scopes);
+    const { token, ttlSeconds } = readTokenBody(registry, res);
+    // Expire a little early: a token must not run out between being read and being used.
+    const expiresAt = started + ttlSeconds * 1000 - Math.min(10_000, ttlSeconds * 100);
+    for (const s of scopes) this.tokens.set(this.key(registry, source, s), { token, expiresAt });
+    this.prune();
+    return token;
+  }
+
+  /** The realm of the challenge, where credentials may be sent: https, or http where allowed. */
+  private tokenRealm(registry: string, scheme: AuthScheme): URL {
     let realm: URL;
     try {
       realm = new URL(scheme.realm ?? '');
@@ -167,41 +184,44 @@ export class Authorizer {
         `refusing to send credentials to a token realm over ${realm.protocol} (${realm.host})`,
       );
     }
-    const credential = await source.credentialFor(registry, signal);
+    return realm;
+  }
+
+  /**
+   * The token request: an OAuth2 refresh-token POST for identity tokens (ACR), else a GET
+   * with the scopes in the query and basic credentials when there are any.
+   */
+  private async requestToken(
+    registry: string,
+    realm: URL,
+    scheme: AuthScheme,
+    scopes: string[],
+    credential: RegistryCredential,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent, accept: 'application/json' };
-    let res;
-    const started = this.now();
+    const transport = {
+      dispatcher: this.options.dispatcherFor(realm),
+      limit: TOKEN_BODY_LIMIT,
+      timeoutMs: this.options.timeoutMs,
+      ...(signal ? { signal } : {}),
+    };
     try {
       if (credential.kind === 'identityToken') {
         headers['content-type'] = 'application/x-www-form-urlencoded';
-        res = await httpRequest(realm.toString(), {
-          method: 'POST',
-          headers,
-          body: formBody({
-            grant_type: 'refresh_token',
-            service: scheme.service,
-            scope: scopes,
-            refresh_token: credential.token,
-            client_id: 'patchline',
-          }),
-          dispatcher: this.options.dispatcherFor(realm),
-          limit: TOKEN_BODY_LIMIT,
-          timeoutMs: this.options.timeoutMs,
-          ...(signal ? { signal } : {}),
+        const body = formBody({
+          grant_type: 'refresh_token',
+          service: scheme.service,
+          scope: scopes,
+          refresh_token: credential.token,
+          client_id: 'patchline',
         });
-      } else {
-        if (scheme.service !== undefined) realm.searchParams.set('service', scheme.service);
-        for (const s of scopes) realm.searchParams.append('scope', s);
-        if (credential.kind === 'basic') headers.authorization = basic(credential.username, credential.password);
-        res = await httpRequest(realm.toString(), {
-          method: 'GET',
-          headers,
-          dispatcher: this.options.dispatcherFor(realm),
-          limit: TOKEN_BODY_LIMIT,
-          timeoutMs: this.options.timeoutMs,
-          ...(signal ? { signal } : {}),
-        });
+        return await httpRequest(realm.toString(), { method: 'POST', headers, body, ...transport });
       }
+      if (scheme.service !== undefined) realm.searchParams.set('service', scheme.service);
+      for (const s of scopes) realm.searchParams.append('scope', s);
+      if (credential.kind === 'basic') headers.authorization = basic(credential.username, credential.password);
+      return await httpRequest(realm.toString(), { method: 'GET', headers, ...transport });
     } catch (err) {
       this.options.onTokenRequest?.(registry, 'error');
       if (err instanceof BodyTooLarge)
@@ -214,47 +234,6 @@ export class Authorizer {
         { cause: err },
       );
     }
-    this.options.onTokenRequest?.(registry, res.status);
-    if (res.status === 401 || res.status === 403) {
-      throw new RegistryError(
-        'UNAUTHORIZED',
-        registry,
-        `the token service refused the ${describe(credential)} (HTTP ${res.status}) for ${scopes.join(' ')}`,
-        { status: res.status },
-      );
-    }
-    if (res.status === 429) {
-      throw new RegistryError('RATE_LIMITED', registry, 'the token service is rate limiting', { status: 429 });
-    }
-    if (res.status !== 200) {
-      throw new RegistryError(
-        res.status >= 500 ? 'UNAVAILABLE' : 'INVALID_RESPONSE',
-        registry,
-        `token service answered HTTP ${res.status}`,
-        {
-          status: res.status,
-        },
-      );
-    }
-    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      body = JSON.parse(res.body.toString('utf8')) as typeof body;
-    } catch {
-      throw new RegistryError(
-        'INVALID_RESPONSE',
-        registry,
-        `token service sent no JSON (${header(res.headers, 'content-type') ?? 'no content type'})`,
-      );
-    }
-    const token = typeof body.token === 'string' && body.token ? body.token : body.access_token;
-    if (typeof token !== 'string' || !token)
-      throw new RegistryError('INVALID_RESPONSE', registry, 'token service sent no token');
-    const ttl = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_TTL_S;
-    // Expire a little early: a token must not run out between being read and being used.
-    const expiresAt = started + ttl * 1000 - Math.min(10_000, ttl * 100);
-    for (const s of scopes) this.tokens.set(this.key(registry, source, s), { token, expiresAt });
-    this.prune();
-    return token;
   }
 
   private prune(): void {
@@ -279,4 +258,44 @@ function describe(c: RegistryCredential): string {
     case 'identityToken':
       return 'refresh token';
   }
+}
+
+/** Throws the error an unsuccessful token answer means; returns on 200. */
+function refuseTokenAnswer(registry: string, status: number, credential: RegistryCredential, scopes: string[]): void {
+  if (status === 200) return;
+  if (status === 401 || status === 403) {
+    throw new RegistryError(
+      'UNAUTHORIZED',
+      registry,
+      `the token service refused the ${describe(credential)} (HTTP ${status}) for ${scopes.join(' ')}`,
+      { status },
+    );
+  }
+  if (status === 429)
+    throw new RegistryError('RATE_LIMITED', registry, 'the token service is rate limiting', { status });
+  throw new RegistryError(
+    status >= 500 ? 'UNAVAILABLE' : 'INVALID_RESPONSE',
+    registry,
+    `token service answered HTTP ${status}`,
+    { status },
+  );
+}
+
+/** The token and its lifetime from a token service's JSON (`token`, or OAuth2's `access_token`). */
+function readTokenBody(registry: string, res: HttpResponse): { token: string; ttlSeconds: number } {
+  let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  try {
+    body = JSON.parse(res.body.toString('utf8')) as typeof body;
+  } catch {
+    throw new RegistryError(
+      'INVALID_RESPONSE',
+      registry,
+      `token service sent no JSON (${header(res.headers, 'content-type') ?? 'no content type'})`,
+    );
+  }
+  const token = typeof body.token === 'string' && body.token ? body.token : body.access_token;
+  if (typeof token !== 'string' || !token)
+    throw new RegistryError('INVALID_RESPONSE', registry, 'token service sent no token');
+  const ttlSeconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_TTL_S;
+  return { token, ttlSeconds };
 }
