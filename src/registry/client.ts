@@ -485,96 +485,92 @@ export class RegistryClient {
     const scope = pullScope(x.repository);
     let authRetried = false;
     for (let attempt = 0; ; attempt++) {
+      const canRetry = attempt < retries;
       const auth = await this.authorizer.header(x.registry, scope, x.source, x.signal);
-      let res: HttpResponse;
-      try {
-        res = await this.send(x, `${this.base(x.registry)}${x.path}`, auth);
-      } catch (err) {
-        if (err instanceof RegistryError) throw err;
-        if (x.signal?.aborted) throw err;
-        const timeout = err instanceof Error && /Timeout/.test(err.name);
-        if (attempt < retries) {
-          await wait(backoffDelay(attempt, { baseMs: 250, maxMs: 5_000, jitter: 0.2 }), x.signal);
-          continue;
-        }
-        throw new RegistryError(
-          timeout ? 'TIMEOUT' : 'UNAVAILABLE',
-          x.registry,
-          `${x.method} ${x.repository} failed: ${err instanceof Error ? err.message : String(err)}`,
-          {
-            cause: err,
-          },
-        );
+      // An answer is judged outside the failure handler: the errors it throws are final.
+      const next = await this.send(x, `${this.base(x.registry)}${x.path}`, auth).then(
+        (res) => this.judgeAnswer(x, res, { auth, scope, attempt, canRetry, authRetried }),
+        (err: unknown) => this.judgeFailure(x, err, attempt, canRetry),
+      );
+      if (next.kind === 'done') return next.res;
+      if (next.kind === 'authenticate') {
+        authRetried = true;
+        attempt--; // authenticating is not a retry
+        continue;
       }
-      const status = res.status;
-      if (status >= 200 && status < 300) return res;
-      if (status === 401) {
-        if (auth) this.authorizer.invalidate(x.registry, x.source, scope);
-        const learned = this.authorizer.learn(x.registry, header(res.headers, 'www-authenticate'));
-        if (!authRetried && learned) {
-          authRetried = true;
-          attempt--; // authenticating is not a retry
-          continue;
-        }
-        throw new RegistryError(
-          'UNAUTHORIZED',
-          x.registry,
-          `not authorized to read ${x.repository}${auth ? ' with the credentials given' : ' anonymously'}${registryMessage(res)}`,
-          {
-            status,
-          },
-        );
-      }
-      if (status === 403)
-        throw new RegistryError('DENIED', x.registry, `access to ${x.repository} denied${registryMessage(res)}`, {
-          status,
-        });
-      if (status === 404)
-        throw new RegistryError(
-          'NOT_FOUND',
-          x.registry,
-          `${x.kind} of ${x.repository} not found (${x.path.split('?')[0]})${registryMessage(res)}`,
-          { status },
-        );
-      if (status === 429) {
-        const retryAfterMs = parseRetryAfter(header(res.headers, 'retry-after'), (this.options.now ?? Date.now)());
-        if (
-          retryAfterMs !== undefined &&
-          retryAfterMs <= (this.options.maxRetryAfterMs ?? 30_000) &&
-          attempt < retries
-        ) {
-          await wait(retryAfterMs, x.signal);
-          continue;
-        }
-        throw new RegistryError(
-          'RATE_LIMITED',
-          x.registry,
-          `rate limited${retryAfterMs !== undefined ? `; retry after ${Math.ceil(retryAfterMs / 1000)} s` : ''}`,
-          {
-            status,
-            ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-          },
-        );
-      }
-      if (status >= 500) {
-        if (attempt < retries) {
-          await wait(backoffDelay(attempt, { baseMs: 250, maxMs: 5_000, jitter: 0.2 }), x.signal);
-          continue;
-        }
-        throw new RegistryError(
-          'UNAVAILABLE',
-          x.registry,
-          `${x.method} ${x.repository} failed with HTTP ${status}${registryMessage(res)}`,
-          { status },
-        );
-      }
+      await wait(next.waitMs, x.signal);
+    }
+  }
+
+  /** The request could not be sent or answered: retried with backoff, then UNAVAILABLE or TIMEOUT. */
+  private judgeFailure(x: Exchange, err: unknown, attempt: number, canRetry: boolean): Next {
+    if (err instanceof RegistryError || x.signal?.aborted) throw err;
+    if (canRetry) return { kind: 'retry', waitMs: backoffDelay(attempt, TRANSPORT_BACKOFF) };
+    const timeout = err instanceof Error && /Timeout/.test(err.name);
+    throw new RegistryError(
+      timeout ? 'TIMEOUT' : 'UNAVAILABLE',
+      x.registry,
+      `${x.method} ${x.repository} failed: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+
+  /**
+   * What an answer means: success; authenticate once (a 401 that taught a new challenge);
+   * wait and retry (429 with a short Retry-After, 5xx); or an error classified by status.
+   */
+  private judgeAnswer(
+    x: Exchange,
+    res: HttpResponse,
+    at: { auth: string | undefined; scope: string; attempt: number; canRetry: boolean; authRetried: boolean },
+  ): Next {
+    const status = res.status;
+    if (status >= 200 && status < 300) return { kind: 'done', res };
+    const why = registryMessage(res);
+    if (status === 401) {
+      if (at.auth) this.authorizer.invalidate(x.registry, x.source, at.scope);
+      const learned = this.authorizer.learn(x.registry, header(res.headers, 'www-authenticate'));
+      if (!at.authRetried && learned) return { kind: 'authenticate' };
+      const how = at.auth ? ' with the credentials given' : ' anonymously';
+      throw new RegistryError('UNAUTHORIZED', x.registry, `not authorized to read ${x.repository}${how}${why}`, {
+        status,
+      });
+    }
+    if (status === 403)
+      throw new RegistryError('DENIED', x.registry, `access to ${x.repository} denied${why}`, { status });
+    if (status === 404) {
+      const what = `${x.kind} of ${x.repository} not found (${x.path.split('?')[0]})`;
+      throw new RegistryError('NOT_FOUND', x.registry, `${what}${why}`, { status });
+    }
+    if (status === 429) {
+      const retryAfterMs = parseRetryAfter(header(res.headers, 'retry-after'), (this.options.now ?? Date.now)());
+      const short = retryAfterMs !== undefined && retryAfterMs <= (this.options.maxRetryAfterMs ?? 30_000);
+      if (short && at.canRetry) return { kind: 'retry', waitMs: retryAfterMs };
+      const after = retryAfterMs !== undefined ? `; retry after ${Math.ceil(retryAfterMs / 1000)} s` : '';
+      throw new RegistryError('RATE_LIMITED', x.registry, `rate limited${after}`, {
+        status,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
+    }
+    if (status >= 500) {
+      if (at.canRetry) return { kind: 'retry', waitMs: backoffDelay(at.attempt, TRANSPORT_BACKOFF) };
       throw new RegistryError(
-        'INVALID_RESPONSE',
+        'UNAVAILABLE',
         x.registry,
-        `${x.method} ${x.repository}: unexpected HTTP ${status}${registryMessage(res)}`,
-        { status },
+        `${x.method} ${x.repository} failed with HTTP ${status}${why}`,
+        {
+          status,
+        },
       );
     }
+    throw new RegistryError(
+      'INVALID_RESPONSE',
+      x.registry,
+      `${x.method} ${x.repository}: unexpected HTTP ${status}${why}`,
+      {
+        status,
+      },
+    );
   }
 
   /** One HTTP request through the registry's limiter, following up to three redirects. */
@@ -706,3 +702,9 @@ function contentDigest(algorithm: string, body: Buffer): string | undefined {
   if (algorithm !== 'sha256' && algorithm !== 'sha512') return undefined;
   return `${algorithm}:${createHash(algorithm).update(body).digest('hex')}`;
 }
+
+/** What to do after one attempt of an exchange. */
+type Next = { kind: 'done'; res: HttpResponse } | { kind: 'retry'; waitMs: number } | { kind: 'authenticate' };
+
+/** Backoff between attempts after a transport failure or a 5xx. */
+const TRANSPORT_BACKOFF = { baseMs: 250, maxMs: 5_000, jitter: 0.2 };
