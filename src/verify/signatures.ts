@@ -206,15 +206,17 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/**
- * Verifies one artefact against the authorities (any one suffices). Returns what it says, or
- * why no authority accepts it. A trust-root failure is thrown: it is not the artefact's fault.
- */
-async function verifyArtifact(
-  artifact: CosignArtifact,
-  authorities: readonly Authority[],
-  options: VerifyOptions,
-): Promise<{ content: VerifiedContent } | { failure: string }> {
+/** An artefact read as a bundle: what it signs and what it carries to prove it. */
+interface ReadArtifact {
+  bundle: Bundle;
+  payload: Buffer;
+  payloadType: VerifiedContent['payloadType'];
+  hasCertificate: boolean;
+  hasTlog: boolean;
+}
+
+/** The artefact as a bundle with its signed payload, or why it cannot be verified at all. */
+function readArtifact(artifact: CosignArtifact): ReadArtifact | { failure: string } {
   let bundle: Bundle;
   try {
     bundle = artifact.format === 'legacy' ? legacyToBundle(artifact) : parseBundle(artifact.bundle);
@@ -222,8 +224,6 @@ async function verifyArtifact(
     return { failure: `${artifact.from}: ${errorText(err)}` };
   }
   const material = bundle.verificationMaterial;
-  const hasCertificate = material.content.$case === 'x509CertificateChain' || material.content.$case === 'certificate';
-  const hasTlog = material.tlogEntries.length > 0;
   const content = bundle.content;
   const payload =
     content.$case === 'dsseEnvelope'
@@ -238,63 +238,94 @@ async function verifyArtifact(
   if (content.$case === 'dsseEnvelope' && content.dsseEnvelope.payloadType !== MediaTypes.inToto) {
     return { failure: `${artifact.from}: DSSE payload type ${content.dsseEnvelope.payloadType} is not in-toto` };
   }
-  const needsRoot = hasCertificate || hasTlog;
-  const root = needsRoot ? await options.trustedRoot() : EMPTY_TRUSTED_ROOT;
-  const entity = toSignedEntity(bundle, payload);
+  return {
+    bundle,
+    payload,
+    payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
+    hasCertificate: material.content.$case === 'x509CertificateChain' || material.content.$case === 'certificate',
+    hasTlog: material.tlogEntries.length > 0,
+  };
+}
+
+type AuthorityVerdict = { signer: string } | { failure: string } | undefined;
+
+/** A key authority: the signature verifies with its key (and a log entry, unless ignoreTlog). */
+function verifyWithKey(
+  authority: Extract<Authority, { kind: 'key' }>,
+  read: ReadArtifact,
+  root: TrustedRoot,
+  entity: ReturnType<typeof toSignedEntity>,
+): AuthorityVerdict {
+  if (read.hasCertificate) return undefined; // a certificate's key is not one of ours
+  if (!read.hasTlog && !authority.ignoreTlog)
+    return { failure: `${describeAuthority(authority)}: no transparency-log entry (ignoreTlog is not set)` };
+  const trust = toTrustMaterial(root, () => ({ publicKey: authority.publicKey, validFor: () => true }));
+  const thresholds = read.hasTlog
+    ? { ctlogThreshold: 0 }
+    : { tlogThreshold: 0, timestampThreshold: 0, ctlogThreshold: 0 };
+  try {
+    new Verifier(trust, thresholds).verify(entity);
+    return { signer: `key ${authority.name}` };
+  } catch (err) {
+    return { failure: `${describeAuthority(authority)}: ${errorText(err)}` };
+  }
+}
+
+/** A keyless identity: the certificate chains to the trust root and names the issuer and subject. */
+function verifyKeyless(
+  authority: Exclude<Authority, { kind: 'key' }>,
+  read: ReadArtifact,
+  root: TrustedRoot,
+  entity: ReturnType<typeof toSignedEntity>,
+): AuthorityVerdict {
+  if (!read.hasCertificate) return undefined;
+  try {
+    const signer = new Verifier(toTrustMaterial(root)).verify(entity);
+    const subject = signer.identity?.subjectAlternativeName;
+    const issuer = signer.identity?.extensions?.issuer;
+    if (!matches(authority.issuer, issuer) || !matches(authority.subject, subject))
+      return {
+        failure: `${describeAuthority(authority)}: signed by ${subject ?? '(no subject)'} from ${issuer ?? '(no issuer)'}`,
+      };
+    return { signer: `${subject ?? ''} (${issuer ?? ''})` };
+  } catch (err) {
+    return { failure: `${describeAuthority(authority)}: ${errorText(err)}` };
+  }
+}
+
+/**
+ * Verifies one artefact against the authorities (any one suffices). Returns what it says, or
+ * why no authority accepts it. A trust-root failure is thrown: it is not the artefact's fault.
+ */
+async function verifyArtifact(
+  artifact: CosignArtifact,
+  authorities: readonly Authority[],
+  options: VerifyOptions,
+): Promise<{ content: VerifiedContent } | { failure: string }> {
+  const read = readArtifact(artifact);
+  if ('failure' in read) return read;
+  const root = read.hasCertificate || read.hasTlog ? await options.trustedRoot() : EMPTY_TRUSTED_ROOT;
+  const entity = toSignedEntity(read.bundle, read.payload);
   const failures: string[] = [];
   for (const authority of authorities) {
-    if (authority.kind === 'key') {
-      if (hasCertificate) continue; // a certificate's key is not one of ours
-      if (!hasTlog && !authority.ignoreTlog) {
-        failures.push(`${describeAuthority(authority)}: no transparency-log entry (ignoreTlog is not set)`);
-        continue;
-      }
-      const trust = toTrustMaterial(root, () => ({ publicKey: authority.publicKey, validFor: () => true }));
-      const verifier = new Verifier(
-        trust,
-        hasTlog ? { ctlogThreshold: 0 } : { tlogThreshold: 0, timestampThreshold: 0, ctlogThreshold: 0 },
-      );
-      try {
-        verifier.verify(entity);
-        return {
-          content: {
-            authority: authority.name,
-            signer: `key ${authority.name}`,
-            payload,
-            payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
-          },
-        };
-      } catch (err) {
-        failures.push(`${describeAuthority(authority)}: ${errorText(err)}`);
-      }
-    } else {
-      if (!hasCertificate) continue;
-      try {
-        const signer = new Verifier(toTrustMaterial(root)).verify(entity);
-        const subject = signer.identity?.subjectAlternativeName;
-        const issuer = signer.identity?.extensions?.issuer;
-        if (!matches(authority.issuer, issuer) || !matches(authority.subject, subject)) {
-          failures.push(
-            `${describeAuthority(authority)}: signed by ${subject ?? '(no subject)'} from ${issuer ?? '(no issuer)'}`,
-          );
-          continue;
-        }
-        return {
-          content: {
-            authority: authority.name,
-            signer: `${subject ?? ''} (${issuer ?? ''})`,
-            payload,
-            payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
-          },
-        };
-      } catch (err) {
-        failures.push(`${describeAuthority(authority)}: ${errorText(err)}`);
-      }
-    }
+    const verdict =
+      authority.kind === 'key'
+        ? verifyWithKey(authority, read, root, entity)
+        : verifyKeyless(authority, read, root, entity);
+    if (verdict && 'signer' in verdict)
+      return {
+        content: {
+          authority: authority.name,
+          signer: verdict.signer,
+          payload: read.payload,
+          payloadType: read.payloadType,
+        },
+      };
+    if (verdict) failures.push(verdict.failure);
   }
   if (failures.length === 0) {
     failures.push(
-      hasCertificate
+      read.hasCertificate
         ? 'signed with a certificate, but no keyless identity is allowed'
         : 'signed with a key, but no key is allowed',
     );
