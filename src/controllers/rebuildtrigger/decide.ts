@@ -13,12 +13,14 @@ import {
   Stalled,
   applyConditions,
   findCondition,
+  type Condition,
   type ConditionInput,
 } from '../../runtime/conditions.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { decideCycle } from './cycle.ts';
-import { IN_FLIGHT, type Action, type CycleInput } from './cycle-model.ts';
+import { IN_FLIGHT, type Action, type CycleInput, type CycleSummary } from './cycle-model.ts';
+import type { ProviderName } from '../../builders/types.ts';
 
 export { providerName };
 
@@ -56,6 +58,57 @@ export function specProblems(trigger: RebuildTrigger): SpecProblem[] {
 
 const NOTHING: Gathered = { bases: [], target: {}, slot: { available: false, limit: 0 } };
 
+/** Suspended, an invalid spec or no provider: nothing new starts, but a build in flight is followed to its end. */
+function holdCycle(trigger: RebuildTrigger, conditions: Condition[], provider: ProviderName | undefined) {
+  const previous = trigger.status ?? {};
+  const suspended = trigger.spec.suspend === true;
+  const status: RebuildTriggerStatus = { ...previous, conditions };
+  if (suspended) status.phase = 'Suspended';
+  else if (status.phase === 'Suspended') delete status.phase;
+  const inFlight = previous.build && IN_FLIGHT.includes(previous.build.phase ?? '');
+  const action: Action =
+    inFlight && provider ? { kind: previous.build?.phase === 'Starting' ? 'resolve' : 'poll' } : { kind: 'none' };
+  return { status, action, ...(inFlight ? { requeueAfterMs: 10_000 } : {}) };
+}
+
+/** The conditions the cycle's summary means: Ready, Stalled, Reconciling, Building, UpToDate. */
+function cycleConditions(
+  previous: readonly Condition[] | undefined,
+  sum: CycleSummary,
+  g: number,
+  now: Date,
+): Condition[] {
+  const condition = (type: string, status: ConditionInput['status'], reason: string, message: string) => ({
+    type,
+    status,
+    reason,
+    message,
+    observedGeneration: g,
+  });
+  return applyConditions(
+    previous,
+    [
+      condition(Ready, sum.ready ? 'True' : 'False', sum.reason, sum.message),
+      sum.stalled ? condition(Stalled, 'True', sum.reason, sum.message) : { remove: Stalled },
+      sum.building || sum.reason === 'Verifying'
+        ? condition(Reconciling, 'True', sum.reason, sum.message)
+        : { remove: Reconciling },
+      sum.building
+        ? condition(ConditionTypes.Building, 'True', 'BuildInProgress', sum.message)
+        : condition(ConditionTypes.Building, 'False', 'NoBuild', 'no build in progress'),
+      sum.upToDate
+        ? condition(
+            ConditionTypes.UpToDate,
+            'True',
+            'UpToDate',
+            'the target was rebuilt on the current base digests, or they have not changed',
+          )
+        : condition(ConditionTypes.UpToDate, 'False', sum.reason, sum.message),
+    ],
+    now,
+  );
+}
+
 export function decideRebuildTrigger(
   trigger: RebuildTrigger,
   now: Date,
@@ -63,85 +116,38 @@ export function decideRebuildTrigger(
 ): RebuildTriggerDecision {
   const previous = trigger.status ?? {};
   const generation = trigger.metadata?.generation ?? 0;
-  const suspended = trigger.spec.suspend === true;
   const provider = providerName(trigger.spec.build);
   const requested = trigger.metadata?.annotations?.[ReconcileRequestedAt];
-  const manualRetry = requested !== undefined && requested !== previous.lastHandledReconcileAt;
   const lifecycle = decideLifecycle({
     generation,
     conditions: previous.conditions,
-    suspended,
+    suspended: trigger.spec.suspend === true,
     problems: specProblems(trigger),
     acceptedMessage: '',
     now,
   });
   const finish = (
-    status: RebuildTriggerStatus,
+    decided: { status: RebuildTriggerStatus; action: Action; requeueAfterMs?: number },
     events: DecidedEvent[],
-    action: Action,
-    requeueAfterMs?: number,
   ): RebuildTriggerDecision => {
+    const status = decided.status;
     status.observedGeneration = generation;
     if (requested !== undefined) status.lastHandledReconcileAt = requested;
-    const d: RebuildTriggerDecision = { status, events, action };
-    if (requeueAfterMs !== undefined) d.requeueAfterMs = requeueAfterMs;
+    const d: RebuildTriggerDecision = { status, events, action: decided.action };
+    if (decided.requeueAfterMs !== undefined) d.requeueAfterMs = decided.requeueAfterMs;
     return d;
   };
+  if (!lifecycle.proceed || !provider)
+    return finish(holdCycle(trigger, lifecycle.conditions, provider), lifecycle.events);
 
-  if (!lifecycle.proceed || !provider) {
-    const status: RebuildTriggerStatus = { ...previous, conditions: lifecycle.conditions };
-    if (suspended) status.phase = 'Suspended';
-    else if (status.phase === 'Suspended') delete status.phase;
-    // A build already in flight is still followed to its end.
-    const inFlight = previous.build && IN_FLIGHT.includes(previous.build.phase ?? '');
-    const action: Action =
-      inFlight && provider ? { kind: previous.build?.phase === 'Starting' ? 'resolve' : 'poll' } : { kind: 'none' };
-    return finish(status, lifecycle.events, action, inFlight ? 10_000 : undefined);
-  }
-
-  const cycle = decideCycle({ ...gathered, trigger, provider: provider, now, manualRetry });
-  const g = generation;
+  const manualRetry = requested !== undefined && requested !== previous.lastHandledReconcileAt;
+  const cycle = decideCycle({ ...gathered, trigger, provider, now, manualRetry });
   const sum = cycle.summary;
-  const ready: ConditionInput = {
-    type: Ready,
-    status: sum.ready ? 'True' : 'False',
-    reason: sum.reason,
-    message: sum.message,
-    observedGeneration: g,
-  };
-  const conditions = applyConditions(
-    previous.conditions,
-    [
-      ready,
-      sum.stalled
-        ? { type: Stalled, status: 'True', reason: sum.reason, message: sum.message, observedGeneration: g }
-        : { remove: Stalled },
-      sum.building || sum.reason === 'Verifying'
-        ? { type: Reconciling, status: 'True', reason: sum.reason, message: sum.message, observedGeneration: g }
-        : { remove: Reconciling },
-      {
-        type: ConditionTypes.Building,
-        status: sum.building ? 'True' : 'False',
-        reason: sum.building ? 'BuildInProgress' : 'NoBuild',
-        message: sum.building ? sum.message : 'no build in progress',
-        observedGeneration: g,
-      },
-      {
-        type: ConditionTypes.UpToDate,
-        status: sum.upToDate ? 'True' : 'False',
-        reason: sum.upToDate ? 'UpToDate' : sum.reason,
-        message: sum.upToDate
-          ? 'the target was rebuilt on the current base digests, or they have not changed'
-          : sum.message,
-        observedGeneration: g,
-      },
-    ],
-    now,
-  );
+  const conditions = cycleConditions(previous.conditions, sum, generation, now);
   const events = [...cycle.events];
   const before = findCondition(previous.conditions, Ready);
   if (sum.stalled && (!before || before.reason !== sum.reason)) {
     events.push({ type: 'Warning', reason: 'Stalled', action: 'Build', note: sum.message });
   }
-  return finish({ ...cycle.status, conditions }, events, cycle.action, cycle.requeueAfterMs);
+  return finish({ ...cycle, status: { ...cycle.status, conditions } }, events);
 }
