@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../runtime/logger.ts';
 import { counter, type Registry } from '../../runtime/metrics.ts';
 import type { PushNotice } from '../watcher.ts';
-import { PayloadError, parsePayload, type WebhookFormat } from './formats.ts';
+import { PayloadError, parsePayload, type ParsedPayload, type WebhookFormat } from './formats.ts';
 import { close, listen } from '../../runtime/listen.ts';
 
 /** A secret read when needed (from a mounted file), so that rotation needs no restart. */
@@ -149,89 +149,96 @@ export class WebhookServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let receiverName = '-';
+    // Who the request was for, once known: the label of its metric and log lines.
+    const route = { receiver: '-' };
     try {
       const url = new URL(req.url ?? '/', 'http://webhook.invalid');
       const parts = url.pathname.split('/').filter(Boolean);
-      if (parts[0] === 'callbacks' && this.options.callbacks) {
-        receiverName = 'callbacks';
-        if (parts[1] !== 'builds' || parts.length !== 3) throw new Refusal(404, 'not found');
-        if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
-        this.takeToken('callbacks');
-        const body = await this.readBody(req);
-        if (this.options.isLeader && !this.options.isLeader()) {
-          throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
-        }
-        const answer = await this.options.callbacks.receive(
-          decodeURIComponent(parts[2]!),
-          body,
-          headerValue(req, 'x-patchline-signature'),
-        );
-        if (answer.status >= 400) throw new Refusal(answer.status, answer.message);
-        this.reply(res, receiverName, answer.status, { message: answer.message });
-        return;
-      }
-      if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) throw new Refusal(404, 'not found');
-      const receiver = this.receivers.get(decodeURIComponent(parts[1]!));
-      if (!receiver) throw new Refusal(404, 'not found');
-      receiverName = receiver.name;
-      if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
-      this.takeToken(receiver.name);
-      const body = await this.readBody(req);
-      this.authenticate(receiver, req, body, parts[2]);
-      if (this.options.isLeader && !this.options.isLeader()) {
-        throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
-      }
-      let json: unknown;
-      try {
-        json = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new Refusal(400, 'the body is not JSON');
-      }
-      let parsed;
-      try {
-        parsed = parsePayload(receiver.format, json, headerValue(req, 'x-github-event'));
-      } catch (err) {
-        if (err instanceof PayloadError)
-          throw new Refusal(400, `not a ${receiver.format} notification: ${err.message}`);
-        throw err;
-      }
-      if (parsed.validationCode) {
-        this.reply(res, receiver.name, 200, { validationResponse: parsed.validationCode });
-        return;
-      }
-      let matched = 0;
-      for (const notice of parsed.notices) {
-        const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
-        matched += this.options.sink.checkNow(n);
-      }
-      this.options.logger.info('registry webhook', {
-        receiver: receiver.name,
-        format: receiver.format,
-        notices: parsed.notices
-          .map((n) => `${n.registry ?? '*'}/${n.repository}${n.tag ? `:${n.tag}` : ''}`)
-          .slice(0, 20),
-        matched,
-      });
-      this.reply(res, receiver.name, 202, { notices: parsed.notices.length, matched });
+      const answer =
+        parts[0] === 'callbacks' && this.options.callbacks
+          ? await this.buildCallback(req, parts, this.options.callbacks, route)
+          : await this.registryNotification(req, parts, route);
+      this.reply(res, route.receiver, answer.status, answer.body);
     } catch (err) {
-      if (err instanceof Refusal) {
-        if (err.status === 401 || err.status >= 500) {
-          this.options.logger.warn('registry webhook refused', {
-            receiver: receiverName,
-            status: err.status,
-            reason: err.message,
-          });
-        }
-        this.reply(res, receiverName, err.status, { error: err.message }, err.headers);
-        return;
-      }
-      this.options.logger.error('registry webhook failed', {
-        receiver: receiverName,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      this.reply(res, receiverName, 500, { error: 'internal error' });
+      this.refuse(res, route.receiver, err);
     }
+  }
+
+  /** Followers cannot act on a notice: the sender retries, and reaches the leader. */
+  private requireLeader(): void {
+    if (this.options.isLeader && !this.options.isLeader())
+      throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
+  }
+
+  /** POST /callbacks/builds/<id>: a build service reporting on a build (authenticated by the sink). */
+  private async buildCallback(
+    req: IncomingMessage,
+    parts: string[],
+    callbacks: CallbackSink,
+    route: { receiver: string },
+  ): Promise<Answer> {
+    route.receiver = 'callbacks';
+    if (parts[1] !== 'builds' || parts.length !== 3) throw new Refusal(404, 'not found');
+    if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
+    this.takeToken('callbacks');
+    const body = await this.readBody(req);
+    this.requireLeader();
+    const answer = await callbacks.receive(
+      decodeURIComponent(parts[2]!),
+      body,
+      headerValue(req, 'x-patchline-signature'),
+    );
+    if (answer.status >= 400) throw new Refusal(answer.status, answer.message);
+    return { status: answer.status, body: { message: answer.message } };
+  }
+
+  /** POST /hooks/<receiver>[/<token>]: a registry's push notification, authenticated, parsed, then checked now. */
+  private async registryNotification(
+    req: IncomingMessage,
+    parts: string[],
+    route: { receiver: string },
+  ): Promise<Answer> {
+    if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) throw new Refusal(404, 'not found');
+    const receiver = this.receivers.get(decodeURIComponent(parts[1]!));
+    if (!receiver) throw new Refusal(404, 'not found');
+    route.receiver = receiver.name;
+    if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
+    this.takeToken(receiver.name);
+    const body = await this.readBody(req);
+    this.authenticate(receiver, req, body, parts[2]);
+    this.requireLeader();
+    const parsed = parseNotification(receiver, body, headerValue(req, 'x-github-event'));
+    if (parsed.validationCode) return { status: 200, body: { validationResponse: parsed.validationCode } };
+    let matched = 0;
+    for (const notice of parsed.notices) {
+      const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
+      matched += this.options.sink.checkNow(n);
+    }
+    this.options.logger.info('registry webhook', {
+      receiver: receiver.name,
+      format: receiver.format,
+      notices: parsed.notices
+        .map((n) => `${n.registry ?? '*'}/${n.repository}${n.tag ? `:${n.tag}` : ''}`)
+        .slice(0, 20),
+      matched,
+    });
+    return { status: 202, body: { notices: parsed.notices.length, matched } };
+  }
+
+  /** A refusal answers with its status (logged when it is an authentication failure or ours); anything else is a 500. */
+  private refuse(res: ServerResponse, receiver: string, err: unknown): void {
+    if (err instanceof Refusal) {
+      if (err.status === 401 || err.status >= 500) {
+        this.options.logger.warn('registry webhook refused', { receiver, status: err.status, reason: err.message });
+      }
+      this.reply(res, receiver, err.status, { error: err.message }, err.headers);
+      return;
+    }
+    this.options.logger.error('registry webhook failed', {
+      receiver,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    this.reply(res, receiver, 500, { error: 'internal error' });
   }
 
   private reply(
@@ -323,5 +330,26 @@ export class WebhookServer {
         return;
       }
     }
+  }
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/** The notices of a body in the receiver's format; a body that is not one is a 400. */
+function parseNotification(receiver: Receiver, body: Buffer, githubEvent: string | undefined): ParsedPayload {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new Refusal(400, 'the body is not JSON');
+  }
+  try {
+    return parsePayload(receiver.format, json, githubEvent);
+  } catch (err) {
+    if (err instanceof PayloadError) throw new Refusal(400, `not a ${receiver.format} notification: ${err.message}`);
+    throw err;
   }
 }
