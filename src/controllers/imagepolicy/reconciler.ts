@@ -41,6 +41,7 @@ import {
   type PolicyGathered,
 } from './decide.ts';
 import { chooseTag } from './follow.ts';
+import type { PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
 import { selectContainers, violationsOf } from './select.ts';
 
@@ -105,7 +106,18 @@ export class ImagePolicyReconciler implements Reconciler {
       return done;
     }
 
-    const source = this.deps.credentials.registrySource(key.namespace, policy.spec.registryAuth);
+    const gathered = await this.gather(k, policy, now, ctx);
+    const decision = decideImagePolicy(policy, now, gathered);
+    await this.write(policy, decision, ctx);
+    const retryMs = await this.applyPins(k, policy, decision.pins, ctx);
+    const next = Math.min(decision.requeueAfterMs ?? Infinity, retryMs ?? Infinity);
+    return Number.isFinite(next) ? requeueAfter(next) : done;
+  }
+
+  /** The candidate (followed tag, its digest, facts for the checks) and the containers it governs. */
+  private async gather(k: string, policy: ImagePolicy, now: Date, ctx: ReconcileContext): Promise<PolicyGathered> {
+    const namespace = policy.metadata?.namespace ?? '';
+    const source = this.deps.credentials.registrySource(namespace, policy.spec.registryAuth);
     const ref = parseReference(policy.spec.image);
     const intervalMs = parseDuration(policy.spec.interval ?? '5m');
     const follow = await this.follow(k, policy, ref, source, intervalMs, ctx);
@@ -125,25 +137,33 @@ export class ImagePolicyReconciler implements Reconciler {
         gathered.factsError = message(err);
       }
     }
-    const workloads = this.deps.workloads(key.namespace);
+    const workloads = this.deps.workloads(namespace);
     const selected = selectContainers(policy, workloads);
-    gathered.observed = observeContainers(selected, workloads, this.deps.pods(key.namespace));
+    gathered.observed = observeContainers(selected, workloads, this.deps.pods(namespace));
     const created = policy.spec.verify?.maxAge
       ? await this.runningCreated(gathered.observed, source, ctx)
       : new Map<string, Date>();
     gathered.violations = violationsOf(policy, selected, (image) => created.get(image), now);
     if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
+    return gathered;
+  }
 
-    const decision = decideImagePolicy(policy, now, gathered);
-    await this.write(policy, decision, ctx);
+  /** Pins the containers decided; a failed pin is an Event and a retry in 30 s. */
+  private async applyPins(
+    k: string,
+    policy: ImagePolicy,
+    pins: readonly PinAction[],
+    ctx: ReconcileContext,
+  ): Promise<number | undefined> {
     let retryMs: number | undefined;
-    for (const p of decision.pins) {
+    const namespace = policy.metadata?.namespace ?? '';
+    for (const p of pins) {
       const kind = p.rollback ? 'rollback' : 'rollout';
       try {
         await this.deps.pin(
           {
             kind: p.kind,
-            namespace: key.namespace,
+            namespace,
             name: p.name,
             container: p.container,
             image: p.image,
@@ -168,8 +188,7 @@ export class ImagePolicyReconciler implements Reconciler {
         retryMs = 30_000;
       }
     }
-    const next = Math.min(decision.requeueAfterMs ?? Infinity, retryMs ?? Infinity);
-    return Number.isFinite(next) ? requeueAfter(next) : done;
+    return retryMs;
   }
 
   private forget(k: string): void {
