@@ -17,6 +17,7 @@ import {
   type PolicyStep,
 } from '../../../src/controllers/imagepolicy/decide.ts';
 import type { ObservedContainer } from '../../../src/controllers/imagepolicy/rollout.ts';
+import { stepTable as table } from '../../support/step-table.ts';
 
 const REPO = 'registry.example/shop/web';
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -47,23 +48,6 @@ function draft(p: ImagePolicy, gathered: Partial<PolicyGathered> = {}, before: P
   const d = startPolicy(p, now, { follow: {}, observed: [], violations: [], ...gathered });
   for (const step of before) step(d);
   return d;
-}
-
-interface Row {
-  name: string;
-  draft: () => PolicyDraft;
-  outcome: 'next' | 'done';
-  expect: (d: PolicyDraft) => void;
-}
-
-function table(step: PolicyStep, rows: Row[]): void {
-  for (const row of rows) {
-    it(row.name, () => {
-      const d = row.draft();
-      assert.equal(step(d), row.outcome);
-      row.expect(d);
-    });
-  }
 }
 
 const acceptedLatest = { tag: '1.4', digest: D1, shortDigest: 'sha256:111111111111', verified: true, checks: [] };

@@ -16,9 +16,9 @@ import {
   startPendingChange,
   timeOutBuild,
   type CycleDraft,
-  type CycleStep,
 } from '../../../src/controllers/rebuildtrigger/cycle-steps.ts';
 import { revisionOf, type CycleInput } from '../../../src/controllers/rebuildtrigger/cycle-model.ts';
+import { stepTable as table } from '../../support/step-table.ts';
 
 const BASE = 'registry.example/base/python:3.12';
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -60,23 +60,6 @@ function draft(status: RebuildTriggerStatus = {}, over: Partial<CycleInput> = {}
   };
   if (over.trigger) input.trigger = { ...over.trigger, status };
   return startCycle(input);
-}
-
-interface Row {
-  name: string;
-  draft: () => CycleDraft;
-  outcome: 'next' | 'done';
-  expect: (d: CycleDraft) => void;
-}
-
-function table(step: CycleStep, rows: Row[]): void {
-  for (const row of rows) {
-    it(row.name, () => {
-      const d = row.draft();
-      assert.equal(step(d), row.outcome);
-      row.expect(d);
-    });
-  }
 }
 
 const building = (phase: string, startedS: number, extra: object = {}): RebuildTriggerStatus => ({

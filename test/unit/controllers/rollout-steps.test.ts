@@ -23,6 +23,7 @@ import {
   type WorkloadStatus,
 } from '../../../src/controllers/imagepolicy/rollout.ts';
 import type { Step } from '../../../src/controllers/steps.ts';
+import { stepTable } from '../../support/step-table.ts';
 
 const REPO = 'registry.example/shop/web';
 const OLD = `sha256:${'0'.repeat(64)}`;
@@ -90,13 +91,10 @@ interface Row {
 }
 
 function table(step: Step<ContainerDraft>, rows: Row[]): void {
-  for (const row of rows) {
-    it(row.name, () => {
-      const c = draft(row.case);
-      assert.equal(step(c), row.outcome);
-      row.expect?.(c);
-    });
-  }
+  stepTable(
+    step,
+    rows.map((r) => ({ ...r, draft: () => draft(r.case) })),
+  );
 }
 
 const state = (c: ContainerDraft): [string | undefined, string | undefined] => [
