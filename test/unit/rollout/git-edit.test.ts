@@ -189,6 +189,7 @@ describe('git write-back: editing files', () => {
     const result = editFile('app.yaml', text, [web]);
     assert.equal(result.text, text);
     assert.deepEqual(result.changes, []);
+    assert.deepEqual(result.found, ['shop/web'], 'the file still names the policy');
   });
 
   it('leaves alone what it cannot edit safely, saying why', () => {
@@ -196,6 +197,7 @@ describe('git write-back: editing files', () => {
     assert.deepEqual(editFile('bad.yaml', broken, [web]), {
       text: broken,
       changes: [],
+      found: [],
       problems: ['bad.yaml: not valid YAML; left alone'],
     });
     const twoDigests = 'images:\n  - name: registry.example/shop/web\n    newTag: "1"\n';
