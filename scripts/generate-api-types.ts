@@ -32,6 +32,7 @@ interface Target {
 const targets: Target[] = [
   { crd: 'crds/imagepolicies.patchline.dev.yaml', kind: 'ImagePolicy', out: 'imagepolicy.generated.ts' },
   { crd: 'crds/rebuildtriggers.patchline.dev.yaml', kind: 'RebuildTrigger', out: 'rebuildtrigger.generated.ts' },
+  { crd: 'crds/gitwritebacks.patchline.dev.yaml', kind: 'GitWriteBack', out: 'gitwriteback.generated.ts' },
 ];
 
 /** Turns `export enum X { A = "A", B = "B" }` into `export type X = "A" | "B";`. */

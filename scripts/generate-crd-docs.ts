@@ -15,7 +15,11 @@ import { parse } from 'yaml';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRD_DOCS = join(root, 'docs', 'reference', 'crds.md');
-const CRDS = ['crds/rebuildtriggers.patchline.dev.yaml', 'crds/imagepolicies.patchline.dev.yaml'];
+const CRDS = [
+  'crds/rebuildtriggers.patchline.dev.yaml',
+  'crds/imagepolicies.patchline.dev.yaml',
+  'crds/gitwritebacks.patchline.dev.yaml',
+];
 
 interface Schema {
   type?: string;

@@ -1,7 +1,8 @@
 // The operator's configuration: command-line flags over environment variables over
 // defaults, validated once at start. Every problem is reported at once, each naming the
 // flag and the environment variable that set it.
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from './runtime/duration.ts';
 import type { LogFormat, LogLevel } from './runtime/logger.ts';
@@ -34,6 +35,8 @@ export interface Config {
   configFile: string;
   /** Where registry webhooks are received; used when receivers are configured. */
   webhook: { host: string; port: number };
+  /** Where GitWriteBacks keep their working copies and credential files. */
+  gitWorkDir: string;
   /** The validating admission webhook; disabled when address is undefined. */
   admission: {
     address?: { host: string; port: number };
@@ -148,6 +151,12 @@ const SETTINGS = {
     env: 'PATCHLINE_WEBHOOK_ADDRESS',
     fallback: '0.0.0.0:9090',
     help: 'host:port of the registry webhook receiver',
+  },
+  gitWorkDir: {
+    flag: 'git-work-dir',
+    env: 'PATCHLINE_GIT_WORK_DIR',
+    fallback: '',
+    help: 'folder for the working copies of GitWriteBacks (default: <tmp>/patchline-git)',
   },
   admissionAddress: {
     flag: 'admission-address',
@@ -346,6 +355,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     workers,
     maxBuilds,
     configFile: r.raw('configFile'),
+    gitWorkDir: r.raw('gitWorkDir') || join(tmpdir(), 'patchline-git'),
     webhook,
     admission: admissionConfig,
   };

@@ -6,11 +6,14 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, usage, type Config } from './config.ts';
 import {
   EVENT_CONTROLLER,
+  GitWriteBackType,
   ImagePolicyType,
   RebuildTriggerType,
+  type GitWriteBack,
   type ImagePolicy,
   type RebuildTrigger,
 } from './api/v1alpha1/index.ts';
+import { GitWriteBackReconciler } from './controllers/gitwriteback/reconciler.ts';
 import { ImagePolicyReconciler } from './controllers/imagepolicy/reconciler.ts';
 import { RebuildTriggerReconciler, defaultProviders } from './controllers/rebuildtrigger/reconciler.ts';
 import { BuildSlots } from './controllers/rebuildtrigger/slots.ts';
@@ -88,6 +91,7 @@ interface Basics {
 interface Queues {
   policies: WorkQueue;
   triggers: WorkQueue;
+  writeBacks: WorkQueue;
 }
 
 const wake =
@@ -153,6 +157,7 @@ function caches(b: Basics, manager: Manager) {
   return {
     policies: set<ImagePolicy>(ImagePolicyType),
     triggers: set<RebuildTrigger>(RebuildTriggerType),
+    writeBacks: set<GitWriteBack>(GitWriteBackType),
     workloads,
     pods,
     reports,
@@ -209,6 +214,37 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
   );
 }
 
+/** The GitWriteBack a GitOps policy names, as a queue key. */
+function writeBackKey(p: ImagePolicy): string | undefined {
+  const ref = p.spec.rollout?.mode === 'GitOps' ? p.spec.rollout.gitOps?.writeBackRef.name : undefined;
+  return ref ? `${p.metadata?.namespace ?? ''}/${ref}` : undefined;
+}
+
+/**
+ * GitOps mode: a policy that decides a new value for git wakes its GitWriteBack; a GitWriteBack
+ * that pushed (or failed) wakes the policies that name it, which then follow the rollout.
+ */
+function wakeGitOpsOnChanges(c: Caches, queues: Queues): void {
+  const wakeWriteBack = wake(queues.writeBacks);
+  const wakePolicy = wake(queues.policies);
+  c.policies.onChange(
+    (p, old) => {
+      for (const key of new Set([writeBackKey(p), old ? writeBackKey(old) : undefined])) if (key) wakeWriteBack(key);
+    },
+    (a, b) =>
+      writeBackKey(a) !== writeBackKey(b) ||
+      JSON.stringify(a.status?.gitOps?.desired ?? null) !== JSON.stringify(b.status?.gitOps?.desired ?? null),
+  );
+  c.writeBacks.onChange(
+    (wb) => {
+      const ns = wb.metadata?.namespace ?? '';
+      for (const p of c.policies.inNamespace(ns))
+        if (writeBackKey(p) === `${ns}/${wb.metadata?.name ?? ''}`) wakePolicy(`${ns}/${p.metadata?.name ?? ''}`);
+    },
+    (a, b) => JSON.stringify(a.status ?? null) !== JSON.stringify(b.status ?? null),
+  );
+}
+
 /** What both reconcilers share: status writes, Events (each also an audit line), credentials. */
 interface Shared {
   status: StatusWriter;
@@ -239,6 +275,7 @@ function imagePolicyController(
       pin: (request, signal) => applyPin(b.client, request, signal),
       trust,
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
+      writeBack: c.writeBacks.get,
       registry: b.registry,
     }),
     workers: b.config.workers,
@@ -268,6 +305,25 @@ function rebuildTriggerController(
       registry: b.registry,
     }),
     workers: b.config.workers,
+    logger: b.log,
+    registry: b.registry,
+  });
+}
+
+function gitWriteBackController(b: Basics, queue: WorkQueue, c: Caches, shared: Shared): Controller {
+  return new Controller({
+    name: 'gitwriteback',
+    queue,
+    reconciler: new GitWriteBackReconciler({
+      ...shared,
+      get: c.writeBacks.get,
+      policies: c.policies.inNamespace,
+      triggers: c.triggers.inNamespace,
+      workDir: b.config.gitWorkDir,
+      registry: b.registry,
+    }),
+    // One repository is written by one run at a time anyway; a few workers serve many repositories.
+    workers: Math.min(b.config.workers, 4),
     logger: b.log,
     registry: b.registry,
   });
@@ -408,6 +464,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const queues: Queues = {
     policies: new WorkQueue({ name: 'imagepolicy', registry }),
     triggers: new WorkQueue({ name: 'rebuildtrigger', registry }),
+    writeBacks: new WorkQueue({ name: 'gitwriteback', registry }),
   };
   const kubeEvents = new KubeEventRecorder({
     client,
@@ -425,6 +482,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const registries = registryParts(b, manager, queues);
   const c = caches(b, manager);
   wakePoliciesOnChanges(c, queues);
+  wakeGitOpsOnChanges(c, queues);
   const trust = new ImageTrust({
     client: registries.client,
     secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'signature key', signal),
@@ -433,6 +491,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   });
   manager.addController(imagePolicyController(b, queues.policies, c, shared, registries, trust), c.policies.informers);
   manager.addController(rebuildTriggerController(b, queues.triggers, c, shared, registries), c.triggers.informers);
+  manager.addController(gitWriteBackController(b, queues.writeBacks, c, shared), c.writeBacks.informers);
   const webhooks = await startWebhooks(b, manager, queues, c, shared, registries);
   const admission = startAdmission(b, manager, c, shared, trust);
 

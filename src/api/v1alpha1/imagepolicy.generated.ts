@@ -169,13 +169,19 @@ export interface RegistryAuthSecretRef {
  */
 export interface Rollout {
   /**
+   * Where GitOps mode writes accepted digests, and how.
+   */
+  gitOps?: RolloutGitOps;
+  /**
    * How many workloads roll at the same time.
    */
   maxConcurrent?: number;
   /**
-   * Auto rolls accepted digests out; Manual waits for the patchline.dev/approve-digest
-   * annotation naming the digest; GitOps writes the digest back to git (reported, not rolled,
-   * until git write-back is configured).
+   * Auto pins accepted digests on the workloads (server-side apply); Manual waits for the
+   * patchline.dev/approve-digest annotation naming the digest, then pins it; GitOps writes
+   * the digest to git through the GitWriteBack named in gitOps and follows the workloads
+   * until the GitOps engine has applied it (a failed rollout is reverted in git). GitOps
+   * never writes to the workloads.
    */
   mode?: Mode;
   /**
@@ -195,9 +201,44 @@ export interface Rollout {
 }
 
 /**
- * Auto rolls accepted digests out; Manual waits for the patchline.dev/approve-digest
- * annotation naming the digest; GitOps writes the digest back to git (reported, not rolled,
- * until git write-back is configured).
+ * Where GitOps mode writes accepted digests, and how.
+ */
+export interface RolloutGitOps {
+  /**
+   * How a marked image value is written: TagAndDigest (repo:tag@sha256:…), Digest
+   * (repo@sha256:…) or Tag (repo:tag; the digest is then not pinned). Markers with a suffix
+   * (:name, :tag, :digest, :tag@digest) write that part only.
+   */
+  format?: Format;
+  /**
+   * The GitWriteBack (in this namespace) that writes this policy's digests to git.
+   */
+  writeBackRef: WriteBackRef;
+}
+
+/**
+ * How a marked image value is written: TagAndDigest (repo:tag@sha256:…), Digest
+ * (repo@sha256:…) or Tag (repo:tag; the digest is then not pinned). Markers with a suffix
+ * (:name, :tag, :digest, :tag@digest) write that part only.
+ */
+export type Format = 'Digest' | 'Tag' | 'TagAndDigest';
+
+/**
+ * The GitWriteBack (in this namespace) that writes this policy's digests to git.
+ */
+export interface WriteBackRef {
+  /**
+   * Name of the GitWriteBack.
+   */
+  name: string;
+}
+
+/**
+ * Auto pins accepted digests on the workloads (server-side apply); Manual waits for the
+ * patchline.dev/approve-digest annotation naming the digest, then pins it; GitOps writes
+ * the digest to git through the GitWriteBack named in gitOps and follows the workloads
+ * until the GitOps engine has applied it (a failed rollout is reverted in git). GitOps
+ * never writes to the workloads.
  */
 export type Mode = 'Auto' | 'GitOps' | 'Manual';
 
@@ -463,6 +504,10 @@ export interface ImagePolicyStatus {
    */
   failedDigest?: string;
   /**
+   * GitOps mode, what git should say for this policy and where it stands.
+   */
+  gitOps?: StatusGitOps;
+  /**
    * The last value of the patchline.dev/reconcile-requested-at annotation acted upon.
    */
   lastHandledReconcileAt?: string;
@@ -523,6 +568,73 @@ export interface Condition {
  * True, False or Unknown.
  */
 export type StatusEnum = 'False' | 'True' | 'Unknown';
+
+/**
+ * GitOps mode, what git should say for this policy and where it stands.
+ */
+export interface StatusGitOps {
+  /**
+   * The commit that carries the desired value, once the GitWriteBack pushed it.
+   */
+  commit?: string;
+  /**
+   * When that commit was pushed.
+   */
+  committedAt?: string;
+  /**
+   * The value to write (the accepted digest, or the previous one to revert a failed rollout).
+   */
+  desired?: Desired;
+  /**
+   * What the GitWriteBack said of this policy (why nothing was written, when nothing was).
+   */
+  message?: string;
+  /**
+   * The value git said before the desired one (what a revert writes back).
+   */
+  previous?: Previous;
+}
+
+/**
+ * The value to write (the accepted digest, or the previous one to revert a failed rollout).
+ */
+export interface Desired {
+  /**
+   * The digest.
+   */
+  digest?: string;
+  /**
+   * Rollout (a newly accepted digest) or Revert (a failed rollout undone).
+   */
+  reason?: Reason;
+  /**
+   * When this value was decided.
+   */
+  since?: string;
+  /**
+   * The tag written with it.
+   */
+  tag?: string;
+}
+
+/**
+ * Rollout (a newly accepted digest) or Revert (a failed rollout undone).
+ */
+export type Reason = 'Revert' | 'Rollout';
+
+/**
+ * The value git said before the desired one (what a revert writes back).
+ */
+export interface Previous {
+  /**
+   * The digest.
+   */
+  digest?: string;
+  /**
+   * The tag written with it.
+   */
+  tag?: string;
+}
 
 /**
  * The newest candidate and whether it was accepted.
@@ -602,6 +714,10 @@ export interface Violation {
  * One container of one workload.
  */
 export interface Workload {
+  /**
+   * GitOps mode, the commit that carries the desired digest (set once it is pushed).
+   */
+  commit?: string;
   /**
    * Name of the container.
    */

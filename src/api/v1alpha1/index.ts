@@ -4,6 +4,7 @@ import type { ResourceType } from '../../runtime/kube-types.ts';
 
 export type { ImagePolicy, ImagePolicySpec, ImagePolicyStatus } from './imagepolicy.generated.ts';
 export type { RebuildTrigger, RebuildTriggerSpec, RebuildTriggerStatus } from './rebuildtrigger.generated.ts';
+export type { GitWriteBack, GitWriteBackSpec, GitWriteBackStatus } from './gitwriteback.generated.ts';
 
 const GROUP = 'patchline.dev';
 const VERSION = 'v1alpha1';
@@ -21,6 +22,14 @@ export const RebuildTriggerType: ResourceType = {
   version: VERSION,
   plural: 'rebuildtriggers',
   kind: 'RebuildTrigger',
+  namespaced: true,
+};
+
+export const GitWriteBackType: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  plural: 'gitwritebacks',
+  kind: 'GitWriteBack',
   namespaced: true,
 };
 

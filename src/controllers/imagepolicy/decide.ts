@@ -34,7 +34,13 @@ import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { windowState } from '../window.ts';
 import { runSteps, type Step } from '../steps.ts';
-import { decideRollout, type ObservedContainer, type PinAction, type RolloutDecision } from './rollout.ts';
+import {
+  decideRollout,
+  type GitOpsRecord,
+  type ObservedContainer,
+  type PinAction,
+  type RolloutDecision,
+} from './rollout.ts';
 import type { Violation } from './select.ts';
 
 const PolicyReasons = {
@@ -69,6 +75,8 @@ export interface PolicyGathered {
   violations: Violation[];
   /** The scans of the running digests (Trivy Operator reports), by digest. */
   scans?: ReadonlyMap<string, ContainerScan>;
+  /** GitOps mode: what the policy's GitWriteBack reports for it. */
+  gitOps?: GitOpsRecord;
 }
 
 /** What the scan of a running digest found, judged by the policy's vulnerability gate. */
@@ -273,6 +281,7 @@ export const planRollout: PolicyStep = (d) => {
     retryRequested: reconcileRequested(d.policy),
     ...(accepted ? { accepted } : {}),
     ...(heldBack ? { heldBack } : {}),
+    ...(d.gathered.gitOps ? { gitOps: d.gathered.gitOps } : {}),
   });
   d.rollout = rollout;
   d.events.push(...rollout.events);
@@ -280,6 +289,66 @@ export const planRollout: PolicyStep = (d) => {
   d.status.upToDate = `${rollout.upToDate.count}/${rollout.upToDate.of}`;
   if (rollout.failedDigest) d.status.failedDigest = rollout.failedDigest;
   else delete d.status.failedDigest;
+  return 'next';
+};
+
+type GitOpsStatus = NonNullable<ImagePolicyStatus['gitOps']>;
+type GitValue = NonNullable<GitOpsStatus['desired']>;
+
+/**
+ * GitOps mode: the value git should say for this policy. The accepted digest once the window is
+ * open (whether or not a selected workload runs here: git is the source of truth for every
+ * cluster it feeds), the previous value when a rollout failed (a revert), else what it was.
+ */
+function desiredInGit(d: PolicyDraft, before: GitOpsStatus | undefined): GitValue | undefined {
+  const latest = d.latest;
+  const revertTo = d.rollout?.revertTo;
+  if (revertTo) {
+    const tag = before?.previous?.digest === revertTo ? before.previous.tag : undefined;
+    return { digest: revertTo, ...(tag ? { tag } : {}), reason: 'Revert' };
+  }
+  const failed = d.status.failedDigest;
+  const windowOpen = windowState(d.policy.spec.rollout?.window, d.now).open;
+  if (latest?.verified && latest.digest && latest.digest !== failed && windowOpen) {
+    return { digest: latest.digest, ...(latest.tag ? { tag: latest.tag } : {}), reason: 'Rollout' };
+  }
+  return before?.desired;
+}
+
+/** GitOps mode: status.gitOps (desired value, the value before it, the commit that carries it). */
+export const planGitOps: PolicyStep = (d) => {
+  if (d.policy.spec.rollout?.mode !== 'GitOps') {
+    delete d.status.gitOps;
+    return 'next';
+  }
+  const before = d.policy.status?.gitOps;
+  const wanted = desiredInGit(d, before);
+  const next: GitOpsStatus = {};
+  const same =
+    wanted && before?.desired && wanted.digest === before.desired.digest && wanted.reason === before.desired.reason;
+  if (wanted)
+    next.desired = { ...wanted, since: same && before?.desired?.since ? before.desired.since : timestamp(d.now) };
+  const changedDigest = wanted && before?.desired?.digest && wanted.digest !== before.desired.digest;
+  const previous = changedDigest && wanted.reason === 'Rollout' ? before?.desired : before?.previous;
+  if (previous?.digest) next.previous = { digest: previous.digest, ...(previous.tag ? { tag: previous.tag } : {}) };
+  const written = d.gathered.gitOps?.written;
+  if (written?.commit && wanted && written.digest === wanted.digest) {
+    next.commit = written.commit;
+    if (written.committedAt) next.committedAt = written.committedAt;
+  }
+  if (written?.message) next.message = written.message.slice(0, 1024);
+  d.status.gitOps = next;
+  if (wanted?.digest && !same) {
+    const writeBack = d.gathered.gitOps?.writeBack ?? '';
+    const revert = wanted.reason === 'Revert';
+    d.events.push({
+      type: revert ? 'Warning' : 'Normal',
+      reason: revert ? 'GitRevertRequested' : 'GitWriteRequested',
+      action: 'Rollout',
+      note: `asking GitWriteBack ${writeBack} to write ${wanted.tag ? `${wanted.tag}@` : ''}${shortDigest(wanted.digest)}${revert ? ' (a revert of the failed rollout)' : ''}`,
+      details: { digest: wanted.digest, ...(wanted.tag ? { tag: wanted.tag } : {}) },
+    });
+  }
   return 'next';
 };
 
@@ -441,6 +510,7 @@ const STEPS: readonly PolicyStep[] = [
   judgeCandidate, // the followed digest through the checks of spec.verify
   explainRefusal, // a refused candidate holds every container
   planRollout, // per container: follow, roll back, or pin when allowed (rollout.ts)
+  planGitOps, // GitOps mode: what git should say, and the commit that says it
   mapScans, // vulnerability counts of what runs, violations above the gate
   setConditions, // Ready, Stalled, Reconciling, Compliant, RolloutProgressing
   scheduleNextLook, // interval, rollout, window

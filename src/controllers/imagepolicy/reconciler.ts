@@ -3,7 +3,7 @@
 // and what their pods run), decide (pure: decide.ts, rollout.ts), act (write status first —
 // it records the previous digest a rollback needs — then pin the containers decided),
 // report (Events for transitions).
-import { ImagePolicyType, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
+import { ImagePolicyType, type GitWriteBack, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../../registry/auth/credentials.ts';
 import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
 import { parseDuration } from '../../runtime/duration.ts';
@@ -41,7 +41,7 @@ import {
   type PolicyGathered,
 } from './decide.ts';
 import { chooseTag } from './follow.ts';
-import type { PinAction } from './rollout.ts';
+import type { GitOpsRecord, PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
 import { selectContainers, violationsOf } from './select.ts';
 
@@ -63,6 +63,8 @@ export interface ImagePolicyReconcilerDeps {
   trust: ImageTrust;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
   reports(digest: string, namespace: string): SlimReport | undefined;
+  /** The cached GitWriteBack a GitOps policy names. */
+  writeBack(key: ObjectKey): GitWriteBack | undefined;
   registry?: Registry;
   now?: () => Date;
 }
@@ -145,7 +147,30 @@ export class ImagePolicyReconciler implements Reconciler {
       : new Map<string, Date>();
     gathered.violations = violationsOf(policy, selected, (image) => created.get(image), now);
     if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
+    const gitOps = this.gitOpsRecord(policy);
+    if (gitOps) gathered.gitOps = gitOps;
     return gathered;
+  }
+
+  /** GitOps mode: what the policy's GitWriteBack says git holds for it. */
+  private gitOpsRecord(policy: ImagePolicy): GitOpsRecord | undefined {
+    const ref = policy.spec.rollout?.mode === 'GitOps' ? policy.spec.rollout.gitOps?.writeBackRef : undefined;
+    if (!ref) return undefined;
+    const namespace = policy.metadata?.namespace ?? '';
+    const wb = this.deps.writeBack({ namespace, name: ref.name });
+    if (!wb) return { writeBack: ref.name, written: { message: `GitWriteBack ${namespace}/${ref.name} not found` } };
+    const entry = wb.status?.policies?.find((p) => p.name === policy.metadata?.name);
+    const ready = wb.status?.conditions?.find((c) => c.type === 'Ready');
+    const message = entry?.message ?? (ready?.status === 'False' ? ready.message : undefined);
+    return {
+      writeBack: ref.name,
+      written: {
+        ...(entry?.digest ? { digest: entry.digest } : {}),
+        ...(entry?.commit ? { commit: entry.commit } : {}),
+        ...(entry?.committedAt ? { committedAt: entry.committedAt } : {}),
+        ...(message ? { message } : {}),
+      },
+    };
   }
 
   /** Pins the containers decided; a failed pin is an Event and a retry in 30 s. */

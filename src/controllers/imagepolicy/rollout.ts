@@ -4,18 +4,21 @@
 // stand. The reconciler gathers, calls this, and applies the pins it returns.
 //
 // Each container runs through named steps (../steps.ts), one rule each:
-//   - a container whose spec already names repo@desired is followed (FOLLOW_PINNED):
+//   - a container whose spec already names repo@desired (in GitOps mode: any reference with
+//     the desired digest, as the GitOps engine applied it) is followed (FOLLOW_PINNED):
 //     completeRollout — UpToDate once the rollout is complete and every running pod reports
 //     the digest; failRollout — Failed past rollout.progressDeadline or when the controller
 //     gives up, then, with rollbackOnFailure, pinned back to its previous image, and the
 //     digest remembered in status.failedDigest so that it is not tried again until a newer
-//     one is accepted or a reconcile is requested; keepRolling — otherwise;
+//     one is accepted or a reconcile is requested (GitOps mode: reverted in git instead; Manual
+//     mode: only once the previous digest is approved); keepRolling — otherwise;
 //   - otherwise it is pinned when allowed (PIN_WHEN_ALLOWED): countRevert and stopRevertLoop
 //     — a container pinned by Patchline whose image another field manager set back is pinned
 //     again once, and a second time Patchline stops fighting (Blocked, naming the manager);
-//     holdFailedDigest — not the failed digest; waitForGitOps — not GitOps mode;
-//     waitForApproval — approved in Manual mode; waitForWindow — inside the window;
-//     waitForSlot — within rollout.maxConcurrent workloads rolling; then pin.
+//     holdFailedDigest — not the failed digest; waitForApproval — approved in Manual mode;
+//     waitForWindow — inside the window; followGit — GitOps mode never pins: the digest is
+//     written to git and the container is Rolling once the commit is pushed; waitForSlot —
+//     within rollout.maxConcurrent workloads rolling; then pin.
 import type { ImagePolicy, ImagePolicyStatus } from '../../api/v1alpha1/index.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { timestamp } from '../../runtime/conditions.ts';
@@ -68,6 +71,14 @@ export interface RolloutInput {
   retryRequested: boolean;
   /** Why the newest candidate is not accepted (a check failed): every container is held where it is. */
   heldBack?: string;
+  /** GitOps mode: the GitWriteBack, and what it says git holds for this policy. */
+  gitOps?: GitOpsRecord;
+}
+
+/** What the GitWriteBack of a GitOps policy reports for it. */
+export interface GitOpsRecord {
+  writeBack: string;
+  written?: { digest?: string; commit?: string; committedAt?: string; message?: string };
 }
 
 export interface PinAction {
@@ -90,6 +101,8 @@ export interface RolloutDecision {
   upToDate: { count: number; of: number };
   rolling: number;
   requeueAfterMs?: number;
+  /** GitOps mode: a failed rollout to undo in git, back to this digest. */
+  revertTo?: string;
 }
 
 const keyOf = (c: { kind: string; name: string; container?: string }): string =>
@@ -112,6 +125,8 @@ export interface RolloutDraft {
   readonly accepted: { repository: string; digest: string };
   readonly desiredImage: string;
   failedDigest: string | undefined;
+  /** GitOps mode: the digest to write back to git to undo a failed rollout. */
+  revertTo?: string;
   /** Workloads rolling now (a container pinned and not yet up to date): each holds a slot. */
   readonly rolling: Set<string>;
   upToDate: number;
@@ -172,8 +187,19 @@ function withState(
 /** Records the container's state: the step that calls it settles the container. */
 function settle(c: ContainerDraft, state: WorkloadStatus['state'], message: string): StepOutcome {
   const reverts = { count: c.reverts, by: c.revertedBy };
-  c.rollout.workloads.push(withState(c.status, c.prev, c.rollout.now, state, message, reverts));
+  const w = withState(c.status, c.prev, c.rollout.now, state, message, reverts);
+  const commit = committed(c.rollout);
+  if (commit && (state === 'Rolling' || state === 'UpToDate')) w.commit = commit.sha;
+  c.rollout.workloads.push(w);
   return 'done';
+}
+
+/** GitOps mode: the commit that carries the accepted digest, once the GitWriteBack pushed it. */
+function committed(d: RolloutDraft): { sha: string; at: number } | undefined {
+  const written = d.input.gitOps?.written;
+  if (d.mode !== 'GitOps' || !written?.commit || written.digest !== d.accepted.digest) return undefined;
+  const at = Date.parse(written.committedAt ?? '');
+  return { sha: written.commit, at: Number.isFinite(at) ? at : d.now.getTime() };
 }
 
 // Containers whose spec already names the desired image: followed until every pod runs it.
@@ -197,9 +223,15 @@ export const completeRollout: ContainerStep = (c) => {
   return settle(c, 'UpToDate', `runs ${shortDigest(d.accepted.digest)}`);
 };
 
-/** When the container started rolling to the digest (now, when it just did). */
-const rollingSince = (c: ContainerDraft): number =>
-  c.prev?.state === 'Rolling' && c.prev.since ? Date.parse(c.prev.since) : c.rollout.now.getTime();
+/**
+ * When the container started rolling to the digest (now, when it just did); in GitOps mode,
+ * when the commit was pushed: the GitOps engine's delay counts against the deadline.
+ */
+const rollingSince = (c: ContainerDraft): number => {
+  const commit = committed(c.rollout);
+  if (commit) return commit.at;
+  return c.prev?.state === 'Rolling' && c.prev.since ? Date.parse(c.prev.since) : c.rollout.now.getTime();
+};
 
 /**
  * Failed (the controller gave up, or past rollout.progressDeadline): rolled back to the
@@ -217,6 +249,21 @@ export const failRollout: ContainerStep = (c) => {
   d.failedDigest = digest;
   const workload = `${o.kind}/${o.name}`;
   const back = c.prev?.previousDigest;
+  if (d.rollbackOnFailure && back && d.mode === 'GitOps') return revertInGit(c, why, back);
+  if (d.rollbackOnFailure && back && d.mode === 'Manual' && d.approved !== back) {
+    d.events.push({
+      type: 'Warning',
+      reason: 'RolloutFailed',
+      action: 'Rollout',
+      note: `${keyOf(o)}: rollout of ${shortDigest(digest)} failed (${why}); approve ${shortDigest(back)} to roll back`,
+      details: { workload, container: o.container, failedDigest: digest, why },
+    });
+    return settle(
+      c,
+      'Failed',
+      `rollout failed: ${why}; annotate the ImagePolicy with ${APPROVE_DIGEST_ANNOTATION}=${back} to roll back (Manual mode)`,
+    );
+  }
   if (!d.rollbackOnFailure || !back) {
     d.events.push({
       type: 'Warning',
@@ -245,6 +292,26 @@ export const failRollout: ContainerStep = (c) => {
   return settle(c, 'Failed', `rollout failed: ${why}; rolled back to ${shortDigest(back)}`);
 };
 
+/** GitOps mode: the failed rollout is undone by writing the previous digest to git, never by a pin. */
+function revertInGit(c: ContainerDraft, why: string, back: string): StepOutcome {
+  const { observed: o, rollout: d } = c;
+  d.revertTo = back;
+  d.events.push({
+    type: 'Warning',
+    reason: 'RolledBack',
+    action: 'Rollout',
+    note: `${keyOf(o)}: rollout of ${shortDigest(d.accepted.digest)} failed (${why}); reverting to ${shortDigest(back)} in git`,
+    details: {
+      workload: `${o.kind}/${o.name}`,
+      container: o.container,
+      failedDigest: d.accepted.digest,
+      digest: back,
+      why,
+    },
+  });
+  return settle(c, 'Failed', `rollout failed: ${why}; reverting to ${shortDigest(back)} in git`);
+}
+
 /** Still rolling: holds a slot, looked at again within 10 s or at the deadline. */
 export const keepRolling: ContainerStep = (c) => {
   const { observed: o, rollout: d } = c;
@@ -260,6 +327,7 @@ const FOLLOW_PINNED: readonly ContainerStep[] = [completeRollout, failRollout, k
 /** Pinned to this digest by Patchline (the object carries the pin), and set back by another manager since. */
 export const countRevert: ContainerStep = (c) => {
   const { observed: o, rollout: d } = c;
+  if (d.mode === 'GitOps') return 'next'; // the GitOps engine owns the field: its writes are the rollout
   if (
     o.pinnedImage === d.desiredImage &&
     o.imageOwner &&
@@ -302,11 +370,6 @@ export const holdFailedDigest: ContainerStep = (c) => {
   );
 };
 
-export const waitForGitOps: ContainerStep = (c) =>
-  c.rollout.mode === 'GitOps'
-    ? settle(c, 'Pending', 'GitOps mode: the digest is to be written back to git, which is not configured yet')
-    : 'next';
-
 export const waitForApproval: ContainerStep = (c) => {
   const d = c.rollout;
   if (d.mode !== 'Manual' || d.approved === d.accepted.digest) return 'next';
@@ -319,6 +382,40 @@ export const waitForApproval: ContainerStep = (c) => {
 
 export const waitForWindow: ContainerStep = (c) =>
   c.rollout.input.windowOpen ? 'next' : settle(c, 'Pending', 'waiting for the rollout window');
+
+/**
+ * GitOps mode never pins: the policy asks its GitWriteBack to write the digest; the container
+ * is Pending until the commit is pushed, then Rolling until the GitOps engine has applied it
+ * (past the deadline counted from the commit, the rollout failed and is reverted in git).
+ */
+export const followGit: ContainerStep = (c) => {
+  const d = c.rollout;
+  if (d.mode !== 'GitOps') return 'next';
+  const writeBack = d.input.gitOps?.writeBack ?? '';
+  const commit = committed(d);
+  const digest = shortDigest(d.accepted.digest);
+  if (!commit) {
+    const said = d.input.gitOps?.written?.message;
+    wake(d, 30_000);
+    return settle(
+      c,
+      'Pending',
+      `GitOps mode: writing ${digest} to git through GitWriteBack ${writeBack}${said ? ` (${said})` : ''}`,
+    );
+  }
+  if (d.now.getTime() - commit.at > d.deadlineMs) {
+    d.failedDigest = d.accepted.digest;
+    const why = `the GitOps engine did not apply ${commit.sha.slice(0, 12)} within ${d.input.policy.spec.rollout?.progressDeadline ?? '10m'}`;
+    const back = c.prev?.previousDigest ?? c.status.runningDigest;
+    if (d.rollbackOnFailure && back && back !== d.accepted.digest) return revertInGit(c, why, back);
+    return settle(c, 'Failed', `rollout failed: ${why}`);
+  }
+  const from = c.status.runningDigest;
+  if (from && from !== d.accepted.digest) c.status.previousDigest = from;
+  d.rolling.add(keyOf({ kind: c.observed.kind, name: c.observed.name }));
+  wake(d, Math.min(10_000, commit.at + d.deadlineMs - d.now.getTime()));
+  return settle(c, 'Rolling', `committed ${commit.sha.slice(0, 12)}; waiting for the GitOps engine to apply ${digest}`);
+};
 
 /** At most rollout.maxConcurrent workloads roll at once (a workload already rolling may pin more containers). */
 export const waitForSlot: ContainerStep = (c) => {
@@ -359,9 +456,9 @@ const PIN_WHEN_ALLOWED: readonly ContainerStep[] = [
   countRevert,
   stopRevertLoop,
   holdFailedDigest,
-  waitForGitOps,
   waitForApproval,
   waitForWindow,
+  followGit,
   waitForSlot,
   pin,
 ];
@@ -431,10 +528,10 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
   const sorted = [...input.observed].sort(byKey);
   // Containers already pinned first: the workloads they keep rolling hold their slots before
   // anything new is pinned. Then the others, in a stable order.
-  const onDesired = sorted.filter((o) => o.specImage === d.desiredImage);
-  for (const o of onDesired) runSteps(containerDraft(d, o), FOLLOW_PINNED);
-  for (const o of sorted.filter((x) => x.specImage !== d.desiredImage))
-    runSteps(containerDraft(d, o), PIN_WHEN_ALLOWED);
+  const onDesired = (o: ObservedContainer): boolean =>
+    d.mode === 'GitOps' ? digestOfImageID(o.specImage) === d.accepted.digest : o.specImage === d.desiredImage;
+  for (const o of sorted.filter(onDesired)) runSteps(containerDraft(d, o), FOLLOW_PINNED);
+  for (const o of sorted.filter((x) => !onDesired(x))) runSteps(containerDraft(d, o), PIN_WHEN_ALLOWED);
 
   const decision: RolloutDecision = {
     workloads: d.workloads.sort(byKey),
@@ -444,6 +541,7 @@ export function decideRollout(input: RolloutInput): RolloutDecision {
     rolling: d.rolling.size,
   };
   if (d.failedDigest) decision.failedDigest = d.failedDigest;
+  if (d.revertTo) decision.revertTo = d.revertTo;
   if (d.requeueAfterMs !== undefined && Number.isFinite(d.requeueAfterMs)) decision.requeueAfterMs = d.requeueAfterMs;
   return decision;
 }

@@ -8,6 +8,7 @@ import {
   explainRefusal,
   judgeCandidate,
   mapScans,
+  planGitOps,
   planRollout,
   scheduleNextLook,
   setConditions,
@@ -299,6 +300,115 @@ describe('ImagePolicy decision steps', () => {
           assert.deepEqual(
             d.events.map((e) => e.reason),
             ['PolicyViolation'],
+          );
+        },
+      },
+    ]);
+  });
+
+  describe('planGitOps', () => {
+    const gitOps = { mode: 'GitOps' as const, gitOps: { writeBackRef: { name: 'fleet' } } };
+    const since = '2026-11-22T09:00:00Z';
+    table(planGitOps, [
+      {
+        name: 'not GitOps: no gitOps status',
+        draft: () =>
+          draft(policy({}, { latest: acceptedLatest, gitOps: { desired: { digest: D1 } } }), {}, [planRollout]),
+        outcome: 'next',
+        expect: (d) => assert.equal(d.status.gitOps, undefined),
+      },
+      {
+        name: 'an accepted digest is what git should say, even with no workload selected; one Event',
+        draft: () =>
+          draft(policy({ rollout: gitOps }, { latest: acceptedLatest }), { gitOps: { writeBack: 'fleet' } }, [
+            planRollout,
+          ]),
+        outcome: 'next',
+        expect: (d) => {
+          assert.deepEqual(d.status.gitOps, {
+            desired: { digest: D1, tag: '1.4', reason: 'Rollout', since: '2026-11-22T10:00:00Z' },
+          });
+          assert.equal(d.events[0]?.reason, 'GitWriteRequested');
+          assert.match(d.events[0]?.note ?? '', /asking GitWriteBack fleet to write 1\.4@sha256:111111111111/);
+        },
+      },
+      {
+        name: 'the same value again keeps its time and says nothing; the pushed commit is recorded',
+        draft: () =>
+          draft(
+            policy(
+              { rollout: gitOps },
+              { latest: acceptedLatest, gitOps: { desired: { digest: D1, tag: '1.4', reason: 'Rollout', since } } },
+            ),
+            {
+              gitOps: {
+                writeBack: 'fleet',
+                written: { digest: D1, commit: 'c'.repeat(40), committedAt: '2026-11-22T09:30:00Z' },
+              },
+            },
+            [planRollout],
+          ),
+        outcome: 'next',
+        expect: (d) => {
+          assert.deepEqual(d.status.gitOps, {
+            desired: { digest: D1, tag: '1.4', reason: 'Rollout', since },
+            commit: 'c'.repeat(40),
+            committedAt: '2026-11-22T09:30:00Z',
+          });
+          assert.deepEqual(d.events, []);
+        },
+      },
+      {
+        name: 'a newer digest remembers the value before it',
+        draft: () =>
+          draft(
+            policy(
+              { rollout: gitOps },
+              {
+                latest: { ...acceptedLatest, digest: D2, shortDigest: 'sha256:222222222222', tag: '1.5' },
+                gitOps: { desired: { digest: D1, tag: '1.4', reason: 'Rollout', since } },
+              },
+            ),
+            { gitOps: { writeBack: 'fleet' } },
+            [planRollout],
+          ),
+        outcome: 'next',
+        expect: (d) => {
+          assert.equal(d.status.gitOps?.desired?.digest, D2);
+          assert.deepEqual(d.status.gitOps?.previous, { digest: D1, tag: '1.4' });
+        },
+      },
+      {
+        name: 'a failed rollout reverts git to the value before, with its tag',
+        draft: () => {
+          const d = draft(
+            policy(
+              { rollout: gitOps },
+              {
+                latest: { ...acceptedLatest, digest: D2, shortDigest: 'sha256:222222222222', tag: '1.5' },
+                gitOps: {
+                  desired: { digest: D2, tag: '1.5', reason: 'Rollout', since },
+                  previous: { digest: D1, tag: '1.4' },
+                },
+              },
+            ),
+            { gitOps: { writeBack: 'fleet' } },
+            [planRollout],
+          );
+          d.rollout = { ...d.rollout!, revertTo: D1 };
+          return d;
+        },
+        outcome: 'next',
+        expect: (d) => {
+          assert.deepEqual(d.status.gitOps?.desired, {
+            digest: D1,
+            tag: '1.4',
+            reason: 'Revert',
+            since: '2026-11-22T10:00:00Z',
+          });
+          assert.deepEqual(
+            d.events.map((e) => [e.type, e.reason]),
+            [['Warning', 'GitRevertRequested']],
           );
         },
       },

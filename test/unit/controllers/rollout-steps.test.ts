@@ -14,7 +14,7 @@ import {
   startRollout,
   stopRevertLoop,
   waitForApproval,
-  waitForGitOps,
+  followGit,
   waitForSlot,
   waitForWindow,
   type ContainerDraft,
@@ -258,8 +258,57 @@ describe('rollout steps', () => {
       },
       { name: 'a newer digest is not the failed one', case: { failedDigest: OLD }, outcome: 'next' },
     ]);
-    table(waitForGitOps, [
-      { name: 'GitOps mode: pending', case: { rollout: { mode: 'GitOps' } }, outcome: 'done' },
+    table(followGit, [
+      {
+        name: 'GitOps mode, nothing pushed yet: Pending, never a pin',
+        case: { rollout: { mode: 'GitOps' }, input: { gitOps: { writeBack: 'fleet' } } },
+        outcome: 'done',
+        expect: (c) => {
+          assert.deepEqual(state(c), [
+            'Pending',
+            'GitOps mode: writing sha256:111111111111 to git through GitWriteBack fleet',
+          ]);
+          assert.deepEqual(c.rollout.pins, []);
+        },
+      },
+      {
+        name: 'GitOps mode, the commit pushed: Rolling, naming the commit, until the engine applies it',
+        case: {
+          rollout: { mode: 'GitOps' },
+          input: {
+            gitOps: {
+              writeBack: 'fleet',
+              written: { digest: NEW, commit: 'c0ffee'.padEnd(40, '0'), committedAt: ago(60) },
+            },
+          },
+        },
+        outcome: 'done',
+        expect: (c) => {
+          assert.deepEqual(state(c), [
+            'Rolling',
+            'committed c0ffee000000; waiting for the GitOps engine to apply sha256:111111111111',
+          ]);
+          assert.equal(c.rollout.workloads[0]?.commit, 'c0ffee'.padEnd(40, '0'));
+          assert.equal(c.rollout.workloads[0]?.previousDigest, OLD);
+        },
+      },
+      {
+        name: 'GitOps mode, not applied within the deadline from the commit: reverted in git',
+        case: {
+          rollout: { mode: 'GitOps' },
+          previous: { previousDigest: OLD },
+          input: {
+            gitOps: { writeBack: 'fleet', written: { digest: NEW, commit: 'c'.repeat(40), committedAt: ago(601) } },
+          },
+        },
+        outcome: 'done',
+        expect: (c) => {
+          assert.equal(c.rollout.revertTo, OLD);
+          assert.equal(c.rollout.failedDigest, NEW);
+          assert.deepEqual(c.rollout.pins, []);
+          assert.equal(c.rollout.events[0]?.reason, 'RolledBack');
+        },
+      },
       { name: 'Auto mode: on', case: { rollout: { mode: 'Auto' } }, outcome: 'next' },
     ]);
     table(waitForApproval, [

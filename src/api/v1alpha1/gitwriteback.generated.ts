@@ -1,0 +1,308 @@
+// Generated from crds/gitwritebacks.patchline.dev.yaml by scripts/generate-api-types.ts. Do not edit: change the CRD and run
+// `npm run generate`. Timestamps are RFC 3339 strings, as the API server sends them.
+import type { ObjectMeta } from '../../runtime/kube-types.ts';
+
+/**
+ * GitWriteBack writes the digests accepted by the ImagePolicies that name it
+ * (spec.rollout.gitOps.writeBackRef) back to a git repository, so that git stays the source
+ * of truth for a GitOps engine such as Argo CD or Flux: it edits only image values (marker
+ * comments, Kustomize images entries), commits every policy's change in one commit per run,
+ * and pushes to the branch, or to a push branch rebuilt on the branch's head each run. The
+ * intended change is recorded in status before the push and the pushed commit after it, so
+ * that a crash neither loses an update nor makes a second commit. The ImagePolicies then
+ * follow the workloads until the pods run the digest.
+ */
+export interface GitWriteBack {
+  /**
+   * APIVersion of this object (patchline.dev/v1alpha1).
+   */
+  apiVersion?: string;
+  /**
+   * Kind of this object (GitWriteBack).
+   */
+  kind?: string;
+  metadata?: ObjectMeta;
+  /**
+   * The repository, what to edit in it, and how to commit.
+   */
+  spec: GitWriteBackSpec;
+  /**
+   * What Patchline wrote and where.
+   */
+  status?: GitWriteBackStatus;
+}
+
+/**
+ * The repository, what to edit in it, and how to commit.
+ */
+export interface GitWriteBackSpec {
+  /**
+   * How long to wait for more policies to change before committing, so that changes arriving
+   * together (a base image patch that rebuilds many images) share one commit.
+   */
+  batchWindow?: string;
+  /**
+   * The branch read, and committed to unless push.branch is set.
+   */
+  branch?: string;
+  /**
+   * The commits Patchline makes.
+   */
+  commit?: Commit;
+  /**
+   * How often the repository is read again even when no policy changed, to restore values
+   * edited away by hand.
+   */
+  interval?: string;
+  /**
+   * Files or folders to edit, relative to the repository root; every YAML file under them
+   * (and files named Kustomization) is read. The whole repository when empty.
+   */
+  paths?: string[];
+  /**
+   * Where commits go when not to branch directly: a branch Patchline owns, rebuilt on the
+   * head of branch on every run and replaced (force-with-lease against what Patchline saw),
+   * for a pull request or a review. branch itself is never force-pushed.
+   */
+  push?: Push;
+  /**
+   * A Secret in this namespace with the credentials: username and password (a token may be
+   * the password), or bearerToken, for HTTPS; ca.crt for a private CA; identity (an OpenSSH
+   * private key) and known_hosts for SSH. Anonymous when absent (reads work, pushes usually
+   * need credentials).
+   */
+  secretRef?: SecretRef;
+  /**
+   * Stop writing to the repository; the policies keep their decisions.
+   */
+  suspend?: boolean;
+  /**
+   * The repository: https://host/path (or http:// for a server on the cluster network),
+   * ssh://user@host/path or user@host:path. SSH needs identity and known_hosts in the Secret;
+   * host keys are never trusted on first use.
+   */
+  url: string;
+}
+
+/**
+ * The commits Patchline makes.
+ */
+export interface Commit {
+  /**
+   * Author and committer of the commits.
+   */
+  author?: Author;
+  /**
+   * The commit message. Placeholders: {{summary}} (one line naming every change), {{changes}}
+   * (per policy: image, old and new value, the checks the digest passed, the rebuild that
+   * produced it, the files edited), {{count}} (policies changed), {{writeBack}}
+   * (namespace/name). The default is "{{summary}}", a blank line, then "{{changes}}". A
+   * Patchline-Change trailer is always appended: it is how a commit is found again after a
+   * crash.
+   */
+  messageTemplate?: string;
+}
+
+/**
+ * Author and committer of the commits.
+ */
+export interface Author {
+  /**
+   * The e-mail address.
+   */
+  email?: string;
+  /**
+   * The name.
+   */
+  name?: string;
+}
+
+/**
+ * Where commits go when not to branch directly: a branch Patchline owns, rebuilt on the
+ * head of branch on every run and replaced (force-with-lease against what Patchline saw),
+ * for a pull request or a review. branch itself is never force-pushed.
+ */
+export interface Push {
+  /**
+   * The push branch.
+   */
+  branch?: string;
+}
+
+/**
+ * A Secret in this namespace with the credentials: username and password (a token may be
+ * the password), or bearerToken, for HTTPS; ca.crt for a private CA; identity (an OpenSSH
+ * private key) and known_hosts for SSH. Anonymous when absent (reads work, pushes usually
+ * need credentials).
+ */
+export interface SecretRef {
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * What Patchline wrote and where.
+ */
+export interface GitWriteBackStatus {
+  /**
+   * Ready, Reconciling and Stalled (kstatus).
+   */
+  conditions?: Condition[];
+  /**
+   * The last commit Patchline pushed.
+   */
+  lastCommit?: LastCommit;
+  /**
+   * The value of the patchline.dev/reconcile-requested-at annotation last acted upon.
+   */
+  lastHandledReconcileAt?: string;
+  /**
+   * The metadata.generation this status reflects.
+   */
+  observedGeneration?: number;
+  /**
+   * The change being written: recorded before the push, cleared once the pushed commit is
+   * recorded, so that a crash or failover in between neither loses it nor commits it twice.
+   */
+  pending?: Pending;
+  /**
+   * Per ImagePolicy naming this write-back, the digest git says and the commit that says it.
+   */
+  policies?: StatusPolicy[];
+}
+
+/**
+ * A condition of the resource, as metav1.Condition.
+ */
+export interface Condition {
+  /**
+   * When the status of the condition last changed.
+   */
+  lastTransitionTime: string;
+  /**
+   * Human-readable details.
+   */
+  message: string;
+  /**
+   * The metadata.generation the condition was set for.
+   */
+  observedGeneration?: number;
+  /**
+   * Machine-readable reason for the last transition, in CamelCase.
+   */
+  reason: string;
+  /**
+   * True, False or Unknown.
+   */
+  status: StatusEnum;
+  /**
+   * Type of the condition, in CamelCase.
+   */
+  type: string;
+}
+
+/**
+ * True, False or Unknown.
+ */
+export type StatusEnum = 'False' | 'True' | 'Unknown';
+
+/**
+ * The last commit Patchline pushed.
+ */
+export interface LastCommit {
+  /**
+   * The branch it was pushed to.
+   */
+  branch?: string;
+  /**
+   * The Patchline-Change trailer it carries.
+   */
+  changeID?: string;
+  /**
+   * The first line of its message.
+   */
+  message?: string;
+  /**
+   * Its SHA.
+   */
+  sha?: string;
+  /**
+   * The first 12 characters of the SHA.
+   */
+  shortSHA?: string;
+  /**
+   * When it was pushed.
+   */
+  time?: string;
+}
+
+/**
+ * The change being written: recorded before the push, cleared once the pushed commit is
+ * recorded, so that a crash or failover in between neither loses it nor commits it twice.
+ */
+export interface Pending {
+  /**
+   * The head of branch the change was made on.
+   */
+  baseCommit?: string;
+  /**
+   * The trailer its commit carries.
+   */
+  changeID?: string;
+  /**
+   * The values it writes, per policy.
+   */
+  policies?: PendingPolicy[];
+  /**
+   * When it was recorded.
+   */
+  since?: string;
+}
+
+export interface PendingPolicy {
+  /**
+   * The digest written.
+   */
+  digest?: string;
+  /**
+   * The ImagePolicy.
+   */
+  name: string;
+  /**
+   * The tag written with it.
+   */
+  tag?: string;
+}
+
+export interface StatusPolicy {
+  /**
+   * The commit that wrote it (or the head it was found in, when git already said it).
+   */
+  commit?: string;
+  /**
+   * When that commit was pushed (or found).
+   */
+  committedAt?: string;
+  /**
+   * The digest the files say.
+   */
+  digest?: string;
+  /**
+   * The files that carry its image (at most 20 listed).
+   */
+  files?: string[];
+  /**
+   * Why nothing was written for it, when nothing was (no file names its image, a conflict).
+   */
+  message?: string;
+  /**
+   * The ImagePolicy.
+   */
+  name: string;
+  /**
+   * The tag written with it.
+   */
+  tag?: string;
+}

@@ -1,0 +1,377 @@
+// What a GitWriteBack should write and what its status says, as pure functions of the resource,
+// the ImagePolicies that name it, the RebuildTriggers of the namespace and the outcome of an
+// update run. The reconciler gathers, runs the update (rollout/git/update.ts) and writes.
+import {
+  ReconcileRequestedAt,
+  type GitWriteBack,
+  type GitWriteBackStatus,
+  type ImagePolicy,
+  type RebuildTrigger,
+} from '../../api/v1alpha1/index.ts';
+import {
+  Ready,
+  Reconciling,
+  Stalled,
+  applyConditions,
+  timestamp,
+  type ConditionInput,
+} from '../../runtime/conditions.ts';
+import { parseDuration } from '../../runtime/duration.ts';
+import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
+import type { ImageTarget } from '../../rollout/git/edit.ts';
+import type { ChangeContext } from '../../rollout/git/message.ts';
+import type { UpdateOutcome } from '../../rollout/git/update.ts';
+import { repositoryOf } from '../../rollout/running.ts';
+import type { DecidedEvent } from '../lifecycle.ts';
+import { checkDuration, type SpecProblem } from '../spec-checks.ts';
+
+type Status = GitWriteBackStatus;
+export type WriteTarget = ImageTarget & { context: ChangeContext };
+
+export const WriteBackReasons = {
+  Committed: 'Committed',
+  UpToDate: 'UpToDate',
+  Batching: 'Batching',
+  GitFailed: 'GitOperationFailed',
+  AccessDenied: 'AccessDenied',
+  Contended: 'PushContended',
+  NoPolicies: 'NoPolicies',
+} as const;
+
+export function specProblems(wb: GitWriteBack): SpecProblem[] {
+  return [
+    ...checkDuration('interval', wb.spec.interval, { minMs: 30_000 }),
+    ...checkDuration('batchWindow', wb.spec.batchWindow, { maxMs: 600_000 }),
+  ];
+}
+
+/** The ImagePolicies in GitOps mode that name this write-back. */
+export function policiesOf(wb: GitWriteBack, policies: readonly ImagePolicy[]): ImagePolicy[] {
+  return policies
+    .filter(
+      (p) =>
+        p.spec.rollout?.mode === 'GitOps' &&
+        p.spec.rollout.gitOps?.writeBackRef.name === wb.metadata?.name &&
+        p.metadata?.deletionTimestamp === undefined,
+    )
+    .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+}
+
+/** The rebuild that produced `digest` of `repository`, for the commit message. */
+function rebuildOf(repository: string, digest: string, triggers: readonly RebuildTrigger[]): string | undefined {
+  for (const t of triggers) {
+    if (repositoryOf(t.spec.target.image) !== repository || t.status?.landed?.digest !== digest) continue;
+    const b = t.status.build;
+    const base = t.status.bases?.find((x) => x.image === b?.baseImage);
+    const change = base?.previousDigest
+      ? `${shortDigest(base.previousDigest)} → ${shortDigest(base.digest ?? '')}`
+      : shortDigest(base?.digest ?? '');
+    const build = b?.id ? ` (build ${b.id}${b.url ? ` ${b.url}` : ''})` : '';
+    return `RebuildTrigger ${t.metadata?.namespace ?? ''}/${t.metadata?.name ?? ''}: base ${b?.baseImage ?? ''} ${change}${build}`;
+  }
+  return undefined;
+}
+
+/** What each policy wants git to say: its decided value (status.gitOps.desired). */
+export function targetsOf(policies: readonly ImagePolicy[], triggers: readonly RebuildTrigger[]): WriteTarget[] {
+  const out: WriteTarget[] = [];
+  for (const p of policies) {
+    const desired = p.status?.gitOps?.desired;
+    if (!desired?.digest) continue;
+    let repository: string;
+    try {
+      repository = repositoryName(parseReference(p.spec.image));
+    } catch {
+      continue;
+    }
+    const namespace = p.metadata?.namespace ?? '';
+    const name = p.metadata?.name ?? '';
+    const checks =
+      desired.digest === p.status?.latest?.digest
+        ? (p.status.latest.checks ?? []).filter((c) => c.passed).map((c) => `${c.name}: ${c.message ?? ''}`)
+        : [];
+    const rebuild = rebuildOf(repository, desired.digest, triggers);
+    const reason = desired.reason === 'Revert' ? 'Revert' : 'Rollout';
+    out.push({
+      policy: { namespace, name },
+      repository: p.spec.image,
+      ...(desired.tag ? { tag: desired.tag } : {}),
+      digest: desired.digest,
+      format: p.spec.rollout?.gitOps?.format ?? 'TagAndDigest',
+      context: {
+        policy: `${namespace}/${name}`,
+        image: p.spec.image,
+        ...(desired.tag ? { tag: desired.tag } : {}),
+        digest: desired.digest,
+        reason,
+        checks,
+        ...(rebuild ? { rebuild } : {}),
+        ...(reason === 'Revert' ? { why: `the rollout of ${shortDigest(p.status?.failedDigest ?? '')} failed` } : {}),
+      },
+    });
+  }
+  return out;
+}
+
+/** Targets git does not say yet, as far as status knows. */
+export function unwritten(wb: GitWriteBack, targets: readonly WriteTarget[]): WriteTarget[] {
+  const known = new Map((wb.status?.policies ?? []).map((p) => [p.name, p]));
+  return targets.filter((t) => {
+    const k = known.get(t.policy.name);
+    return !k || k.digest !== t.digest || (k.tag ?? '') !== (t.tag ?? '');
+  });
+}
+
+/**
+ * How long to wait for more policies before committing: until batchWindow has passed since the
+ * newest unwritten decision (so changes arriving together share one commit), but no longer than
+ * ten windows after the oldest. 0: commit now.
+ */
+export function batchDelayMs(
+  wb: GitWriteBack,
+  policies: readonly ImagePolicy[],
+  pending: readonly WriteTarget[],
+  now: Date,
+): number {
+  const windowMs = parseDuration(wb.spec.batchWindow ?? '5s');
+  if (windowMs <= 0 || pending.length === 0) return 0;
+  const names = new Set(pending.map((t) => t.policy.name));
+  const since = policies
+    .filter((p) => names.has(p.metadata?.name ?? ''))
+    .map((p) => Date.parse(p.status?.gitOps?.desired?.since ?? ''))
+    .filter(Number.isFinite);
+  if (since.length === 0) return 0;
+  const quietAt = Math.max(...since) + windowMs;
+  const latest = Math.min(...since) + 10 * windowMs;
+  return Math.max(0, Math.min(quietAt, latest) - now.getTime());
+}
+
+/** Status fields common to every outcome: generation, reconcile request. */
+function base(wb: GitWriteBack): Status {
+  const status: Status = { ...(wb.status ?? {}), observedGeneration: wb.metadata?.generation ?? 0 };
+  const requested = wb.metadata?.annotations?.[ReconcileRequestedAt];
+  if (requested !== undefined) status.lastHandledReconcileAt = requested;
+  return status;
+}
+
+function condition(wb: GitWriteBack, type: string, status: ConditionInput['status'], reason: string, message: string) {
+  return { type, status, reason, message, observedGeneration: wb.metadata?.generation ?? 0 };
+}
+
+/** Per policy, what git says: kept from before unless this run wrote or found it. */
+function recordPolicies(
+  previous: Status['policies'],
+  targets: readonly WriteTarget[],
+  written: ReadonlySet<string>,
+  commit: { sha: string; at: string } | undefined,
+  files: ReadonlyMap<string, string[]> | undefined,
+): NonNullable<Status['policies']> {
+  const before = new Map((previous ?? []).map((p) => [p.name, p]));
+  return targets.map((t) => {
+    const name = t.policy.name;
+    const key = `${t.policy.namespace}/${name}`;
+    const prev = before.get(name);
+    const found = files?.get(key);
+    const entry: NonNullable<Status['policies']>[number] = { name, digest: t.digest, ...(t.tag ? { tag: t.tag } : {}) };
+    const same = prev && prev.digest === t.digest && (prev.tag ?? '') === (t.tag ?? '');
+    if (commit && written.has(key)) {
+      entry.commit = commit.sha;
+      entry.committedAt = commit.at;
+    } else if (prev?.commit && same) {
+      entry.commit = prev.commit;
+      if (prev.committedAt) entry.committedAt = prev.committedAt;
+    } else if (commit && found) {
+      // The files already said it: the commit (a descendant of where it was written) carries it.
+      entry.commit = commit.sha;
+      entry.committedAt = commit.at;
+    }
+    const names = found ?? prev?.files;
+    if (names?.length) entry.files = names.slice(0, 20);
+    if (files && !found)
+      entry.message = `no file under spec.paths names ${key} (a marker) or ${t.repository} (a Kustomize images entry)`;
+    return entry;
+  });
+}
+
+export interface WriteBackDecision {
+  status: Status;
+  events: DecidedEvent[];
+}
+
+/** What one kind of outcome changes: status fields, the Ready condition, Events. */
+interface Recorded {
+  ready: ConditionInput;
+  events: DecidedEvent[];
+}
+
+type Outcome<K extends UpdateOutcome['kind']> = Extract<UpdateOutcome, { kind: K }>;
+
+/** Pushed before a crash: the commit carries the values of the pending change. */
+function recordRecovered(wb: GitWriteBack, status: Status, outcome: Outcome<'recovered'>, at: string): Recorded {
+  const carried = (wb.status?.pending?.policies ?? []).map((p) => ({ ...p, commit: outcome.sha, committedAt: at }));
+  const names = new Set(carried.map((p) => p.name));
+  status.policies = [...(wb.status?.policies ?? []).filter((p) => !names.has(p.name)), ...carried].sort((x, y) =>
+    x.name.localeCompare(y.name),
+  );
+  status.lastCommit = {
+    sha: outcome.sha,
+    shortSHA: outcome.sha.slice(0, 12),
+    time: at,
+    changeID: outcome.changeId,
+    branch: wb.spec.push?.branch ?? wb.spec.branch ?? 'main',
+  };
+  const short = outcome.sha.slice(0, 12);
+  return {
+    ready: condition(wb, Ready, 'True', WriteBackReasons.Committed, `found ${short}, pushed before a restart`),
+    events: [
+      {
+        type: 'Normal',
+        reason: 'CommitRecovered',
+        action: 'WriteBack',
+        note: `change ${outcome.changeId} was pushed before a restart as ${short}`,
+      },
+    ],
+  };
+}
+
+/** The files already say every value: the head carries them. */
+function recordUnchanged(
+  wb: GitWriteBack,
+  status: Status,
+  targets: readonly WriteTarget[],
+  outcome: Outcome<'unchanged'>,
+  at: string,
+): Recorded {
+  status.policies = recordPolicies(wb.status?.policies, targets, new Set(), { sha: outcome.head, at }, outcome.files);
+  const message = `${wb.spec.branch ?? 'main'} at ${outcome.head.slice(0, 12)} says every value (${targets.length} policies)`;
+  return { ready: condition(wb, Ready, 'True', WriteBackReasons.UpToDate, message), events: [] };
+}
+
+function recordPushed(
+  wb: GitWriteBack,
+  status: Status,
+  targets: readonly WriteTarget[],
+  outcome: Outcome<'pushed'>,
+  at: string,
+): Recorded {
+  const written = new Set(outcome.intent.changes.map((c) => c.policy));
+  const short = outcome.sha.slice(0, 12);
+  const subject = (outcome.message.split('\n')[0] ?? '').slice(0, 1024);
+  status.lastCommit = {
+    sha: outcome.sha,
+    shortSHA: short,
+    time: at,
+    branch: outcome.branch,
+    changeID: outcome.intent.changeId,
+    message: subject,
+  };
+  status.policies = recordPolicies(wb.status?.policies, targets, written, { sha: outcome.sha, at }, outcome.files);
+  const note = `pushed ${short} to ${outcome.branch}: ${outcome.intent.changes.length} value(s) of ${written.size} policies`;
+  return {
+    ready: condition(wb, Ready, 'True', WriteBackReasons.Committed, `pushed ${short} to ${outcome.branch}: ${subject}`),
+    events: [
+      {
+        type: 'Normal',
+        reason: 'Committed',
+        action: 'WriteBack',
+        note,
+        details: { commit: outcome.sha, branch: outcome.branch, policies: [...written] },
+      },
+    ],
+  };
+}
+
+/** The status after an update run, and the Events it deserves. */
+export function decideOutcome(
+  wb: GitWriteBack,
+  targets: readonly WriteTarget[],
+  outcome: UpdateOutcome,
+  now: Date,
+): WriteBackDecision {
+  if (outcome.kind === 'abandoned') return { status: wb.status ?? {}, events: [] };
+  const status = base(wb);
+  const at = timestamp(now);
+  let recorded: Recorded;
+  if (outcome.kind === 'contended') {
+    const message = `the push kept losing races with other commits: ${outcome.reason}`;
+    recorded = {
+      ready: condition(wb, Ready, 'False', WriteBackReasons.Contended, message),
+      events: [{ type: 'Warning', reason: WriteBackReasons.Contended, action: 'WriteBack', note: message }],
+    };
+  } else {
+    delete status.pending;
+    if (outcome.kind === 'recovered') recorded = recordRecovered(wb, status, outcome, at);
+    else if (outcome.kind === 'unchanged') recorded = recordUnchanged(wb, status, targets, outcome, at);
+    else recorded = recordPushed(wb, status, targets, outcome, at);
+  }
+  const problems = outcome.kind === 'pushed' || outcome.kind === 'unchanged' ? outcome.problems : [];
+  if (problems.length > 0) {
+    const note = problems.slice(0, 5).join('; ').slice(0, 1024);
+    recorded.events.push({ type: 'Warning', reason: 'FilesSkipped', action: 'WriteBack', note });
+  }
+  status.conditions = applyConditions(
+    wb.status?.conditions,
+    [recorded.ready, { remove: Stalled }, { remove: Reconciling }],
+    now,
+  );
+  return { status, events: recorded.events };
+}
+
+/** The status when git failed: Stalled when retrying cannot help (credentials, host key). */
+export function decideFailure(wb: GitWriteBack, message: string, auth: boolean, now: Date): WriteBackDecision {
+  const status = base(wb);
+  const reason = auth ? WriteBackReasons.AccessDenied : WriteBackReasons.GitFailed;
+  const ready = condition(wb, Ready, 'False', reason, message.slice(0, 2000));
+  status.conditions = applyConditions(
+    wb.status?.conditions,
+    [
+      ready,
+      auth ? condition(wb, Stalled, 'True', reason, ready.message) : { remove: Stalled },
+      { remove: Reconciling },
+    ],
+    now,
+  );
+  const before = wb.status?.conditions?.find((c) => c.type === Ready);
+  const events: DecidedEvent[] =
+    before?.message === ready.message ? [] : [{ type: 'Warning', reason, action: 'WriteBack', note: ready.message }];
+  return { status, events };
+}
+
+/** The status while waiting for more changes to batch. */
+export function decideBatching(wb: GitWriteBack, pending: number, waitMs: number, now: Date): WriteBackDecision {
+  const status = base(wb);
+  const ready = condition(
+    wb,
+    Ready,
+    'Unknown',
+    WriteBackReasons.Batching,
+    `${pending} policies changed; committing in ${Math.ceil(waitMs / 1000)}s unless more arrive`,
+  );
+  status.conditions = applyConditions(
+    wb.status?.conditions,
+    [ready, condition(wb, Reconciling, 'True', WriteBackReasons.Batching, ready.message)],
+    now,
+  );
+  return { status, events: [] };
+}
+
+/** The intent recorded before a push. */
+export function withIntent(
+  status: Status,
+  intent: { changeId: string; baseCommit: string },
+  targets: readonly WriteTarget[],
+  changed: ReadonlySet<string>,
+  now: Date,
+): Status {
+  return {
+    ...status,
+    pending: {
+      changeID: intent.changeId,
+      baseCommit: intent.baseCommit,
+      since: timestamp(now),
+      policies: targets
+        .filter((t) => changed.has(`${t.policy.namespace}/${t.policy.name}`))
+        .map((t) => ({ name: t.policy.name, digest: t.digest, ...(t.tag ? { tag: t.tag } : {}) })),
+    },
+  };
+}
