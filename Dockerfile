@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
-# Patchline operator image: compiled JavaScript and production dependencies only, on a
-# distroless Node.js runtime (no shell, no package manager), running as a non-root user.
+# Patchline operator image: compiled JavaScript and production dependencies only, on Debian's
+# slim Node.js runtime with the git CLI and OpenSSH's client (GitOps mode writes to git over
+# HTTPS and SSH; docs/decisions.md says why not a JavaScript git), npm removed, running as a
+# non-root user.
 
 # --- build: compile TypeScript ---------------------------------------------------------
 FROM node:24.21.0-bookworm-slim AS build
@@ -19,12 +21,20 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime ---------------------------------------------------------------------------
-FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
+FROM node:24.21.0-bookworm-slim AS runtime
+# git and ssh for GitOps write-back; npm, npx, corepack and yarn are not needed at run time.
+# ssh needs the user in /etc/passwd (65532, as distroless' "nonroot").
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+  && rm -rf /var/lib/apt/lists/* /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+    /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg \
+  && groupadd --gid 65532 nonroot \
+  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin nonroot
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
-# 65532 is distroless' "nonroot" user; numeric so that runAsNonRoot can verify it.
+# Numeric, so that runAsNonRoot can verify it.
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/main.js"]
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/main.js"]

@@ -60,7 +60,8 @@ describe('least privilege', () => {
     const ns = newNamespace('rbac');
     // Registry credentials from a Secret and a ServiceAccount's imagePullSecrets (get each).
     // Job and Tekton builds (jobs, pods, pipelineruns) run in rebuild.test.ts, Trivy
-    // Operator's VulnerabilityReports are watched in trust.test.ts, and the admission
+    // Operator's VulnerabilityReports are watched in trust.test.ts, GitWriteBacks are read and
+    // their status written in gitops.test.ts, and the admission
     // certificates are kept in admission.test.ts, earlier in the suite: this test reads the
     // audit log of the whole run.
     const dockerconfig = Buffer.from(

@@ -64,11 +64,17 @@ export class GitRepos {
   }
 
   /** Another committer's commit on `branch` (files written as given); returns its SHA. */
-  async commit(repo: string, branch: string, files: Record<string, string>, message: string): Promise<string> {
+  async commit(
+    repo: string,
+    branch: string,
+    files: Record<string, string>,
+    message: string,
+    from = branch,
+  ): Promise<string> {
     const work = mkdtempSync(join(tmpdir(), 'patchline-git-work-'));
     try {
       await git(['init', '-q', '-b', branch], work);
-      await git(['fetch', '-q', this.path(repo), branch], work).catch(() => undefined);
+      await git(['fetch', '-q', this.path(repo), from], work).catch(() => undefined);
       await git(['reset', '-q', '--hard', 'FETCH_HEAD'], work).catch(() => undefined);
       for (const [file, text] of Object.entries(files)) {
         mkdirSync(dirname(join(work, file)), { recursive: true });
@@ -94,6 +100,33 @@ export class GitRepos {
         const [sha, author, subject, body] = r.split('\x1f');
         return { sha: sha!, author: author!, subject: subject!, body: (body ?? '').trim() };
       });
+  }
+
+  /**
+   * Stages a race for the next push to `repo` (over any transport): a commit of `files` is
+   * prepared on top of `branch` now, and a pre-receive hook moves `branch` to it while the
+   * next push is being received — so that push finds the branch moved and is rejected, as
+   * when another committer was first. Later pushes go through.
+   */
+  async raceNextPush(repo: string, files: Record<string, string>, message: string, branch = 'main'): Promise<string> {
+    const sha = await this.commit(repo, 'patchline-test-race', files, message, branch);
+    const hook = join(this.path(repo), 'hooks', 'pre-receive');
+    writeFileSync(
+      hook,
+      [
+        '#!/bin/sh',
+        'cat >/dev/null',
+        `if [ ! -f "$GIT_DIR/raced" ]; then`,
+        '  touch "$GIT_DIR/raced"',
+        // git refuses ref updates from a quarantined push; the race commit is outside it.
+        `  env -u GIT_QUARANTINE_PATH git update-ref refs/heads/${branch} ${sha}`,
+        'fi',
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(hook, 0o755);
+    return sha;
   }
 
   async file(repo: string, path: string, ref = 'main'): Promise<string> {

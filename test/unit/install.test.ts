@@ -273,7 +273,8 @@ describe('Dockerfile', () => {
       stages.map((s) => s.name),
       ['build', 'deps', 'runtime'],
     );
-    assert.match(runtime.from, /^gcr\.io\/distroless\/nodejs24-/);
+    // Node 24 on Debian slim: GitOps mode needs the git CLI and OpenSSH's client at run time.
+    assert.match(runtime.from, /^node:24\.\d+\.\d+-bookworm-slim$/);
     const build = stages[0]!.body.map((i) => `${i.op} ${i.args}`).join('\n');
     assert.match(build, /RUN npx tsc -p tsconfig\.build\.json/);
     const deps = stages[1]!.body.map((i) => `${i.op} ${i.args}`).join('\n');
@@ -289,6 +290,17 @@ describe('Dockerfile', () => {
     ]);
   });
 
+  it('carries git and ssh for GitOps write-back, and no package manager of Node', () => {
+    const run = runtime.body
+      .filter((i) => i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' ');
+    assert.match(run, /apt-get install -y --no-install-recommends git openssh-client ca-certificates/);
+    assert.match(run, /rm -rf \/var\/lib\/apt\/lists/);
+    for (const tool of ['npm', 'npx', 'corepack']) assert.match(run, new RegExp(`/usr/local/bin/${tool}\\b`));
+    assert.match(run, /useradd --uid 65532/, 'ssh needs the user in /etc/passwd');
+  });
+
   it('runs as a numeric non-root user', () => {
     const user = runtime.body.filter((i) => i.op === 'USER').at(-1)?.args ?? '';
     const [uid] = user.split(':');
@@ -298,7 +310,7 @@ describe('Dockerfile', () => {
 
   it('starts the compiled main module, which the build config emits', () => {
     const entry = runtime.body.find((i) => i.op === 'ENTRYPOINT');
-    assert.deepEqual(JSON.parse(entry!.args), ['/nodejs/bin/node', '/app/dist/main.js']);
+    assert.deepEqual(JSON.parse(entry!.args), ['/usr/local/bin/node', '/app/dist/main.js']);
     const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as {
       compilerOptions: { rootDir: string; outDir: string };
     };

@@ -57,12 +57,21 @@ export function policiesOf(wb: GitWriteBack, policies: readonly ImagePolicy[]): 
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
 }
 
+/** The trigger's last build succeeded for the base digest it follows now: its output is the image's newest. */
+function builtForCurrentBase(t: RebuildTrigger): boolean {
+  const b = t.status?.build;
+  const base = t.status?.bases?.find((x) => x.image === b?.baseImage);
+  return b?.phase === 'Succeeded' && !!base?.digest && b.baseDigest === base.digest;
+}
+
 /** The rebuild that produced `digest` of `repository`, for the commit message. */
 function rebuildOf(repository: string, digest: string, triggers: readonly RebuildTrigger[]): string | undefined {
   for (const t of triggers) {
-    if (repositoryOf(t.spec.target.image) !== repository || t.status?.landed?.digest !== digest) continue;
-    const b = t.status.build;
-    const base = t.status.bases?.find((x) => x.image === b?.baseImage);
+    if (repositoryOf(t.spec.target.image) !== repository) continue;
+    const b = t.status?.build;
+    // Landed, or reported by the build (the policy may accept it before the trigger confirms it).
+    if (t.status?.landed?.digest !== digest && b?.outputDigest !== digest && !builtForCurrentBase(t)) continue;
+    const base = t.status?.bases?.find((x) => x.image === b?.baseImage);
     const change = base?.previousDigest
       ? `${shortDigest(base.previousDigest)} → ${shortDigest(base.digest ?? '')}`
       : shortDigest(base?.digest ?? '');

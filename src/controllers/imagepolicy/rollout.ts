@@ -6,6 +6,7 @@
 // Each container runs through named steps (../steps.ts), one rule each:
 //   - a container whose spec already names repo@desired (in GitOps mode: any reference with
 //     the desired digest, as the GitOps engine applied it) is followed (FOLLOW_PINNED):
+//     stayFailed — a failed rollout being undone stays Failed;
 //     completeRollout — UpToDate once the rollout is complete and every running pod reports
 //     the digest; failRollout — Failed past rollout.progressDeadline or when the controller
 //     gives up, then, with rollbackOnFailure, pinned back to its previous image, and the
@@ -204,6 +205,16 @@ function committed(d: RolloutDraft): { sha: string; at: number } | undefined {
 
 // Containers whose spec already names the desired image: followed until every pod runs it.
 
+/**
+ * A rollout that failed stays Failed while it is being undone: in GitOps mode the container
+ * still runs the failed digest until the GitOps engine applies the revert commit.
+ */
+export const stayFailed: ContainerStep = (c) => {
+  const d = c.rollout;
+  if (d.failedDigest !== d.accepted.digest || c.prev?.state !== 'Failed') return 'next';
+  return settle(c, 'Failed', c.prev.message ?? 'rollout failed');
+};
+
 /** Complete, and every pod runs the digest: up to date (an Event when it was rolling). */
 export const completeRollout: ContainerStep = (c) => {
   const { observed: o, rollout: d } = c;
@@ -320,7 +331,7 @@ export const keepRolling: ContainerStep = (c) => {
   return settle(c, 'Rolling', o.progress.message);
 };
 
-const FOLLOW_PINNED: readonly ContainerStep[] = [completeRollout, failRollout, keepRolling];
+const FOLLOW_PINNED: readonly ContainerStep[] = [stayFailed, completeRollout, failRollout, keepRolling];
 
 // Containers not on the desired image yet: pinned when every rule allows it.
 

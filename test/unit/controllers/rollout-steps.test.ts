@@ -12,6 +12,7 @@ import {
   keepRolling,
   pin,
   startRollout,
+  stayFailed,
   stopRevertLoop,
   waitForApproval,
   followGit,
@@ -103,6 +104,27 @@ const state = (c: ContainerDraft): [string | undefined, string | undefined] => [
 ];
 
 describe('rollout steps', () => {
+  describe('stayFailed', () => {
+    table(stayFailed, [
+      {
+        name: 'a failed rollout being undone stays Failed with its message (GitOps: the revert not applied yet)',
+        case: { observed: onNew(), failedDigest: NEW, previous: { state: 'Failed', message: 'rollout failed: x' } },
+        outcome: 'done',
+        expect: (c) => assert.deepEqual(state(c), ['Failed', 'rollout failed: x']),
+      },
+      {
+        name: 'a requested reconcile retries it',
+        case: {
+          observed: onNew(),
+          failedDigest: NEW,
+          previous: { state: 'Failed' },
+          input: { retryRequested: true },
+        },
+        outcome: 'next',
+      },
+    ]);
+  });
+
   describe('completeRollout', () => {
     table(completeRollout, [
       {

@@ -1,0 +1,370 @@
+// GitOps mode end to end, with every part real: the test control plane, a registry that
+// notifies the operator, the build service, a git server (smart HTTP through git
+// http-backend, and Debian's sshd), Flux's source-controller and kustomize-controller
+// applying the repository to the cluster, and the operator as its ServiceAccount.
+// Patchline writes accepted digests to git, Flux applies them, Patchline follows the pods.
+import assert from 'node:assert/strict';
+import { stringify } from 'yaml';
+import type { GitWriteBack, GitWriteBackStatus } from '../../src/api/v1alpha1/index.ts';
+import { Flux, fluxCrdFiles } from '../support/flux.ts';
+import { GitHttpServer, GitRepos, GitSshServer } from '../support/git-server.ts';
+import { env, kubectl, newNamespace } from './support/env.ts';
+import type { Operator } from './support/operator.ts';
+import { applyPolicy, runningPods, specImage, waitForPolicy, workload } from './support/policies.ts';
+import { RebuildEnv, applyTrigger, createBuildSecret, eventReasons, triggerStatus } from './support/rebuild-env.ts';
+
+const GIT_USER = 'patchline';
+const GIT_PASSWORD = 'e2e-git-password';
+
+function deploymentYaml(
+  name: string,
+  image: string,
+  marker: string,
+  podAnnotations: Record<string, string> = {},
+): string {
+  return [
+    'apiVersion: apps/v1',
+    'kind: Deployment',
+    'metadata:',
+    `  name: ${name}`,
+    '  labels:',
+    `    app: ${name}`,
+    'spec:',
+    '  replicas: 2',
+    '  selector:',
+    '    matchLabels:',
+    `      app: ${name}`,
+    '  template:',
+    '    metadata:',
+    '      labels:',
+    `        app: ${name}`,
+    ...(Object.keys(podAnnotations).length > 0
+      ? ['      annotations:', ...Object.entries(podAnnotations).map(([k, v]) => `        ${k}: "${v}"`)]
+      : []),
+    '    spec:',
+    '      containers:',
+    '        # the application; Patchline keeps it on the newest accepted digest',
+    `        - name: app`,
+    `          image: ${image} # ${marker}`,
+    '',
+  ].join('\n');
+}
+
+function writeBackStatus(ns: string, name: string): GitWriteBackStatus {
+  const out = kubectl(['get', 'gitwriteback', name, '-n', ns, '-o', 'json'], { allowFailure: true }).stdout;
+  return out ? ((JSON.parse(out) as GitWriteBack).status ?? {}) : {};
+}
+
+describe('GitOps mode: Patchline writes to git, Flux applies, Patchline follows the pods', function () {
+  this.timeout(300_000);
+  let e: RebuildEnv;
+  let repos: GitRepos;
+  let http: GitHttpServer;
+  let ssh: GitSshServer;
+  let flux: Flux;
+  let operator: Operator;
+
+  before(async () => {
+    e = await RebuildEnv.start();
+    repos = new GitRepos();
+    http = await GitHttpServer.start({ users: { [GIT_USER]: GIT_PASSWORD, flux: 'flux-password' } }, repos);
+    ssh = await GitSshServer.start(repos);
+    for (const file of fluxCrdFiles()) kubectl(['apply', '--server-side', '-f', file]);
+    kubectl(['create', 'namespace', 'flux-system']);
+    flux = await Flux.start(env().cp.kubeconfig);
+    operator = await e.operator('e2e-gitops', 'gitops-leader');
+  });
+  after(async () => {
+    await operator?.stop();
+    await flux?.stop();
+    await ssh?.stop();
+    await http?.stop();
+    await e?.stop();
+    repos?.remove();
+  });
+
+  /** A repository Flux applies to `ns`, and the Secrets both sides read it with. */
+  async function fleet(ns: string, repo: string, files: Record<string, string>): Promise<void> {
+    await repos.create(repo, {
+      'apps/kustomization.yaml': `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: ${ns}\nresources:\n${Object.keys(
+        files,
+      )
+        .map((f) => `  - ${f}`)
+        .join('\n')}\n`,
+      ...Object.fromEntries(Object.entries(files).map(([f, text]) => [`apps/${f}`, text])),
+    });
+    kubectl([
+      'create',
+      'secret',
+      'generic',
+      'flux-git',
+      '-n',
+      ns,
+      '--from-literal=username=flux',
+      '--from-literal=password=flux-password',
+    ]);
+    kubectl([
+      'create',
+      'secret',
+      'generic',
+      'patchline-git',
+      '-n',
+      ns,
+      `--from-literal=username=${GIT_USER}`,
+      `--from-literal=password=${GIT_PASSWORD}`,
+    ]);
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: [
+        stringify({
+          apiVersion: 'source.toolkit.fluxcd.io/v1',
+          kind: 'GitRepository',
+          metadata: { name: 'fleet' },
+          spec: { url: http.url(repo), ref: { branch: 'main' }, interval: '5s', secretRef: { name: 'flux-git' } },
+        }),
+        stringify({
+          apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+          kind: 'Kustomization',
+          metadata: { name: 'apps' },
+          spec: { path: './apps', prune: true, interval: '5s', sourceRef: { kind: 'GitRepository', name: 'fleet' } },
+        }),
+      ].join('---\n'),
+    });
+  }
+
+  function applyWriteBack(ns: string, name: string, spec: Record<string, unknown>): void {
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: stringify({ apiVersion: 'patchline.dev/v1alpha1', kind: 'GitWriteBack', metadata: { name }, spec }),
+    });
+  }
+
+  async function podsRun(ns: string, app: string, image: string): Promise<boolean> {
+    const pods = await runningPods(ns, app);
+    return (
+      pods.length === 2 &&
+      pods.every((p) => p.status?.containerStatuses?.find((c) => c.name === 'app')?.imageID === image)
+    );
+  }
+
+  it('the whole loop: base patched → rebuilt → accepted → committed → applied by Flux → every pod runs it → RolledOut with the commit', async () => {
+    const ns = newNamespace('e2e-gitops');
+    createBuildSecret(ns);
+    await e.pusher.pushImage('base/gitops', '1', { seed: `${ns}-b1` });
+    const v1 = await e.pusher.pushImage('shop/gitops-web', '1.0', { seed: `${ns}-a1` });
+    const repository = `${e.registry.host}/shop/gitops-web`;
+    await fleet(ns, `fleet-${ns}`, {
+      'web.yaml': deploymentYaml('web', `${repository}:1.0@${v1.digest}`, `{"$imagepolicy": "${ns}:web"}`),
+    });
+    await operator.waitUntil(
+      () => podsRun(ns, 'web', `${repository}@${v1.digest}`),
+      'Flux applied the first commit',
+      90_000,
+    );
+
+    applyTrigger(ns, 'web', {
+      baseImages: [{ image: e.image('base/gitops', '1') }],
+      target: { image: e.image('shop/gitops-web', '1.0') },
+      build: {
+        webhook: { url: `${e.builds.url}/builds`, statusURL: `${e.builds.url}/builds/$(build.id)` },
+        credentialsRef: { name: 'build-creds' },
+      },
+      settle: '0s',
+    });
+    applyWriteBack(ns, 'fleet', {
+      url: http.url(`fleet-${ns}`),
+      branch: 'main',
+      paths: ['apps'],
+      secretRef: { name: 'patchline-git' },
+      batchWindow: '1s',
+    });
+    applyPolicy(ns, 'web', {
+      image: repository,
+      follow: { tag: '1.0' },
+      workloads: { names: ['web'] },
+      verify: { registries: [e.registry.host], provenance: { requireBase: true } },
+      rollout: { mode: 'GitOps', gitOps: { writeBackRef: { name: 'fleet' } }, progressDeadline: '2m' },
+    });
+    await operator.waitUntil(() => triggerStatus(ns, 'web').bases?.[0]?.digest !== undefined, 'base learned');
+    const before = (await repos.log(`fleet-${ns}`)).length;
+
+    // The base is patched: rebuilt, verified against the new base, written to git, applied by Flux.
+    const base2 = await e.pusher.pushImage('base/gitops', '1', { seed: `${ns}-b2` });
+    const s = await waitForPolicy(operator, ns, 'web', 'the rebuilt digest runs on every pod', (x) => {
+      const w = workload(x, 'Deployment', 'web');
+      return (
+        x.latest?.verified === true &&
+        x.latest.digest === triggerStatus(ns, 'web').landed?.digest &&
+        w?.state === 'UpToDate' &&
+        !!w.commit
+      );
+    });
+    const landed = triggerStatus(ns, 'web').landed!;
+    assert.equal(landed.baseDigest, base2.digest);
+    assert.ok(await podsRun(ns, 'web', `${repository}@${landed.digest}`));
+
+    const log = await repos.log(`fleet-${ns}`);
+    assert.equal(log.length, before + 1, 'one commit');
+    const commit = log[0]!;
+    assert.equal(commit.author, 'Patchline <patchline@users.noreply.patchline.dev>');
+    assert.match(commit.subject, /^Update image: web sha256:[0-9a-f]{12} → 1\.0@sha256:[0-9a-f]{12}$/);
+    assert.match(commit.body, /passed: registry: .*provenance: /);
+    assert.match(commit.body, new RegExp(`rebuilt: RebuildTrigger ${ns}/web: base `));
+    assert.match(commit.body, /Patchline-Change: [0-9a-f]{20}$/);
+    assert.equal(
+      await repos.file(`fleet-${ns}`, 'apps/web.yaml'),
+      deploymentYaml('web', `${repository}:1.0@${landed.digest}`, `{"$imagepolicy": "${ns}:web"}`),
+      'only the image value changed; the comments stayed',
+    );
+    assert.equal(workload(s, 'Deployment', 'web')?.commit, commit.sha);
+    assert.equal(s.gitOps?.commit, commit.sha);
+    assert.equal(writeBackStatus(ns, 'fleet').lastCommit?.sha, commit.sha);
+    // Flux applied it; Patchline never wrote to the Deployment.
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repository}:1.0@${landed.digest}`);
+    const managers = kubectl([
+      'get',
+      'deployment',
+      'web',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.metadata.managedFields[*].manager}',
+    ]).stdout;
+    assert.doesNotMatch(managers, /patchline/);
+    assert.ok(eventReasons(ns, 'web').includes('RolledOut'));
+    assert.ok(eventReasons(ns, 'fleet').includes('Committed'));
+  });
+
+  it('a digest that never gets ready is reverted in git; Flux applies the revert; the pods run the previous digest again', async () => {
+    const ns = newNamespace('e2e-gitops-revert');
+    const good = await e.pusher.pushImage('shop/gitops-revert', '2.0', { seed: `${ns}-good` });
+    const repository = `${e.registry.host}/shop/gitops-revert`;
+    // The bad image is known before it is published under the followed tag (same content, same digest).
+    const badImage = { seed: `${ns}-bad`, created: '2026-12-01T00:00:00Z' };
+    const bad = await e.pusher.pushImage('shop/gitops-revert', 'staging', badImage);
+    await fleet(ns, `fleet-${ns}`, {
+      'api.yaml': deploymentYaml('api', `${repository}:2.0@${good.digest}`, `{"$patchline": "${ns}:api"}`, {
+        'testcp.patchline.dev/never-ready-images': bad.digest.slice(7, 30),
+      }),
+    });
+    await operator.waitUntil(
+      () => podsRun(ns, 'api', `${repository}@${good.digest}`),
+      'Flux applied the first commit',
+      90_000,
+    );
+    applyWriteBack(ns, 'fleet', {
+      url: http.url(`fleet-${ns}`),
+      paths: ['apps'],
+      secretRef: { name: 'patchline-git' },
+      batchWindow: '0s',
+    });
+    applyPolicy(ns, 'api', {
+      image: repository,
+      follow: { tag: '2.0' },
+      workloads: { names: ['api'] },
+      verify: { registries: [e.registry.host] },
+      rollout: { mode: 'GitOps', gitOps: { writeBackRef: { name: 'fleet' } }, progressDeadline: '20s' },
+    });
+    await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'the good digest accepted and running',
+      (x) => workload(x, 'Deployment', 'api')?.state === 'UpToDate',
+    );
+
+    // A bad build is published under the followed tag.
+    assert.equal((await e.pusher.pushImage('shop/gitops-revert', '2.0', badImage)).digest, bad.digest);
+    const s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'rolled back in git and running the good digest again',
+      (x) => x.failedDigest === bad.digest && x.gitOps?.desired?.reason === 'Revert' && !!x.gitOps.commit,
+    );
+    await operator.waitUntil(
+      () => podsRun(ns, 'api', `${repository}@${good.digest}`),
+      'the pods run the good digest again',
+      90_000,
+    );
+    const subjects = (await repos.log(`fleet-${ns}`)).map((c) => c.subject);
+    assert.match(subjects[0] ?? '', /^Update image: revert api sha256:[0-9a-f]{12} → 2\.0@sha256:/);
+    assert.match(subjects[1] ?? '', /^Update image: api sha256:[0-9a-f]{12} → 2\.0@sha256:/);
+    assert.match(await repos.file(`fleet-${ns}`, 'apps/api.yaml'), new RegExp(`${repository}:2\\.0@${good.digest} #`));
+    assert.equal(s.conditions?.find((c) => c.type === 'Ready')?.reason, 'RolloutFailed');
+    assert.ok(eventReasons(ns, 'api').includes('RolledBack'));
+    const managers = kubectl([
+      'get',
+      'deployment',
+      'api',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.metadata.managedFields[*].manager}',
+    ]).stdout;
+    assert.doesNotMatch(managers, /patchline/, 'a revert is a commit, never a pin');
+  });
+
+  it('writes over SSH, and re-applies its change when another commit landed first (non-fast-forward)', async () => {
+    const ns = newNamespace('e2e-gitops-ssh');
+    const v1 = await e.pusher.pushImage('shop/gitops-ssh', '3.0', { seed: `${ns}-1` });
+    const repository = `${e.registry.host}/shop/gitops-ssh`;
+    await fleet(ns, `fleet-${ns}`, {
+      'cart.yaml': deploymentYaml('cart', `${repository}@${v1.digest}`, `{"$imagepolicy": "${ns}:cart"}`),
+    });
+    await operator.waitUntil(
+      () => podsRun(ns, 'cart', `${repository}@${v1.digest}`),
+      'Flux applied the first commit',
+      90_000,
+    );
+    kubectl([
+      'create',
+      'secret',
+      'generic',
+      'patchline-ssh',
+      '-n',
+      ns,
+      `--from-literal=identity=${ssh.access.identity}`,
+      `--from-literal=known_hosts=${ssh.access.knownHosts}`,
+    ]);
+    applyWriteBack(ns, 'fleet-ssh', {
+      url: ssh.url(`fleet-${ns}`),
+      paths: ['apps'],
+      secretRef: { name: 'patchline-ssh' },
+      batchWindow: '0s',
+    });
+    applyPolicy(ns, 'cart', {
+      image: repository,
+      follow: { tag: '3.0' },
+      workloads: { names: ['cart'] },
+      verify: { registries: [e.registry.host] },
+      rollout: { mode: 'GitOps', gitOps: { writeBackRef: { name: 'fleet-ssh' }, format: 'Digest' } },
+    });
+    await waitForPolicy(
+      operator,
+      ns,
+      'cart',
+      'v1 running',
+      (x) => workload(x, 'Deployment', 'cart')?.state === 'UpToDate',
+    );
+
+    // Over SSH this time; and someone else's commit lands on main while Patchline pushes.
+    const before = (await repos.log(`fleet-${ns}`)).length;
+    await repos.raceNextPush(`fleet-${ns}`, { 'apps/NOTES.md': 'a human was here\n' }, 'a human commit');
+    const v2 = await e.pusher.pushImage('shop/gitops-ssh', '3.0', { seed: `${ns}-2` });
+    await waitForPolicy(
+      operator,
+      ns,
+      'cart',
+      'v2 committed and running',
+      (x) => workload(x, 'Deployment', 'cart')?.state === 'UpToDate' && x.latest?.digest === v2.digest,
+    );
+    const log = await repos.log(`fleet-${ns}`);
+    assert.equal(log.length, before + 2, 'the human commit and one Patchline commit');
+    assert.deepEqual(
+      log.slice(0, 2).map((c) => c.subject.split(':')[0]),
+      ['Update image', 'a human commit'],
+      'Patchline re-applied its change on top of the commit that landed first',
+    );
+    assert.match(await repos.file(`fleet-${ns}`, 'apps/cart.yaml'), new RegExp(`image: ${repository}@${v2.digest} #`));
+    assert.equal(await repos.file(`fleet-${ns}`, 'apps/NOTES.md'), 'a human was here\n');
+  });
+});
