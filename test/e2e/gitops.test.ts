@@ -367,4 +367,96 @@ describe('GitOps mode: Patchline writes to git, Flux applies, Patchline follows 
     assert.match(await repos.file(`fleet-${ns}`, 'apps/cart.yaml'), new RegExp(`image: ${repository}@${v2.digest} #`));
     assert.equal(await repos.file(`fleet-${ns}`, 'apps/NOTES.md'), 'a human was here\n');
   });
+
+  it('kill -9 at random moments, at least 20 times, during a stream of digests: one commit per change, none lost', async () => {
+    const ns = newNamespace('e2e-gitops-chaos');
+    const repo = `fleet-${ns}`;
+    const repository = `${e.registry.host}/shop/gitops-chaos`;
+    const first = await e.pusher.pushImage('shop/gitops-chaos', 'live', { seed: `${ns}-0` });
+    await repos.create(repo, {
+      'apps/values.yaml': `image:\n  repository: ${repository} # {"$imagepolicy": "${ns}:chaos:name"}\n  digest: ${first.digest} # {"$imagepolicy": "${ns}:chaos:digest"}\n`,
+    });
+    kubectl([
+      'create',
+      'secret',
+      'generic',
+      'patchline-git',
+      '-n',
+      ns,
+      `--from-literal=username=${GIT_USER}`,
+      `--from-literal=password=${GIT_PASSWORD}`,
+    ]);
+    applyWriteBack(ns, 'fleet', {
+      url: http.url(repo),
+      paths: ['apps'],
+      secretRef: { name: 'patchline-git' },
+      batchWindow: '0s',
+    });
+    applyPolicy(ns, 'chaos', {
+      image: repository,
+      follow: { tag: 'live' },
+      workloads: { names: ['none'] },
+      verify: { registries: [e.registry.host] },
+      rollout: { mode: 'GitOps', gitOps: { writeBackRef: { name: 'fleet' } } },
+    });
+    await operator.stop();
+    let op = await e.operator('e2e-gitops-chaos', 'gitops-chaos-leader');
+    const inGit = async (digest: string): Promise<boolean> =>
+      (await repos.file(repo, 'apps/values.yaml')).includes(`digest: ${digest} #`);
+    let kills = 0;
+    let killsOnPush = 0;
+    let stop = false;
+    let onPush: (() => void) | undefined;
+    http.onPush = () => onPush?.();
+    // Killer: kill -9 at a random moment, or — one time in three — just as a push arrives, so
+    // that the commit lands while the status that records it is never written.
+    const killer = (async () => {
+      while (!stop) {
+        const atPush = Math.random() < 1 / 3;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 200 + Math.floor(Math.random() * 2_000));
+          onPush = atPush
+            ? () => {
+                clearTimeout(timer);
+                killsOnPush++;
+                resolve();
+              }
+            : undefined;
+        });
+        onPush = undefined;
+        if (stop) break;
+        await op.kill();
+        kills++;
+        op = await e.operator('e2e-gitops-chaos', 'gitops-chaos-leader');
+      }
+    })();
+    const pushed = [first.digest];
+    try {
+      await op.waitUntil(() => inGit(first.digest), 'the first digest in git');
+      for (let round = 1; round <= 40 && (kills < 20 || round <= 5); round++) {
+        const image = await e.pusher.pushImage('shop/gitops-chaos', 'live', { seed: `${ns}-${round}` });
+        pushed.push(image.digest);
+        await op.waitUntil(() => inGit(image.digest), `round ${round}: ${image.digest} in git`, 120_000);
+      }
+    } finally {
+      stop = true;
+      await killer;
+      http.onPush = undefined;
+      await op.stop();
+      operator = await e.operator('e2e-gitops', 'gitops-leader');
+    }
+    const commits = (await repos.log(repo)).filter((c) => /Patchline-Change: /.test(c.body)).reverse();
+    const written: string[] = [];
+    for (const c of commits) {
+      const text = await repos.file(repo, 'apps/values.yaml', c.sha);
+      written.push(/digest: (sha256:[0-9a-f]{64})/.exec(text)?.[1] ?? '');
+    }
+    console.log(
+      `      ${kills} kills (${killsOnPush} as a push arrived), ${pushed.length - 1} digests, ${commits.length} commits`,
+    );
+    assert.ok(kills >= 20, `killed ${kills} times`);
+    assert.deepEqual(written, pushed.slice(1), 'exactly one commit per new digest, in order, none lost');
+    assert.equal(new Set(commits.map((c) => /Patchline-Change: (\S+)/.exec(c.body)?.[1])).size, commits.length);
+    assert.ok(await inGit(pushed.at(-1)!), 'the last digest is in the files');
+  });
 });

@@ -159,10 +159,13 @@ export interface GitHttpOptions {
  */
 export class GitHttpServer {
   readonly repos: GitRepos;
-  readonly requests: { method: string; url: string; user?: string }[] = [];
+  /** Every request, with the bytes of its answer once sent. */
+  readonly requests: { method: string; url: string; user?: string; bytes?: number }[] = [];
   private readonly server: Server;
   private readonly options: GitHttpOptions;
   private base = '';
+  /** Called as a push (git-receive-pack POST) arrives: a test can kill the pusher at that moment. */
+  onPush: ((repo: string) => void) | undefined;
 
   private constructor(repos: GitRepos, options: GitHttpOptions) {
     this.repos = repos;
@@ -203,8 +206,16 @@ export class GitHttpServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', this.base);
+    if (req.method === 'POST' && url.pathname.endsWith('/git-receive-pack'))
+      this.onPush?.(url.pathname.replace(/^\//, '').replace(/\.git\/git-receive-pack$/, ''));
     const user = this.user(req);
-    this.requests.push({ method: req.method ?? '', url: url.pathname + url.search, ...(user ? { user } : {}) });
+    const record: GitHttpServer['requests'][number] = {
+      method: req.method ?? '',
+      url: url.pathname + url.search,
+      ...(user ? { user } : {}),
+    };
+    this.requests.push(record);
+    let bytes = 0;
     if (user === null) {
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' });
       res.end('authentication required');
@@ -231,6 +242,7 @@ export class GitHttpServer {
     let headersDone = false;
     child.stdout.on('data', (chunk: Buffer) => {
       if (headersDone) {
+        bytes += chunk.length;
         res.write(chunk);
         return;
       }
@@ -248,9 +260,13 @@ export class GitHttpServer {
         else headers[name] = value;
       }
       res.writeHead(status, headers);
+      bytes += head.length - end - 4;
       res.write(head.subarray(end + 4));
     });
-    child.stdout.on('end', () => res.end());
+    child.stdout.on('end', () => {
+      record.bytes = bytes;
+      res.end();
+    });
     child.on('error', () => {
       if (!res.headersSent) res.writeHead(500);
       res.end();

@@ -57,11 +57,16 @@ export function policiesOf(wb: GitWriteBack, policies: readonly ImagePolicy[]): 
     .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
 }
 
-/** The trigger's last build succeeded for the base digest it follows now: its output is the image's newest. */
+/**
+ * The trigger's last build is for the base digest it follows now (in flight or succeeded): a
+ * digest of its target that the policy accepted meanwhile is that rebuild's output, pushed
+ * before the build service reported back.
+ */
 function builtForCurrentBase(t: RebuildTrigger): boolean {
   const b = t.status?.build;
   const base = t.status?.bases?.find((x) => x.image === b?.baseImage);
-  return b?.phase === 'Succeeded' && !!base?.digest && b.baseDigest === base.digest;
+  const phases: readonly string[] = ['Starting', 'Queued', 'Running', 'Succeeded'];
+  return phases.includes(b?.phase ?? '') && !!base?.digest && b?.baseDigest === base.digest;
 }
 
 /** The rebuild that produced `digest` of `repository`, for the commit message. */
