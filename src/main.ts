@@ -24,7 +24,7 @@ import { Controller } from './runtime/controller.ts';
 import { AuditedEventRecorder, KubeEventRecorder } from './runtime/events.ts';
 import { informerSet, type InformerSet } from './runtime/informer-set.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
-import type { KubeObject, ResourceType } from './runtime/kube-types.ts';
+import { objectPath, type KubeObject, type ResourceType } from './runtime/kube-types.ts';
 import { KubeLeaseStore, LeaderElector } from './runtime/leaderelection.ts';
 import { createLogger, type Logger } from './runtime/logger.ts';
 import { Manager } from './runtime/manager.ts';
@@ -39,7 +39,7 @@ import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
-import { applyPin } from './rollout/pin.ts';
+import { applyPin, releasePins } from './rollout/pin.ts';
 import { ImageTrust } from './controllers/image-trust.ts';
 import {
   ReportIndex,
@@ -273,6 +273,14 @@ function imagePolicyController(
       tagLists: registries.tagLists,
       facts: registries.facts,
       pin: (request, signal) => applyPin(b.client, request, signal),
+      release: (workload, policy, signal) => releasePins(b.client, workload, policy, signal),
+      patch: async (key, operations, signal) => {
+        await b.client.requestJson('PATCH', objectPath(ImagePolicyType, key), {
+          body: operations,
+          contentType: 'application/json-patch+json',
+          signal,
+        });
+      },
       trust,
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
       writeBack: c.writeBacks.get,

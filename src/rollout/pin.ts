@@ -62,6 +62,73 @@ export async function applyPin(client: KubeClient, req: PinRequest, signal?: Abo
   });
 }
 
+/** The policy a pin annotation names (namespace/name); undefined when unreadable. */
+export function pinPolicy(annotation: string | undefined): string | undefined {
+  if (!annotation) return undefined;
+  try {
+    const parsed = JSON.parse(annotation) as { policy?: unknown };
+    return typeof parsed.policy === 'string' ? parsed.policy : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A workload as the release reads it: its pin annotations and its containers' images. */
+export interface PinnedWorkload {
+  kind: PinRequest['kind'];
+  namespace: string;
+  name: string;
+  annotations: Record<string, string>;
+  containers: { name: string; image?: string }[];
+}
+
+/**
+ * The apply that releases `policy`'s pins: every field Patchline owns stays as it is (all
+ * pinned containers' images, and the other policies' pin annotations), but `policy`'s
+ * annotations are left out, so they are removed. Every pin shares the field manager
+ * `patchline`, so an apply must state all of them. Undefined when the policy pins nothing here.
+ */
+export function releaseBody(w: PinnedWorkload, policy: string): Record<string, unknown> | undefined {
+  const pinned = w.containers.filter((c) => w.annotations[pinAnnotation(c.name)] !== undefined);
+  const mine = pinned.filter((c) => pinPolicy(w.annotations[pinAnnotation(c.name)]) === policy);
+  if (mine.length === 0) return undefined;
+  const kept = Object.fromEntries(
+    pinned.filter((c) => !mine.includes(c)).map((c) => [pinAnnotation(c.name), w.annotations[pinAnnotation(c.name)]!]),
+  );
+  return {
+    apiVersion: 'apps/v1',
+    kind: w.kind,
+    metadata: { name: w.name, namespace: w.namespace, annotations: kept },
+    spec: {
+      template: {
+        spec: { containers: pinned.map((c) => ({ name: c.name, ...(c.image ? { image: c.image } : {}) })) },
+      },
+    },
+  };
+}
+
+/**
+ * Releases a deleted policy's pins on a workload: the pin annotations go, the images stay on
+ * the digests they were pinned to (a tag is not restored: a rollout to an image nobody checked
+ * now would be a change without a policy). Returns whether there was anything to release.
+ */
+export async function releasePins(
+  client: KubeClient,
+  w: PinnedWorkload,
+  policy: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  const body = releaseBody(w, policy);
+  if (!body) return false;
+  await client.requestJson('PATCH', workloadPath(w.kind, w.namespace, w.name), {
+    body,
+    contentType: 'application/apply-patch+yaml',
+    query: { fieldManager: FIELD_MANAGER, force: 'true' },
+    ...(signal ? { signal } : {}),
+  });
+  return true;
+}
+
 interface ManagedField {
   manager?: string;
   operation?: string;

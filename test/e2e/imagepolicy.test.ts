@@ -314,6 +314,37 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     }
   });
 
+  it('deleting a policy releases its pins: the annotation goes, the image stays on its digest', async () => {
+    const ns = newNamespace('ipol-delete');
+    const v1 = await e.pusher.pushImage('shop/deleted', '1.0', { seed: `${ns}-v1` });
+    applyWorkload(ns, 'Deployment', 'gone', e.image('shop/deleted', '1.0'));
+    applyPolicy(ns, 'gone', {
+      image: `${e.registry.host}/shop/deleted`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['gone'] },
+    });
+    await waitForPolicy(operator, ns, 'gone', 'pinned', (x) => workload(x, 'Deployment', 'gone')?.state === 'UpToDate');
+    const pinned = `${e.registry.host}/shop/deleted@${v1.digest}`;
+    assert.equal(specImage(ns, 'Deployment', 'gone'), pinned);
+    assert.equal(
+      kubectl(['get', 'ipol', 'gone', '-n', ns, '-o', 'jsonpath={.metadata.finalizers}']).stdout,
+      '["patchline.dev/pins"]',
+    );
+    kubectl(['delete', 'ipol', 'gone', '-n', ns, '--timeout=60s']);
+    assert.equal(specImage(ns, 'Deployment', 'gone'), pinned, 'the image stays on the pinned digest');
+    const annotations = kubectl([
+      'get',
+      'deployment',
+      'gone',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.metadata.annotations}',
+    ]).stdout;
+    assert.doesNotMatch(annotations, /patchline\.dev\/pinned/);
+    assert.ok(eventReasons(ns, 'gone').includes('PinsReleased'));
+  });
+
   it('the whole loop: a base change is rebuilt, verified against the new base, and rolled out', async () => {
     const ns = newNamespace('ipol-loop');
     createBuildSecret(ns);

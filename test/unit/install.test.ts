@@ -123,6 +123,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'patchline.dev/gitwritebacks:watch',
       'patchline.dev/imagepolicies/status:update',
       'patchline.dev/imagepolicies:list',
+      'patchline.dev/imagepolicies:patch',
       'patchline.dev/imagepolicies:watch',
       'patchline.dev/rebuildtriggers/status:update',
       'patchline.dev/rebuildtriggers:get',

@@ -36,6 +36,12 @@ export const GitWriteBackType: ResourceType = {
 /** Setting this annotation to a new value (a timestamp, by convention) requests a reconcile now. */
 export const ReconcileRequestedAt = 'patchline.dev/reconcile-requested-at';
 
+/**
+ * On an ImagePolicy that pinned workloads (Auto and Manual modes): deleting the policy first
+ * releases its pins (the annotations go, the images stay on their digests).
+ */
+export const PinsFinalizer = 'patchline.dev/pins';
+
 /** reportingController of Patchline's Events. */
 export const EVENT_CONTROLLER = 'patchline.dev/operator';
 

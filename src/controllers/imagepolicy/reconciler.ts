@@ -3,7 +3,13 @@
 // and what their pods run), decide (pure: decide.ts, rollout.ts), act (write status first —
 // it records the previous digest a rollback needs — then pin the containers decided),
 // report (Events for transitions).
-import { ImagePolicyType, type GitWriteBack, type ImagePolicy, type RebuildTrigger } from '../../api/v1alpha1/index.ts';
+import {
+  ImagePolicyType,
+  PinsFinalizer,
+  type GitWriteBack,
+  type ImagePolicy,
+  type RebuildTrigger,
+} from '../../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../../registry/auth/credentials.ts';
 import { parseReference, repositoryName, type ImageReference } from '../../registry/reference.ts';
 import { parseDuration } from '../../runtime/duration.ts';
@@ -18,7 +24,7 @@ import {
   type Reconciler,
 } from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
-import type { PinRequest } from '../../rollout/pin.ts';
+import type { PinnedWorkload, PinRequest } from '../../rollout/pin.ts';
 import { digestOfImageID, repositoryOf } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
 import type { CandidateFacts } from '../../verify/checks.ts';
@@ -59,6 +65,10 @@ export interface ImagePolicyReconcilerDeps {
   credentials: CredentialResolver;
   facts: RegistryFacts;
   pin(request: PinRequest, signal: AbortSignal): Promise<void>;
+  /** Releases a deleted policy's pins on a workload (rollout/pin.ts); whether it had any. */
+  release(workload: PinnedWorkload, policy: string, signal: AbortSignal): Promise<boolean>;
+  /** A JSON patch of the ImagePolicy itself (its finalizer). */
+  patch(key: ObjectKey, operations: readonly JsonPatchOperation[], signal: AbortSignal): Promise<void>;
   /** Signatures and attestations: keys from Secrets, artefacts from registries, the trust root. */
   trust: ImageTrust;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
@@ -70,6 +80,11 @@ export interface ImagePolicyReconcilerDeps {
 }
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
+
+export type JsonPatchOperation =
+  | { op: 'add'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'test'; path: string; value: unknown };
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 /** A running image whose created time could not be read is not asked about again for this long. */
 const CREATED_RETRY_MS = 10 * 60_000;
@@ -99,7 +114,7 @@ export class ImagePolicyReconciler implements Reconciler {
     const policy = this.deps.get(key);
     if (!policy || policy.metadata?.deletionTimestamp) {
       this.forget(k);
-      return done;
+      return policy ? this.finalize(key, policy, ctx) : done;
     }
     const now = this.now();
     if (policy.spec.suspend === true || specProblems(policy).length > 0) {
@@ -111,6 +126,13 @@ export class ImagePolicyReconciler implements Reconciler {
     const gathered = await this.gather(k, policy, now, ctx);
     const decision = decideImagePolicy(policy, now, gathered);
     await this.write(policy, decision, ctx);
+    // No pin without the finalizer that releases it when the policy is deleted.
+    if (decision.pins.length > 0 && !(policy.metadata?.finalizers ?? []).includes(PinsFinalizer)) {
+      const ops: JsonPatchOperation[] = policy.metadata?.finalizers
+        ? [{ op: 'add', path: '/metadata/finalizers/-', value: PinsFinalizer }]
+        : [{ op: 'add', path: '/metadata/finalizers', value: [PinsFinalizer] }];
+      await this.deps.patch(key, ops, ctx.signal);
+    }
     const retryMs = await this.applyPins(k, policy, decision.pins, ctx);
     const next = Math.min(decision.requeueAfterMs ?? Infinity, retryMs ?? Infinity);
     return Number.isFinite(next) ? requeueAfter(next) : done;
@@ -214,6 +236,47 @@ export class ImagePolicyReconciler implements Reconciler {
       }
     }
     return retryMs;
+  }
+
+  /**
+   * A deleted policy that pinned workloads: its pins are released (annotations removed, images
+   * left on their digests), then its finalizer is removed and the API server deletes it.
+   */
+  private async finalize(key: ObjectKey, policy: ImagePolicy, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const finalizers = policy.metadata?.finalizers ?? [];
+    const index = finalizers.indexOf(PinsFinalizer);
+    if (index < 0) return done;
+    const k = keyOf(key);
+    let released = 0;
+    for (const w of this.deps.workloads(key.namespace)) {
+      const workload: PinnedWorkload = {
+        kind: w.kind,
+        namespace: key.namespace,
+        name: w.metadata.name,
+        annotations: w.metadata.annotations ?? {},
+        containers: w.spec?.template?.spec?.containers ?? [],
+      };
+      if (await this.deps.release(workload, k, ctx.signal)) released++;
+    }
+    await this.deps.patch(
+      key,
+      [
+        { op: 'test', path: `/metadata/finalizers/${index}`, value: PinsFinalizer },
+        { op: 'remove', path: `/metadata/finalizers/${index}` },
+      ],
+      ctx.signal,
+    );
+    if (released > 0) {
+      this.deps.events.record(
+        withKind(policy, 'ImagePolicy'),
+        'Normal',
+        'PinsReleased',
+        'Delete',
+        `released the pins on ${released} workload(s); their images stay on the pinned digests`,
+      );
+    }
+    ctx.log.info('pins released', { workloads: released });
+    return done;
   }
 
   private forget(k: string): void {
