@@ -104,6 +104,27 @@ describe('API server: schemas, validation and printing', () => {
       );
     });
 
+    it('kubectl get gitwritebacks prints its columns; one that cannot read its Secret says so', () => {
+      kubectl(['wait', '-n', printNs, '--for=condition=Ready=False', '--timeout=60s', 'gitwriteback/fleet']);
+      const out = kubectl(['get', 'gwb', '-n', printNs]).stdout;
+      const [header, ...rows] = out.trim().split('\n');
+      assert.match(header!, /^NAME\s+URL\s+BRANCH\s+COMMIT\s+COMMITTED\s+READY\s+AGE$/);
+      assert.match(
+        rows.find((r) => r.startsWith('fleet ')) ?? '',
+        /https:\/\/git\.example\.com\/platform\/fleet\.git\s+main\s+False/,
+      );
+      const message = kubectl([
+        'get',
+        'gwb',
+        'fleet',
+        '-n',
+        printNs,
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Ready")].message}',
+      ]).stdout;
+      assert.match(message, /fleet-git/);
+    });
+
     it('kubectl get rebuildtriggers prints its columns, with the phase and Ready filled in', async () => {
       await operator.waitUntil(
         () =>

@@ -231,6 +231,9 @@ describe('GitOps mode: Patchline writes to git, Flux applies, Patchline follows 
     assert.doesNotMatch(managers, /patchline/);
     assert.ok(eventReasons(ns, 'web').includes('RolledOut'));
     assert.ok(eventReasons(ns, 'fleet').includes('Committed'));
+    // Time to patch gains its GitOps stages: committed, then applied.
+    assert.ok((await operator.metric('patchline_time_to_committed_seconds_count')) >= 1);
+    assert.ok((await operator.metric('patchline_time_to_applied_seconds_count')) >= 1);
   });
 
   it('a digest that never gets ready is reverted in git; Flux applies the revert; the pods run the previous digest again', async () => {

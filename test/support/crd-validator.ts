@@ -23,7 +23,7 @@ export interface Schema {
   'x-kubernetes-preserve-unknown-fields'?: boolean;
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
-  'x-kubernetes-validations'?: { rule: string; message?: string; reason?: string }[];
+  'x-kubernetes-validations'?: { rule: string; message?: string; reason?: string; fieldPath?: string }[];
   [keyword: string]: unknown;
 }
 
@@ -154,7 +154,9 @@ function walk(schema: Schema, value: unknown, path: string, issues: ValidationIs
       });
       continue;
     }
-    if (ok !== true) issues.push({ path, kind: 'cel', message: rule.message ?? `failed rule: ${rule.rule}` });
+    // A rule's fieldPath (".push.branch") names the field it is about, as the API server reports it.
+    const at = rule.fieldPath ? `${path}${rule.fieldPath}` : path;
+    if (ok !== true) issues.push({ path: at, kind: 'cel', message: rule.message ?? `failed rule: ${rule.rule}` });
   }
   if (schema['x-kubernetes-preserve-unknown-fields']) return;
   if (isObject(value)) {

@@ -8,6 +8,7 @@ import { ROOT, loadExamples, loadInvalidFixtures } from '../support/fixtures.ts'
 const crds: Record<string, Crd> = {
   ImagePolicy: loadCrd(join(ROOT, 'crds', 'imagepolicies.patchline.dev.yaml')),
   RebuildTrigger: loadCrd(join(ROOT, 'crds', 'rebuildtriggers.patchline.dev.yaml')),
+  GitWriteBack: loadCrd(join(ROOT, 'crds', 'gitwritebacks.patchline.dev.yaml')),
 };
 const validators = Object.fromEntries(Object.entries(crds).map(([k, crd]) => [k, new CrdValidator(crd)]));
 

@@ -44,6 +44,9 @@ describe('metrics reference and Grafana dashboard', () => {
     }
     for (const needed of [
       'patchline_time_to_landed_seconds',
+      'patchline_time_to_committed_seconds',
+      'patchline_time_to_applied_seconds',
+      'patchline_git_writeback_runs_total',
       'patchline_builds_total',
       'patchline_builds_queued',
       'patchline_pins_total',

@@ -15,7 +15,7 @@ import { parseReference, repositoryName, type ImageReference } from '../../regis
 import { parseDuration } from '../../runtime/duration.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { ObjectKey } from '../../runtime/kube-types.ts';
-import { counter, type Registry } from '../../runtime/metrics.ts';
+import { counter, exponentialBuckets, histogram, type Registry } from '../../runtime/metrics.ts';
 import {
   done,
   requeueAfter,
@@ -93,6 +93,7 @@ export class ImagePolicyReconciler implements Reconciler {
   private readonly deps: ImagePolicyReconcilerDeps;
   private readonly createdFailures = new Map<string, number>();
   private readonly pins;
+  private readonly gitOpsTimes;
 
   constructor(deps: ImagePolicyReconcilerDeps) {
     this.deps = deps;
@@ -103,6 +104,38 @@ export class ImagePolicyReconciler implements Reconciler {
           labelNames: ['pin', 'result'] as const,
         })
       : undefined;
+    this.gitOpsTimes = deps.registry
+      ? {
+          committed: histogram(deps.registry, {
+            name: 'patchline_time_to_committed_seconds',
+            help: 'GitOps mode: time from a digest being accepted to the commit that writes it being pushed.',
+            labelNames: [] as const,
+            buckets: exponentialBuckets(1, 2, 14),
+          }),
+          applied: histogram(deps.registry, {
+            name: 'patchline_time_to_applied_seconds',
+            help: 'GitOps mode: time from the commit being pushed to every selected container running the digest.',
+            labelNames: [] as const,
+            buckets: exponentialBuckets(5, 2, 14),
+          }),
+        }
+      : undefined;
+  }
+
+  /** Time to patch in GitOps mode, at the two moments it reaches: committed, then applied everywhere. */
+  private observeGitOps(before: ImagePolicy['status'], after: ImagePolicy['status'], now: Date): void {
+    const git = after?.gitOps;
+    const committedAt = Date.parse(git?.committedAt ?? '');
+    if (!git?.commit || !Number.isFinite(committedAt)) return;
+    if (before?.gitOps?.commit !== git.commit) {
+      const since = Date.parse(git.desired?.since ?? '');
+      if (Number.isFinite(since)) this.gitOpsTimes?.committed.observe({}, Math.max(0, committedAt - since) / 1000);
+    }
+    const done = (s: ImagePolicy['status']): boolean =>
+      (s?.workloads?.length ?? 0) > 0 &&
+      (s?.workloads ?? []).every((w) => w.state === 'UpToDate' && w.commit === git.commit);
+    if (done(after) && !done(before))
+      this.gitOpsTimes?.applied.observe({}, Math.max(0, now.getTime() - committedAt) / 1000);
   }
 
   private now(): Date {
@@ -292,6 +325,7 @@ export class ImagePolicyReconciler implements Reconciler {
     // Status first: it holds the previous digest that a rollback of the pins below needs.
     const wrote = await this.deps.status.write(ImagePolicyType, policy, decision.status);
     if (!wrote) return;
+    this.observeGitOps(policy.status, decision.status, this.now());
     const regarding = withKind(policy, 'ImagePolicy');
     for (const e of decision.events) this.deps.events.record(regarding, e.type, e.reason, e.action, e.note, e.details);
     ctx.log.info('status updated', {
