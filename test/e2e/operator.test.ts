@@ -246,6 +246,12 @@ describe('operator reconciles against the real API server', () => {
   it('restarting the operator rewrites no status', async () => {
     kubectl(['apply', '-n', ns, '-f', '-'], { input: policyManifest('stable') });
     await waitForPolicy('stable', 'Ready', (x) => ready(x)?.status === 'True');
+    // The API server writes its audit log asynchronously: count once the write that made the
+    // policy Ready is in it.
+    await operator.waitUntil(
+      () => statusWrites(OPERATOR_USER, 'imagepolicies', ns, 'stable').length >= 1,
+      'the status write in the audit log',
+    );
     const writes = statusWrites(OPERATOR_USER, 'imagepolicies', ns, 'stable').length;
     await operator.stop();
     operator = await Operator.start({ identity: 'op-main', leaseName: 'e2e-main', args: configArgs });

@@ -20,6 +20,27 @@ export function fluxCrdFiles(): string[] {
     .map((f) => join(FLUX_CRDS, f));
 }
 
+/**
+ * A GitRepository and a Kustomization applying `path` of `url` every `interval`: what a Flux
+ * user writes to sync a repository (credentials from the Secret `secret`).
+ */
+export function fluxSync(url: string, secret: string, interval: string, path = './apps'): object[] {
+  return [
+    {
+      apiVersion: 'source.toolkit.fluxcd.io/v1',
+      kind: 'GitRepository',
+      metadata: { name: 'fleet' },
+      spec: { url, ref: { branch: 'main' }, interval, secretRef: { name: secret } },
+    },
+    {
+      apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
+      kind: 'Kustomization',
+      metadata: { name: 'apps' },
+      spec: { path, prune: true, interval, sourceRef: { kind: 'GitRepository', name: 'fleet' } },
+    },
+  ];
+}
+
 export class Flux {
   readonly logs: string[] = [];
   private readonly children: ChildProcess[];
