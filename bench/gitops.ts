@@ -132,7 +132,16 @@ try {
   await waitFor(async () => (await available()) === POLICIES, `${POLICIES} Deployments applied by Flux`, 900_000, 1000);
   console.log(`set-up: Flux applied ${POLICIES} Deployments from git in ${seconds(Date.now() - setupStart)}`);
 
-  const op = await env.operator('op-bench-gitops', 'bench-gitops', ['--leader-elect', 'false', '--log-level', 'warn']);
+  // The heap limit the Deployment sets (manifests/deployment.yaml), so that memory is as in a cluster.
+  const op = await env.operator(
+    'op-bench-gitops',
+    'bench-gitops',
+    ['--leader-elect', 'false', '--log-level', 'warn'],
+    0,
+    {
+      NODE_OPTIONS: '--max-old-space-size=384',
+    },
+  );
   const pid = op.pid!;
   let peakRss = rssMiB(pid);
   const sampleRss = setInterval(() => (peakRss = Math.max(peakRss, rssMiB(pid))), 500);
@@ -227,7 +236,7 @@ try {
   console.log(`  last commit: ${wb.status?.lastCommit?.shortSHA ?? '?'} "${wb.status?.lastCommit?.message ?? ''}"`);
   const heapUsedMiB = (await op.metric('nodejs_heap_size_used_bytes')) / 1024 / 1024;
   console.log(
-    `  operator memory: ${rssMiB(pid).toFixed(0)} MiB RSS after the rounds, ${peakRss.toFixed(0)} MiB peak, ${heapUsedMiB.toFixed(0)} MiB of V8 heap in use (no heap limit set here; the Deployment sets 384 MiB)`,
+    `  operator memory: ${rssMiB(pid).toFixed(0)} MiB RSS after the rounds, ${peakRss.toFixed(0)} MiB peak, ${heapUsedMiB.toFixed(0)} MiB of V8 heap in use (heap limit 384 MiB, as the Deployment sets)`,
   );
   const all = (f: (r: (typeof rounds)[number]) => number[]): number[] => rounds.flatMap(f);
   console.log(

@@ -25,6 +25,28 @@ export interface PinRequest {
   previousImage?: string;
   /** How many times another manager set the image back before this pin (revert-loop detection). */
   reverts?: number;
+  /**
+   * The other containers Patchline pins on this workload, as they are: every pin shares the
+   * field manager, and an apply that left one out would drop its annotation and image.
+   */
+  others?: KeptPin[];
+}
+
+/** A pin on another container of the workload, kept as it is. */
+export interface KeptPin {
+  container: string;
+  image: string;
+  annotation: string;
+}
+
+/** The pins Patchline holds on a workload's containers (from their annotations), but `except`. */
+export function keptPins(w: Pick<PinnedWorkload, 'annotations' | 'containers'>, except: string): KeptPin[] {
+  return w.containers.flatMap((c) => {
+    const annotation = w.annotations[pinAnnotation(c.name)];
+    return c.name !== except && annotation !== undefined && c.image
+      ? [{ container: c.name, image: c.image, annotation }]
+      : [];
+  });
 }
 
 /** The annotation key for one container (a workload may carry several pinned containers). */
@@ -40,16 +62,38 @@ function pinBody(req: PinRequest): Record<string, unknown> {
     ...(req.previousImage ? { previous: req.previousImage } : {}),
     ...(req.reverts ? { reverts: req.reverts } : {}),
   });
+  const others = req.others ?? [];
   return {
     apiVersion: 'apps/v1',
     kind: req.kind,
-    metadata: { name: req.name, namespace: req.namespace, annotations: { [pinAnnotation(req.container)]: why } },
-    spec: { template: { spec: { containers: [{ name: req.container, image: req.image }] } } },
+    metadata: {
+      name: req.name,
+      namespace: req.namespace,
+      annotations: {
+        ...Object.fromEntries(others.map((o) => [pinAnnotation(o.container), o.annotation])),
+        [pinAnnotation(req.container)]: why,
+      },
+    },
+    spec: {
+      template: {
+        spec: {
+          containers: [
+            ...others.map((o) => ({ name: o.container, image: o.image })),
+            { name: req.container, image: req.image },
+          ],
+        },
+      },
+    },
   };
 }
 
 function workloadPath(kind: PinRequest['kind'], namespace: string, name: string): string {
   return `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${KINDS[kind]}/${encodeURIComponent(name)}`;
+}
+
+/** The annotation a pin writes, to keep it in later applies to the same workload. */
+export function pinAnnotationValue(req: PinRequest): string {
+  return (pinBody(req).metadata as { annotations: Record<string, string> }).annotations[pinAnnotation(req.container)]!;
 }
 
 /** Applies the pin. force: Patchline takes the image field even when another manager set it last. */

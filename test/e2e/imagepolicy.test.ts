@@ -314,6 +314,40 @@ describe('ImagePolicy: follow, check, roll out, verify, roll back', () => {
     }
   });
 
+  it('pins two containers of one Deployment in the same reconcile, keeping both', async () => {
+    const ns = newNamespace('ipol-two');
+    const v1 = await e.pusher.pushImage('shop/twice', '1.0', { seed: `${ns}-v1` });
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'twice' },
+        spec: {
+          selector: { matchLabels: { app: 'twice' } },
+          template: {
+            metadata: { labels: { app: 'twice' } },
+            spec: {
+              containers: [
+                { name: 'app', image: e.image('shop/twice', '1.0') },
+                { name: 'worker', image: e.image('shop/twice', '1.0') },
+              ],
+            },
+          },
+        },
+      }),
+    });
+    applyPolicy(ns, 'twice', {
+      image: `${e.registry.host}/shop/twice`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['twice'] },
+    });
+    await waitForPolicy(operator, ns, 'twice', 'both containers up to date', (x) => x.upToDate === '2/2');
+    const pinned = `${e.registry.host}/shop/twice@${v1.digest}`;
+    assert.equal(specImage(ns, 'Deployment', 'twice', 'app'), pinned);
+    assert.equal(specImage(ns, 'Deployment', 'twice', 'worker'), pinned);
+    assert.ok(!eventReasons(ns, 'twice').includes('PinFailed'));
+  });
+
   it('deleting a policy releases its pins: the annotation goes, the image stays on its digest', async () => {
     const ns = newNamespace('ipol-delete');
     const v1 = await e.pusher.pushImage('shop/deleted', '1.0', { seed: `${ns}-v1` });

@@ -3,7 +3,7 @@
 // visible in managedFields.
 import assert from 'node:assert/strict';
 import { stringify } from 'yaml';
-import { FIELD_MANAGER, applyPin, imageFieldOwner, pinAnnotation } from '../../src/rollout/pin.ts';
+import { FIELD_MANAGER, applyPin, imageFieldOwner, keptPins, pinAnnotation } from '../../src/rollout/pin.ts';
 import { env, kubectl, newNamespace } from './support/env.ts';
 
 interface Deployment {
@@ -99,5 +99,72 @@ describe('pinning an image by server-side apply', () => {
     // Another manager sets the image back: managedFields names it.
     kubectl(['set', 'image', '-n', ns, 'deployment/web', 'web=registry.example/shop/web:1.4']);
     assert.equal(imageFieldOwner(get().metadata.managedFields, 'web'), 'kubectl-set');
+  });
+
+  it('pins a second container of the same workload without dropping the first (one field manager for every pin)', async () => {
+    const ns = newNamespace('pin-two');
+    kubectl(['apply', '--server-side', '--field-manager=gitops', '-n', ns, '-f', '-'], {
+      input: stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'two' },
+        spec: {
+          selector: { matchLabels: { app: 'two' } },
+          template: {
+            metadata: { labels: { app: 'two' } },
+            spec: {
+              containers: [
+                { name: 'app', image: 'registry.example/shop/app:1' },
+                { name: 'proxy', image: 'registry.example/mesh/proxy:1' },
+              ],
+            },
+          },
+        },
+      }),
+    });
+    const D2 = `sha256:${'2'.repeat(64)}`;
+    const first = {
+      kind: 'Deployment' as const,
+      namespace: ns,
+      name: 'two',
+      container: 'app',
+      image: `registry.example/shop/app@${D1}`,
+      policy: `${ns}/app`,
+    };
+    await applyPin(env().admin, first);
+    const get = (): Deployment =>
+      JSON.parse(kubectl(['get', 'deployment', 'two', '-n', ns, '-o', 'json']).stdout) as Deployment;
+    const w = get();
+    const kept = keptPins(
+      { annotations: w.metadata.annotations ?? {}, containers: w.spec.template.spec.containers },
+      'proxy',
+    );
+    assert.deepEqual(
+      kept.map((k) => [k.container, k.image]),
+      [['app', first.image]],
+    );
+    await applyPin(env().admin, {
+      kind: 'Deployment',
+      namespace: ns,
+      name: 'two',
+      container: 'proxy',
+      image: `registry.example/mesh/proxy@${D2}`,
+      policy: `${ns}/proxy`,
+      others: kept,
+    });
+    const d = get();
+    assert.deepEqual(
+      d.spec.template.spec.containers.map((c) => [c.name, c.image]),
+      [
+        ['app', first.image],
+        ['proxy', `registry.example/mesh/proxy@${D2}`],
+      ],
+    );
+    assert.deepEqual(
+      Object.keys(d.metadata.annotations ?? {})
+        .filter((k) => k.startsWith('patchline.dev/'))
+        .sort(),
+      [pinAnnotation('app'), pinAnnotation('proxy')],
+    );
   });
 });

@@ -24,7 +24,7 @@ import {
   type Reconciler,
 } from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
-import type { PinnedWorkload, PinRequest } from '../../rollout/pin.ts';
+import { keptPins, pinAnnotationValue, type KeptPin, type PinnedWorkload, type PinRequest } from '../../rollout/pin.ts';
 import { digestOfImageID, repositoryOf } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
 import type { CandidateFacts } from '../../verify/checks.ts';
@@ -237,33 +237,51 @@ export class ImagePolicyReconciler implements Reconciler {
   ): Promise<number | undefined> {
     let retryMs: number | undefined;
     const namespace = policy.metadata?.namespace ?? '';
+    // Every apply states all of Patchline's pins on its workload (they share the field
+    // manager): the cached ones, and those applied earlier in this loop.
+    const current = new Map(this.deps.workloads(namespace).map((w) => [`${w.kind}/${w.metadata.name}`, w]));
+    const appliedNow = new Map<string, KeptPin[]>();
     for (const p of pins) {
       const kind = p.rollback ? 'rollback' : 'rollout';
+      const workload = `${p.kind}/${p.name}`;
+      const cached = current.get(workload);
+      const earlier = appliedNow.get(workload) ?? [];
+      const others = [
+        ...earlier.filter((o) => o.container !== p.container),
+        ...(cached
+          ? keptPins(
+              {
+                annotations: cached.metadata.annotations ?? {},
+                containers: cached.spec?.template?.spec?.containers ?? [],
+              },
+              p.container,
+            ).filter((o) => !earlier.some((e) => e.container === o.container))
+          : []),
+      ];
+      const request: PinRequest = {
+        kind: p.kind,
+        namespace,
+        name: p.name,
+        container: p.container,
+        image: p.image,
+        policy: k,
+        previousImage: p.previousImage,
+        ...(p.reverts ? { reverts: p.reverts } : {}),
+        ...(others.length > 0 ? { others } : {}),
+      };
       try {
-        await this.deps.pin(
-          {
-            kind: p.kind,
-            namespace,
-            name: p.name,
-            container: p.container,
-            image: p.image,
-            policy: k,
-            previousImage: p.previousImage,
-            ...(p.reverts ? { reverts: p.reverts } : {}),
-          },
-          ctx.signal,
-        );
+        await this.deps.pin(request, ctx.signal);
+        appliedNow.set(workload, [
+          ...others,
+          { container: p.container, image: p.image, annotation: pinAnnotationValue(request) },
+        ]);
         this.pins?.inc({ pin: kind, result: 'applied' });
-        ctx.log.info(p.rollback ? 'rolled back' : 'pinned', {
-          workload: `${p.kind}/${p.name}`,
-          container: p.container,
-          image: p.image,
-        });
+        ctx.log.info(p.rollback ? 'rolled back' : 'pinned', { workload, container: p.container, image: p.image });
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         this.pins?.inc({ pin: kind, result: 'failed' });
         const note = `${p.kind}/${p.name}/${p.container}: cannot set the image to ${p.image}: ${message(err)}`;
-        ctx.log.warn('pin failed; will try again', { error: message(err), workload: `${p.kind}/${p.name}` });
+        ctx.log.warn('pin failed; will try again', { error: message(err), workload });
         this.deps.events.record(withKind(policy, 'ImagePolicy'), 'Warning', 'PinFailed', 'Rollout', note);
         retryMs = 30_000;
       }

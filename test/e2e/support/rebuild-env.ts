@@ -68,10 +68,17 @@ export class RebuildEnv {
   }
 
   /** Starts an operator (replica 0 or 1) reading this environment's config, receiving the registry's notifications. */
-  operator(identity: string, leaseName: string, args: string[] = [], replica = 0): Promise<Operator> {
+  operator(
+    identity: string,
+    leaseName: string,
+    args: string[] = [],
+    replica = 0,
+    env: Record<string, string> = {},
+  ): Promise<Operator> {
     return Operator.start({
       identity,
       leaseName,
+      env,
       args: [
         '--config-file',
         this.configFile,
