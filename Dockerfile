@@ -22,10 +22,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # --- runtime ---------------------------------------------------------------------------
 FROM node:24.21.0-bookworm-slim AS runtime
-# git and ssh for GitOps write-back; npm, npx, corepack and yarn are not needed at run time.
+# git and ssh for GitOps write-back, gnupg to sign its commits with OpenPGP keys; npm, npx, corepack and yarn are not needed at run time.
 # ssh needs the user in /etc/passwd (65532, as distroless' "nonroot").
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+  && apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates \
   && rm -rf /var/lib/apt/lists/* /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
     /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg \
   && groupadd --gid 65532 nonroot \

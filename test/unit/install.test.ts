@@ -296,7 +296,7 @@ describe('Dockerfile', () => {
       .filter((i) => i.op === 'RUN')
       .map((i) => i.args)
       .join(' ');
-    assert.match(run, /apt-get install -y --no-install-recommends git openssh-client ca-certificates/);
+    assert.match(run, /apt-get install -y --no-install-recommends git openssh-client gnupg ca-certificates/);
     assert.match(run, /rm -rf \/var\/lib\/apt\/lists/);
     for (const tool of ['npm', 'npx', 'corepack']) assert.match(run, new RegExp(`/usr/local/bin/${tool}\\b`));
     assert.match(run, /useradd --uid 65532/, 'ssh needs the user in /etc/passwd');

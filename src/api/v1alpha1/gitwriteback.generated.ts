@@ -71,7 +71,7 @@ export interface GitWriteBackSpec {
    * private key) and known_hosts for SSH. Anonymous when absent (reads work, pushes usually
    * need credentials).
    */
-  secretRef?: SecretRef;
+  secretRef?: SpecSecretRef;
   /**
    * Stop writing to the repository; the policies keep their decisions.
    */
@@ -101,6 +101,12 @@ export interface Commit {
    * crash.
    */
   messageTemplate?: string;
+  /**
+   * Sign every commit. ssh: an OpenSSH private key in the Secret's key identity
+   * (unencrypted), verified with git's allowed signers; openpgp: an armored OpenPGP private
+   * key in the Secret's key git.asc, with passphrase when it has one (Flux's key names).
+   */
+  signingKey?: SigningKey;
 }
 
 /**
@@ -115,6 +121,37 @@ export interface Author {
    * The name.
    */
   name?: string;
+}
+
+/**
+ * Sign every commit. ssh: an OpenSSH private key in the Secret's key identity
+ * (unencrypted), verified with git's allowed signers; openpgp: an armored OpenPGP private
+ * key in the Secret's key git.asc, with passphrase when it has one (Flux's key names).
+ */
+export interface SigningKey {
+  /**
+   * ssh or openpgp.
+   */
+  format?: Format;
+  /**
+   * The Secret (in this namespace) holding the key.
+   */
+  secretRef: SigningKeySecretRef;
+}
+
+/**
+ * ssh or openpgp.
+ */
+export type Format = 'openpgp' | 'ssh';
+
+/**
+ * The Secret (in this namespace) holding the key.
+ */
+export interface SigningKeySecretRef {
+  /**
+   * Name of the Secret.
+   */
+  name: string;
 }
 
 /**
@@ -135,7 +172,7 @@ export interface Push {
  * private key) and known_hosts for SSH. Anonymous when absent (reads work, pushes usually
  * need credentials).
  */
-export interface SecretRef {
+export interface SpecSecretRef {
   /**
    * Name of the Secret.
    */

@@ -23,7 +23,7 @@ import {
 } from '../../runtime/reconciler.ts';
 import type { StatusWriter } from '../../runtime/status.ts';
 import { updateRepository, type UpdateOutcome } from '../../rollout/git/update.ts';
-import { GitError, GitWorkspace, type GitCredentials } from '../../rollout/git/workspace.ts';
+import { GitError, GitWorkspace, type CommitSigning, type GitCredentials } from '../../rollout/git/workspace.ts';
 import type { CredentialResolver } from '../credentials.ts';
 import { withKind, type DecidedEvent } from '../lifecycle.ts';
 import {
@@ -69,6 +69,20 @@ export function gitCredentials(data: Record<string, string> | undefined): GitCre
   if (data.identity) c.identity = data.identity;
   if (data.known_hosts) c.knownHosts = data.known_hosts;
   return c;
+}
+
+/** The commit signing key from its Secret (identity for ssh; git.asc and passphrase for openpgp). */
+export function commitSigning(format: 'ssh' | 'openpgp', data: Record<string, string>, secret: string): CommitSigning {
+  if (format === 'ssh') {
+    if (!data.identity) throw new GitError(`the signing key Secret ${secret} has no key "identity"`, true);
+    return { format: 'ssh', identity: data.identity };
+  }
+  if (!data['git.asc']) throw new GitError(`the signing key Secret ${secret} has no key "git.asc"`, true);
+  return {
+    format: 'openpgp',
+    armoredKey: data['git.asc'],
+    ...(data.passphrase ? { passphrase: data.passphrase } : {}),
+  };
 }
 
 export class GitWriteBackReconciler implements Reconciler {
@@ -137,11 +151,20 @@ export class GitWriteBackReconciler implements Reconciler {
     const secret = wb.spec.secretRef
       ? await this.deps.credentials.secretData(key.namespace, wb.spec.secretRef.name, 'git credentials', ctx.signal)
       : undefined;
+    const signingKey = wb.spec.commit?.signingKey;
+    const signing = signingKey
+      ? commitSigning(
+          signingKey.format ?? 'openpgp',
+          await this.deps.credentials.secretData(key.namespace, signingKey.secretRef.name, 'signing key', ctx.signal),
+          `${key.namespace}/${signingKey.secretRef.name}`,
+        )
+      : undefined;
     const ws = new GitWorkspace({
       dir: join(this.deps.workDir, key.namespace, key.name),
       url: wb.spec.url,
       credentials: gitCredentials(secret),
       timeoutMs: this.deps.gitTimeoutMs ?? 120_000,
+      ...(signing ? { signing } : {}),
     });
     const author = wb.spec.commit?.author;
     const pending = wb.status?.pending?.changeID;

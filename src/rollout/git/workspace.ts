@@ -26,6 +26,10 @@ export interface GitCredentials {
   knownHosts?: string;
 }
 
+/** How commits are signed: an SSH key (git's ssh format) or an OpenPGP key (gpg). */
+export type CommitSigning =
+  { format: 'ssh'; identity: string } | { format: 'openpgp'; armoredKey: string; passphrase?: string };
+
 export interface WorkspaceOptions {
   /** A private folder for this repository's working copy and credential files. */
   dir: string;
@@ -33,6 +37,8 @@ export interface WorkspaceOptions {
   credentials: GitCredentials;
   /** Each git command's time limit. */
   timeoutMs?: number;
+  /** Sign every commit with this key. */
+  signing?: CommitSigning;
 }
 
 export interface Author {
@@ -67,6 +73,7 @@ export class GitWorkspace {
   private readonly secrets: string;
   private readonly options: WorkspaceOptions;
   private readonly env: NodeJS.ProcessEnv;
+  private signing: Promise<string[]> | undefined;
 
   constructor(options: WorkspaceOptions) {
     this.options = options;
@@ -203,11 +210,50 @@ export class GitWorkspace {
     writeFileSync(join(this.repo, file), text);
   }
 
+  /**
+   * The configuration that signs commits, set up once per working copy: SSH keys are signed by
+   * ssh-keygen (git's ssh format); OpenPGP keys are imported into a private GnuPG home, and a
+   * passphrase is given to gpg from a file, never on a command line.
+   */
+  private async signingConfig(): Promise<string[]> {
+    const signing = this.options.signing;
+    if (!signing) return [];
+    if (signing.format === 'ssh') {
+      const key = this.secretFile('signing-key', ensureNewline(signing.identity));
+      return ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${key}`, '-c', 'commit.gpgsign=true'];
+    }
+    const home = join(this.secrets, 'gnupg');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    chmodSync(home, 0o700);
+    const gpgArgs = ['--homedir', home, '--batch', '--pinentry-mode', 'loopback'];
+    const passphrase = signing.passphrase !== undefined ? this.secretFile('passphrase', signing.passphrase) : undefined;
+    if (passphrase) gpgArgs.push('--passphrase-file', passphrase);
+    const keyFile = this.secretFile('signing-key.asc', signing.armoredKey);
+    await run('gpg', [...gpgArgs, '--import', keyFile], {
+      env: this.env,
+      timeout: this.options.timeoutMs ?? 120_000,
+    }).catch((err: unknown) => {
+      throw new GitError(
+        `importing the OpenPGP signing key: ${summary((err as { stderr?: string }).stderr ?? String(err))}`,
+        true,
+      );
+    });
+    const { stdout } = await run('gpg', [...gpgArgs, '--list-secret-keys', '--with-colons'], { env: this.env });
+    const fingerprint = /^fpr:+([0-9A-F]{40})/m.exec(stdout)?.[1];
+    if (!fingerprint) throw new GitError('the OpenPGP signing key has no secret key', true);
+    // git runs gpg.program with its own arguments: a wrapper adds the home and the passphrase.
+    const wrapper = join(this.secrets, 'gpg');
+    writeFileSync(wrapper, `#!/bin/sh\nexec gpg ${gpgArgs.map(shellQuote).join(' ')} "$@"\n`, { mode: 0o700 });
+    return ['-c', `gpg.program=${wrapper}`, '-c', `user.signingkey=${fingerprint}`, '-c', 'commit.gpgsign=true'];
+  }
+
   /** Commits every change of the working copy; returns the new commit's SHA. */
   async commit(message: string, author: Author, at: Date): Promise<string> {
     await this.git(['add', '-A']);
     const date = at.toISOString();
-    await this.run(['commit', '-q', '--no-verify', '-F', '-'], message, {
+    this.signing ??= this.signingConfig();
+    const signing = await this.signing;
+    await this.run([...signing, 'commit', '-q', '--no-verify', '-F', '-'], message, {
       GIT_AUTHOR_NAME: author.name,
       GIT_AUTHOR_EMAIL: author.email,
       GIT_AUTHOR_DATE: date,
