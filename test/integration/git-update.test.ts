@@ -219,4 +219,42 @@ describe('git write-back update runs against a real git server', () => {
     );
     assert.equal((await repos.log('review', 'main'))[0]!.sha, moved, 'main untouched');
   });
+
+  it('writes Argo CD override files beside the edited files, in the same commit', async () => {
+    await repos.create('argocd', manifests);
+    const targets = request().targets.map((t) =>
+      t.policy.name === 'web'
+        ? {
+            ...t,
+            argocd: {
+              application: 'shop-web',
+              path: 'apps/web',
+              helm: { image: 'image.repository', tag: 'image.tag' },
+            },
+          }
+        : t,
+    );
+    const outcome = await updateRepository(workspace('argocd'), request({ targets }), accept);
+    assert.equal(outcome.kind, 'pushed');
+    assert.equal(
+      (await repos.log('argocd')).length,
+      2,
+      'one commit for the marker, the kustomization and the override file',
+    );
+    assert.equal(
+      await repos.file('argocd', 'apps/web/.argocd-source-shop-web.yaml'),
+      [
+        'helm:',
+        '  parameters:',
+        '  - name: image.repository',
+        '    value: registry.example/shop/web',
+        '    forcestring: true',
+        '  - name: image.tag',
+        `    value: 1.4@${D2}`,
+        '    forcestring: true',
+        '',
+      ].join('\n'),
+    );
+    assert.equal((await updateRepository(workspace('argocd'), request({ targets }), accept)).kind, 'unchanged');
+  });
 });

@@ -205,6 +205,12 @@ export interface Rollout {
  */
 export interface RolloutGitOps {
   /**
+   * Also write Argo CD's parameter override file for an Application, as Argo CD reads it and
+   * Argo CD Image Updater writes it: <path>/.argocd-source-<application>.yaml, with a
+   * kustomize images entry, or Helm parameters when helm is set. No markers are needed for it.
+   */
+  argocd?: Argocd;
+  /**
    * How a marked image value is written: TagAndDigest (repo:tag@sha256:…), Digest
    * (repo@sha256:…) or Tag (repo:tag; the digest is then not pinned). Markers with a suffix
    * (:name, :tag, :digest, :tag@digest) write that part only.
@@ -214,6 +220,50 @@ export interface RolloutGitOps {
    * The GitWriteBack (in this namespace) that writes this policy's digests to git.
    */
   writeBackRef: WriteBackRef;
+}
+
+/**
+ * Also write Argo CD's parameter override file for an Application, as Argo CD reads it and
+ * Argo CD Image Updater writes it: <path>/.argocd-source-<application>.yaml, with a
+ * kustomize images entry, or Helm parameters when helm is set. No markers are needed for it.
+ */
+export interface Argocd {
+  /**
+   * A kustomize images alias (alias=image) when the manifests name the image differently.
+   */
+  alias?: string;
+  /**
+   * The Application's name as in the file name (namespace_name when the Application is not in
+   * Argo CD's own namespace).
+   */
+  application: string;
+  /**
+   * Write Helm parameters instead of a kustomize images entry.
+   */
+  helm?: Helm;
+  /**
+   * The Application's source path in the repository ('.' for the root).
+   */
+  path: string;
+}
+
+/**
+ * Write Helm parameters instead of a kustomize images entry.
+ */
+export interface Helm {
+  /**
+   * The parameter holding the digest, when the chart has one.
+   */
+  digest?: string;
+  /**
+   * The parameter holding the repository, such as image.repository.
+   */
+  image: string;
+  /**
+   * The parameter holding the tag, such as image.tag; it gets tag@digest unless digest is set
+   * (or the format is Tag).
+   */
+  tag?: string;
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 } from '../../runtime/conditions.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
+import type { ArgoCdOverride } from '../../rollout/git/argocd.ts';
 import type { ImageTarget } from '../../rollout/git/edit.ts';
 import type { ChangeContext } from '../../rollout/git/message.ts';
 import type { UpdateOutcome } from '../../rollout/git/update.ts';
@@ -26,7 +27,7 @@ import type { DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, type SpecProblem } from '../spec-checks.ts';
 
 type Status = GitWriteBackStatus;
-export type WriteTarget = ImageTarget & { context: ChangeContext };
+export type WriteTarget = ImageTarget & { context: ChangeContext; argocd?: ArgoCdOverride };
 
 export const WriteBackReasons = {
   Committed: 'Committed',
@@ -112,6 +113,7 @@ export function targetsOf(policies: readonly ImagePolicy[], triggers: readonly R
       ...(desired.tag ? { tag: desired.tag } : {}),
       digest: desired.digest,
       format: p.spec.rollout?.gitOps?.format ?? 'TagAndDigest',
+      ...(p.spec.rollout?.gitOps?.argocd ? { argocd: p.spec.rollout.gitOps.argocd } : {}),
       context: {
         policy: `${namespace}/${name}`,
         image: p.spec.image,

@@ -13,6 +13,7 @@
 //      head and tries again with backoff, under the same change id.
 import { createHash } from 'node:crypto';
 import { sleep } from '../../runtime/clock.ts';
+import { editOverride, overrideFile, type ArgoCdOverride } from './argocd.ts';
 import { editFile, mayEdit, type ImageTarget, type ValueChange } from './edit.ts';
 import { CHANGE_TRAILER, commitMessage, type ChangeContext } from './message.ts';
 import type { Author, GitWorkspace } from './workspace.ts';
@@ -26,7 +27,7 @@ export interface UpdateRequest {
   paths: readonly string[];
   author: Author;
   messageTemplate?: string;
-  targets: readonly (ImageTarget & { context: ChangeContext })[];
+  targets: readonly (ImageTarget & { context: ChangeContext; argocd?: ArgoCdOverride })[];
   /** A change recorded before a push whose outcome is not known. */
   pending?: { changeId: string };
   now: () => Date;
@@ -77,7 +78,7 @@ function changeIdOf(baseCommit: string, changes: readonly ValueChange[]): string
 async function editWorkingCopy(
   ws: GitWorkspace,
   paths: readonly string[],
-  targets: readonly ImageTarget[],
+  targets: readonly (ImageTarget & { argocd?: ArgoCdOverride })[],
 ): Promise<{ changes: ValueChange[]; files: PolicyFiles; problems: string[] }> {
   const changes: ValueChange[] = [];
   const files: PolicyFiles = new Map();
@@ -88,6 +89,18 @@ async function editWorkingCopy(
     const result = editFile(file, before, targets);
     problems.push(...result.problems);
     for (const policy of result.found) files.set(policy, [...(files.get(policy) ?? []), file]);
+    if (result.changes.length === 0) continue;
+    ws.write(file, result.text);
+    changes.push(...result.changes);
+  }
+  // Argo CD override files: written whether or not they exist yet (no marker needed).
+  for (const target of targets) {
+    if (!target.argocd) continue;
+    const file = overrideFile(target.argocd);
+    const result = editOverride(ws.exists(file) ? ws.read(file) : '', target, target.argocd);
+    const key = `${target.policy.namespace}/${target.policy.name}`;
+    files.set(key, [...(files.get(key) ?? []), file]);
+    problems.push(...result.problems);
     if (result.changes.length === 0) continue;
     ws.write(file, result.text);
     changes.push(...result.changes);

@@ -8,7 +8,7 @@
 // SSH checks the host key against the known_hosts given, and never trusts on first use.
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -206,7 +206,12 @@ export class GitWorkspace {
     return readFileSync(join(this.repo, file), 'utf8');
   }
 
+  exists(file: string): boolean {
+    return existsSync(join(this.repo, file));
+  }
+
   write(file: string, text: string): void {
+    mkdirSync(dirname(join(this.repo, file)), { recursive: true });
     writeFileSync(join(this.repo, file), text);
   }
 
