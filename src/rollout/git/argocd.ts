@@ -53,7 +53,7 @@ function helmParameters(target: ImageTarget, helm: NonNullable<ArgoCdOverride['h
 /** Sets each parameter in `helm.parameters` (kept sorted by name, as Argo CD Image Updater writes them). */
 function setHelm(doc: Document, params: [string, string][]): [string, string, string][] {
   const changes: [string, string, string][] = [];
-  const existing = (doc.getIn(['helm', 'parameters'])) ?? null;
+  const existing = doc.getIn(['helm', 'parameters']) ?? null;
   const list: { name: string; value: string; forcestring?: boolean }[] = isSeq(existing)
     ? (existing.toJSON() as { name: string; value: string; forcestring?: boolean }[])
     : [];
@@ -76,7 +76,7 @@ function setHelm(doc: Document, params: [string, string][]): [string, string, st
 function setKustomize(doc: Document, target: ImageTarget, alias: string | undefined): [string, string, string][] {
   const repository = repositoryOfImage(target.repository);
   const value = `${alias ? `${alias}=` : ''}${valueFor(target, '')}`;
-  const existing = (doc.getIn(['kustomize', 'images'])) ?? null;
+  const existing = doc.getIn(['kustomize', 'images']) ?? null;
   const images = isSeq(existing) ? (existing.toJSON() as string[]) : [];
   const index = images.findIndex((i) =>
     alias ? i.startsWith(`${alias}=`) : !i.includes('=') && repositoryOfImage(i) === repository,
