@@ -1,8 +1,10 @@
 // Pieces every provider uses: the correlation id, substitutions into user templates, and
-// JSON calls to build services with their errors classified.
+// JSON calls to build services with their errors classified (runtime/json-call.ts).
 import { createHash } from 'node:crypto';
-import { BodyTooLarge, header, httpRequest, type HttpResponse } from '../runtime/http.ts';
-import { parseRetryAfter } from '../registry/client.ts';
+import { callService, ServiceError, type JsonCall, type JsonResponse } from '../runtime/json-call.ts';
+
+// The providers' view of the shared JSON call.
+export { describe, type JsonResponse } from '../runtime/json-call.ts';
 import { BuildError, type BuildRequest, type ProviderCredentials } from './types.ts';
 
 /** pl + 16 hex digits of sha256(trigger uid, revision, attempt): the same for every retry of one attempt. */
@@ -49,113 +51,19 @@ export function substituteMap(
   return Object.fromEntries(Object.entries(map ?? {}).map(([k, v]) => [k, substitute(v, vars)]));
 }
 
-export interface JsonResponse {
-  status: number;
-  headers: HttpResponse['headers'];
-  body: unknown;
-}
-
-export interface JsonCall {
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
-  headers?: Record<string, string>;
-  body?: unknown;
-  /** A raw body, sent as is (form bodies, or JSON that was signed). */
-  rawBody?: string;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Which service this is, for messages: "GitHub", "Cloud Build"... */
-  service: string;
-}
-
-const RESPONSE_LIMIT = 2 * 1024 * 1024;
-
-/**
- * One call to a build service. Network failures and 5xx are `unavailable` (the call may have
- * had its effect), 429 is `throttled`, 401 and 403 are `rejected` with a hint to check the
- * credentials. Other 4xx are returned for the provider to interpret.
- */
+/** A call to a build service: a neutral service error becomes a BuildError the providers know. */
 export async function callJson(url: string, call: JsonCall): Promise<JsonResponse> {
-  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'patchline', ...call.headers };
-  let body = call.rawBody;
-  if (call.body !== undefined && body === undefined) {
-    body = JSON.stringify(call.body);
-    headers['content-type'] ??= 'application/json';
-  }
-  let res: HttpResponse;
   try {
-    res = await httpRequest(url, {
-      method: call.method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      limit: RESPONSE_LIMIT,
-      timeoutMs: call.timeoutMs ?? 30_000,
-      ...(call.signal ? { signal: call.signal } : {}),
-    });
+    return await callService(url, call);
   } catch (err) {
-    if (err instanceof BodyTooLarge)
-      throw new BuildError('unavailable', `${call.service} sent a response larger than ${RESPONSE_LIMIT} bytes`);
-    throw new BuildError(
-      'unavailable',
-      `${call.service} unreachable: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
+    if (err instanceof ServiceError && !(err instanceof BuildError))
+      throw new BuildError(err.kind, err.message, {
+        ...(err.status !== undefined ? { status: err.status } : {}),
+        ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}),
+        cause: err.cause ?? err,
+      });
+    throw err;
   }
-  let parsed: unknown;
-  const text = res.body.toString('utf8');
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text.slice(0, 500);
-  }
-  // GitHub (and others) say "rate limited" with a 403 and rate-limit headers.
-  const limited =
-    res.status === 403 &&
-    (header(res.headers, 'x-ratelimit-remaining') === '0' || header(res.headers, 'retry-after') !== undefined);
-  if (res.status === 429 || limited) {
-    const reset = Number(header(res.headers, 'x-ratelimit-reset') ?? NaN);
-    const retryAfterMs =
-      parseRetryAfter(header(res.headers, 'retry-after'), Date.now()) ??
-      (Number.isFinite(reset) ? Math.max(0, reset * 1000 - Date.now()) : undefined);
-    throw new BuildError('throttled', `${call.service} is rate limiting (HTTP ${res.status})`, {
-      status: res.status,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    });
-  }
-  if (res.status >= 500) {
-    throw new BuildError('unavailable', `${call.service} answered HTTP ${res.status}${describe(parsed)}`, {
-      status: res.status,
-    });
-  }
-  if (res.status === 401 || res.status === 403) {
-    throw new BuildError(
-      'rejected',
-      `${call.service} refused the credentials (HTTP ${res.status})${describe(parsed)}; check the credentials Secret or the workload identity's permissions`,
-      {
-        status: res.status,
-      },
-    );
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
-
-/** A short, safe summary of a service's error body. */
-export function describe(body: unknown): string {
-  if (body === undefined || body === null || body === '') return '';
-  if (typeof body === 'string') return `: ${body.slice(0, 300)}`;
-  if (typeof body === 'object') {
-    const b = body as Record<string, unknown>;
-    const error = b.error;
-    const message =
-      (typeof b.message === 'string' && b.message) ||
-      (typeof error === 'object' &&
-        error !== null &&
-        typeof (error as { message?: unknown }).message === 'string' &&
-        (error as { message: string }).message) ||
-      (typeof error === 'string' && error) ||
-      undefined;
-    if (message) return `: ${message.slice(0, 300)}`;
-  }
-  return '';
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

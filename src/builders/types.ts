@@ -8,6 +8,8 @@
 // refused), an idempotency token (CodeBuild, the webhook's Idempotency-Key), or an input
 // the run can be found by (GitHub, GitLab, Cloud Build).
 
+import { ServiceError } from '../runtime/json-call.ts';
+
 export type ProviderName =
   'acrTask' | 'githubActions' | 'cloudBuild' | 'codeBuild' | 'gitlab' | 'tekton' | 'job' | 'webhook';
 
@@ -49,21 +51,15 @@ export interface BuildStatus {
  *                `find` before starting anything;
  *   throttled    the service is rate limiting: try again after retryAfterMs.
  */
-export class BuildError extends Error {
-  readonly kind: 'rejected' | 'unavailable' | 'throttled';
-  readonly status: number | undefined;
-  readonly retryAfterMs: number | undefined;
-
+/** A build service call that failed (the providers' name for a ServiceError). */
+export class BuildError extends ServiceError {
   constructor(
-    kind: BuildError['kind'],
+    kind: ServiceError['kind'],
     message: string,
     options: { status?: number; retryAfterMs?: number; cause?: unknown } = {},
   ) {
-    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    super(kind, message, options);
     this.name = 'BuildError';
-    this.kind = kind;
-    this.status = options.status;
-    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -15,6 +15,7 @@ import { Authorizer, pullScope } from './auth/authorizer.ts';
 import type { CredentialSource } from './auth/credentials.ts';
 import { DigestMismatchError, RegistryError } from './errors.ts';
 import { BodyTooLarge, header, httpRequest, type HttpResponse } from '../runtime/http.ts';
+import { parseRetryAfter } from '../runtime/json-call.ts';
 import { RegistryLimiter } from './limiter.ts';
 import {
   MANIFEST_ACCEPT,
@@ -653,14 +654,6 @@ export function parseRateLimitHeader(value: string | undefined): { value: number
   const m = /^\s*(\d+)(?:\s*;\s*w=(\d+))?/.exec(value);
   if (!m) return undefined;
   return m[2] ? { value: Number(m[1]), window: Number(m[2]) } : { value: Number(m[1]) };
-}
-
-/** Retry-After in seconds or as an HTTP date, in milliseconds from now. */
-export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** The path and query of a Link rel="next" on the same registry; absolute URLs elsewhere are refused. */

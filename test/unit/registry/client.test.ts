@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { anonymousSource, StaticCredentials } from '../../../src/registry/auth/credentials.ts';
-import { nextLink, parseRateLimitHeader, parseRetryAfter, RegistryClient } from '../../../src/registry/client.ts';
+import { nextLink, parseRateLimitHeader, RegistryClient } from '../../../src/registry/client.ts';
+import { parseRetryAfter } from '../../../src/runtime/json-call.ts';
 import { isRegistryError, RegistryError } from '../../../src/registry/errors.ts';
 import { MediaTypes } from '../../../src/registry/manifest.ts';
 import { parseReference } from '../../../src/registry/reference.ts';
