@@ -16,6 +16,8 @@ export interface CheckResult {
   name: 'registry' | 'digest' | 'age' | 'provenance' | 'signature' | 'vulnerabilities';
   passed: boolean;
   message: string;
+  /** The vulnerabilities check: the scan's findings by severity. */
+  findings?: { critical: number; high: number; medium: number; low: number; unknown: number };
 }
 
 export interface Candidate {
@@ -123,7 +125,13 @@ const vulnerabilityCheck: Check = (v, candidate, facts, now) => {
   const scan = facts.scan;
   if (scan) {
     const gate = gateVulnerabilities(v.vulnerabilities, scan.findings, now);
-    return { name: 'vulnerabilities', passed: gate.passed, message: `${scan.source}: ${gate.message}` };
+    const c = gate.counts;
+    return {
+      name: 'vulnerabilities',
+      passed: gate.passed,
+      message: `${scan.source}: ${gate.message}`,
+      findings: { critical: c.CRITICAL, high: c.HIGH, medium: c.MEDIUM, low: c.LOW, unknown: c.UNKNOWN },
+    };
   }
   if (v.vulnerabilities.requireScan === false) {
     return {

@@ -55,10 +55,32 @@ export interface GitWriteBackSpec {
    */
   interval?: string;
   /**
+   * Where to announce what happens to the changes, so that teams hear of patches without
+   * watching Events: pull request opened, merged or closed, a commit pushed, the workloads
+   * rolled out to the new digest or rolled back. Each entry is a Secret with the key address
+   * (an https URL) and, for the generic format, token: the key of the HMAC-SHA256 signature
+   * sent in X-Patchline-Signature.
+   */
+  notify?: Notify[];
+  /**
    * Files or folders to edit, relative to the repository root; every YAML file under them
    * (and files named Kustomization) is read. The whole repository when empty.
    */
   paths?: string[];
+  /**
+   * Propose every change as a pull request (merge request) from push.branch into branch
+   * instead of letting it land: one open request per GitWriteBack, found again by its head
+   * branch before one is opened, updated (branch force-pushed with a lease, title and body
+   * rewritten) when newer digests arrive. Its body carries the evidence a reviewer needs:
+   * every check the digest passed, the signer, the base it was built on, vulnerability counts
+   * of the new and the replaced digest, the rebuild that produced it and the workloads it
+   * reaches. Merged: the policies follow the rollout of the merge commit. Closed without
+   * merging: the digests it proposed are declined (condition, Event) and not proposed again
+   * until a newer digest arrives or a reconcile is requested. Credentials: a token in the
+   * Secret's password (or bearerToken), or a GitHub App (githubAppID, githubAppInstallationID
+   * or githubAppInstallationOwner, githubAppPrivateKey), which git over HTTPS uses too.
+   */
+  pullRequest?: SpecPullRequest;
   /**
    * Where commits go when not to branch directly: a branch Patchline owns, rebuilt on the
    * head of branch on every run and replaced (force-with-lease against what Patchline saw),
@@ -132,7 +154,7 @@ export interface SigningKey {
   /**
    * ssh or openpgp.
    */
-  format?: Format;
+  format?: SigningKeyFormat;
   /**
    * The Secret (in this namespace) holding the key.
    */
@@ -142,7 +164,7 @@ export interface SigningKey {
 /**
  * ssh or openpgp.
  */
-export type Format = 'openpgp' | 'ssh';
+export type SigningKeyFormat = 'openpgp' | 'ssh';
 
 /**
  * The Secret (in this namespace) holding the key.
@@ -153,6 +175,102 @@ export interface SigningKeySecretRef {
    */
   name: string;
 }
+
+export interface Notify {
+  /**
+   * The events to send; every event when empty.
+   */
+  events?: Event[];
+  /**
+   * generic (Patchline's signed JSON) or slack (a Slack-compatible incoming-webhook body).
+   */
+  format?: NotifyFormat;
+  /**
+   * The Secret (in this namespace) with address and token.
+   */
+  secretRef: NotifySecretRef;
+}
+
+export type Event =
+  'Committed' | 'PullRequestClosed' | 'PullRequestMerged' | 'PullRequestOpened' | 'RolledBack' | 'RolledOut';
+
+/**
+ * generic (Patchline's signed JSON) or slack (a Slack-compatible incoming-webhook body).
+ */
+export type NotifyFormat = 'generic' | 'slack';
+
+/**
+ * The Secret (in this namespace) with address and token.
+ */
+export interface NotifySecretRef {
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * Propose every change as a pull request (merge request) from push.branch into branch
+ * instead of letting it land: one open request per GitWriteBack, found again by its head
+ * branch before one is opened, updated (branch force-pushed with a lease, title and body
+ * rewritten) when newer digests arrive. Its body carries the evidence a reviewer needs:
+ * every check the digest passed, the signer, the base it was built on, vulnerability counts
+ * of the new and the replaced digest, the rebuild that produced it and the workloads it
+ * reaches. Merged: the policies follow the rollout of the merge commit. Closed without
+ * merging: the digests it proposed are declined (condition, Event) and not proposed again
+ * until a newer digest arrives or a reconcile is requested. Credentials: a token in the
+ * Secret's password (or bearerToken), or a GitHub App (githubAppID, githubAppInstallationID
+ * or githubAppInstallationOwner, githubAppPrivateKey), which git over HTTPS uses too.
+ */
+export interface SpecPullRequest {
+  /**
+   * The forge's API. Derived from url when absent: https://api.github.com for github.com,
+   * https://<host>/api/v3 (GitHub Enterprise), https://<host>/api/v4 (GitLab),
+   * https://dev.azure.com/<organization>/<project> (Azure DevOps), https://<host>/api/v1
+   * (Gitea).
+   */
+  apiURL?: string;
+  /**
+   * The body (Markdown). Placeholders: {{evidence}} (per image: old and new digest, the
+   * checks passed with the signer and the base, vulnerabilities of the new and the replaced
+   * digest, the rebuild, the workloads reached, the files edited), {{summary}}, {{changes}},
+   * {{count}}, {{writeBack}}. Default "{{evidence}}".
+   */
+  bodyTemplate?: string;
+  /**
+   * Open it as a draft.
+   */
+  draft?: boolean;
+  /**
+   * Labels set on the request when it is opened.
+   */
+  labels?: string[];
+  /**
+   * github (and GitHub Enterprise Server), gitlab, azure (Azure DevOps Repos) or gitea
+   * (Gitea, Forgejo).
+   */
+  provider: Provider;
+  /**
+   * The repository as the forge names it when url does not say it: owner/name (GitHub,
+   * Gitea), group/subgroup/project (GitLab), the repository name (Azure DevOps).
+   */
+  repository?: string;
+  /**
+   * Reviewers requested when it is opened: user names (GitHub, GitLab, Gitea), org/team for
+   * GitHub teams, identity ids for Azure DevOps.
+   */
+  reviewers?: string[];
+  /**
+   * The title; the same placeholders as commit.messageTemplate. Default "{{summary}}".
+   */
+  titleTemplate?: string;
+}
+
+/**
+ * github (and GitHub Enterprise Server), gitlab, azure (Azure DevOps Repos) or gitea
+ * (Gitea, Forgejo).
+ */
+export type Provider = 'azure' | 'gitea' | 'github' | 'gitlab';
 
 /**
  * Where commits go when not to branch directly: a branch Patchline owns, rebuilt on the
@@ -188,6 +306,12 @@ export interface GitWriteBackStatus {
    */
   conditions?: Condition[];
   /**
+   * Digests whose pull request was closed without merging: not proposed again until the
+   * policy accepts a newer digest or a reconcile is requested
+   * (patchline.dev/reconcile-requested-at).
+   */
+  declined?: Declined[];
+  /**
    * The last commit Patchline pushed.
    */
   lastCommit?: LastCommit;
@@ -208,6 +332,10 @@ export interface GitWriteBackStatus {
    * Per ImagePolicy naming this write-back, the digest git says and the commit that says it.
    */
   policies?: StatusPolicy[];
+  /**
+   * The pull request Patchline opened last, and where it stands.
+   */
+  pullRequest?: StatusPullRequest;
 }
 
 /**
@@ -244,6 +372,29 @@ export interface Condition {
  * True, False or Unknown.
  */
 export type StatusEnum = 'False' | 'True' | 'Unknown';
+
+export interface Declined {
+  /**
+   * When it was closed.
+   */
+  at?: string;
+  /**
+   * The digest declined.
+   */
+  digest?: string;
+  /**
+   * The ImagePolicy.
+   */
+  name: string;
+  /**
+   * The pull request that was closed.
+   */
+  pullRequest?: string;
+  /**
+   * Its tag.
+   */
+  tag?: string;
+}
 
 /**
  * The last commit Patchline pushed.
@@ -331,7 +482,8 @@ export interface StatusPolicy {
    */
   files?: string[];
   /**
-   * Why nothing was written for it, when nothing was (no file names its image, a conflict).
+   * Why nothing was written for it, when nothing was (no file names its image, a conflict, a
+   * pull request waiting for review or declined).
    */
   message?: string;
   /**
@@ -339,7 +491,89 @@ export interface StatusPolicy {
    */
   name: string;
   /**
+   * The pull request that proposes its digest, while it is open.
+   */
+  pullRequest?: string;
+  /**
    * The tag written with it.
    */
   tag?: string;
 }
+
+/**
+ * The pull request Patchline opened last, and where it stands.
+ */
+export interface StatusPullRequest {
+  /**
+   * The Patchline-Change trailer of that commit.
+   */
+  changeID?: string;
+  /**
+   * When it was closed without merging.
+   */
+  closedAt?: string;
+  /**
+   * The branch it proposes (push.branch).
+   */
+  headBranch?: string;
+  /**
+   * The commit Patchline last pushed to it.
+   */
+  headCommit?: string;
+  /**
+   * The commit on branch that carries it once merged.
+   */
+  mergeCommit?: string;
+  /**
+   * When it was merged.
+   */
+  mergedAt?: string;
+  /**
+   * Its number (GitLab iid, Azure DevOps id).
+   */
+  number?: number;
+  /**
+   * When Patchline opened (or found) it.
+   */
+  openedAt?: string;
+  /**
+   * The values it proposes, per policy.
+   */
+  policies?: PullRequestPolicy[];
+  /**
+   * Open, Merged or Closed (without merging).
+   */
+  state?: State;
+  /**
+   * Its title.
+   */
+  title?: string;
+  /**
+   * When Patchline last pushed to it or rewrote it.
+   */
+  updatedAt?: string;
+  /**
+   * Its page.
+   */
+  url?: string;
+}
+
+export interface PullRequestPolicy {
+  /**
+   * The digest proposed.
+   */
+  digest?: string;
+  /**
+   * The ImagePolicy.
+   */
+  name: string;
+  /**
+   * The tag proposed with it.
+   */
+  tag?: string;
+}
+
+/**
+ * Open, Merged or Closed (without merging).
+ */
+export type State = 'Closed' | 'Merged' | 'Open';

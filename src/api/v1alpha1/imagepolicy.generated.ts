@@ -643,6 +643,10 @@ export interface StatusGitOps {
    * The value git said before the desired one (what a revert writes back).
    */
   previous?: Previous;
+  /**
+   * The pull request that proposes the desired value, while it waits for review.
+   */
+  pullRequest?: string;
 }
 
 /**
@@ -721,6 +725,11 @@ export interface Latest {
  */
 export interface Check {
   /**
+   * The vulnerabilities check only, the scan's findings by severity (for the evidence of a
+   * pull request).
+   */
+  findings?: Findings;
+  /**
    * Why it passed or failed.
    */
   message?: string;
@@ -732,6 +741,33 @@ export interface Check {
    * Whether it passed.
    */
   passed: boolean;
+}
+
+/**
+ * The vulnerabilities check only, the scan's findings by severity (for the evidence of a
+ * pull request).
+ */
+export interface Findings {
+  /**
+   * Findings of severity CRITICAL.
+   */
+  critical?: number;
+  /**
+   * Findings of severity HIGH.
+   */
+  high?: number;
+  /**
+   * Findings of severity LOW.
+   */
+  low?: number;
+  /**
+   * Findings of severity MEDIUM.
+   */
+  medium?: number;
+  /**
+   * Findings of severity UNKNOWN.
+   */
+  unknown?: number;
 }
 
 /**

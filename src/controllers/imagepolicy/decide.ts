@@ -242,7 +242,12 @@ export const judgeCandidate: PolicyStep = (d) => {
     const candidate = { image: `${d.policy.spec.image}:${follow.tag ?? ''}`, digest };
     const results = runChecks(d.policy.spec.verify, candidate, facts, d.now);
     const verified = results.every((r) => r.passed);
-    const checks = results.map((r) => ({ name: r.name, passed: r.passed, message: r.message }));
+    const checks = results.map((r) => ({
+      name: r.name,
+      passed: r.passed,
+      message: r.message,
+      ...(r.findings ? { findings: r.findings } : {}),
+    }));
     const unchanged = same && d.latest?.verified === verified && statusEqual(d.latest.checks ?? [], checks); // key order aside
     if (!unchanged) {
       d.latest = judged(verified, checks);
