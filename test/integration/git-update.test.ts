@@ -59,8 +59,17 @@ function target(
       tag,
       digest,
       reason: 'Rollout',
-      checks: ['registry: from an approved registry', 'signature: signed by key cosign'],
-      rebuild: 'RebuildTrigger shop/web: base python:3.12 sha256:aaaa → sha256:bbbb (build b-7)',
+      checks: [
+        { name: 'registry', message: 'from an approved registry' },
+        { name: 'signature', message: 'signed by key cosign' },
+      ],
+      rebuild: {
+        trigger: 'shop/web',
+        baseImage: 'python:3.12',
+        fromBase: 'sha256:aaaa',
+        toBase: 'sha256:bbbb',
+        buildId: 'b-7',
+      },
     },
   };
 }

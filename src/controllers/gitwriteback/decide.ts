@@ -20,7 +20,7 @@ import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
 import type { ArgoCdOverride } from '../../rollout/git/argocd.ts';
 import type { ImageTarget } from '../../rollout/git/edit.ts';
-import type { ChangeContext } from '../../rollout/git/message.ts';
+import type { ChangeContext, CheckEvidence, RebuildEvidence } from '../../rollout/git/message.ts';
 import type { UpdateOutcome } from '../../rollout/git/update.ts';
 import { repositoryOf } from '../../rollout/running.ts';
 import type { DecidedEvent } from '../lifecycle.ts';
@@ -71,20 +71,79 @@ function builtForCurrentBase(t: RebuildTrigger): boolean {
 }
 
 /** The rebuild that produced `digest` of `repository`, for the commit message. */
-function rebuildOf(repository: string, digest: string, triggers: readonly RebuildTrigger[]): string | undefined {
+function rebuildOf(
+  repository: string,
+  digest: string,
+  triggers: readonly RebuildTrigger[],
+): RebuildEvidence | undefined {
   for (const t of triggers) {
     if (repositoryOf(t.spec.target.image) !== repository) continue;
     const b = t.status?.build;
     // Landed, or reported by the build (the policy may accept it before the trigger confirms it).
     if (t.status?.landed?.digest !== digest && b?.outputDigest !== digest && !builtForCurrentBase(t)) continue;
     const base = t.status?.bases?.find((x) => x.image === b?.baseImage);
-    const change = base?.previousDigest
-      ? `${shortDigest(base.previousDigest)} → ${shortDigest(base.digest ?? '')}`
-      : shortDigest(base?.digest ?? '');
-    const build = b?.id ? ` (build ${b.id}${b.url ? ` ${b.url}` : ''})` : '';
-    return `RebuildTrigger ${t.metadata?.namespace ?? ''}/${t.metadata?.name ?? ''}: base ${b?.baseImage ?? ''} ${change}${build}`;
+    return {
+      trigger: `${t.metadata?.namespace ?? ''}/${t.metadata?.name ?? ''}`,
+      baseImage: b?.baseImage ?? '',
+      ...(base?.previousDigest ? { fromBase: base.previousDigest } : {}),
+      toBase: base?.digest ?? '',
+      ...(b?.id ? { buildId: b.id } : {}),
+      ...(b?.url ? { buildUrl: b.url } : {}),
+    };
   }
   return undefined;
+}
+
+const MAX_WORKLOADS = 20;
+
+/** The checks the desired digest passed (when it is the newest candidate), with the scan's findings. */
+function checksOf(p: ImagePolicy, digest: string): CheckEvidence[] {
+  if (digest !== p.status?.latest?.digest) return [];
+  return (p.status.latest.checks ?? [])
+    .filter((c) => c.passed)
+    .map((c) => ({
+      name: c.name,
+      message: c.message ?? '',
+      ...(c.findings
+        ? {
+            findings: {
+              critical: c.findings.critical ?? 0,
+              high: c.findings.high ?? 0,
+              medium: c.findings.medium ?? 0,
+              low: c.findings.low ?? 0,
+              unknown: c.findings.unknown ?? 0,
+            },
+          }
+        : {}),
+    }));
+}
+
+/** The digest the workloads run now (which the desired one replaces) and its scan; the containers reached. */
+function reachOf(p: ImagePolicy, digest: string): Pick<ChangeContext, 'replaced' | 'workloads'> {
+  const workloads = p.status?.workloads ?? [];
+  const running = workloads.find((w) => w.runningDigest && w.runningDigest !== digest);
+  const v = running?.vulnerabilities;
+  const replaced = running?.runningDigest
+    ? {
+        digest: running.runningDigest,
+        ...(v?.scannedAt || v?.report
+          ? {
+              findings: {
+                critical: v.critical ?? 0,
+                high: v.high ?? 0,
+                medium: v.medium ?? 0,
+                low: v.low ?? 0,
+                unknown: v.unknown ?? 0,
+              },
+            }
+          : {}),
+      }
+    : undefined;
+  const names = [...new Set(workloads.map((w) => `${w.kind}/${w.name} (${w.container})`))];
+  return {
+    ...(replaced ? { replaced } : {}),
+    ...(names.length > 0 ? { workloads: names.slice(0, MAX_WORKLOADS) } : {}),
+  };
 }
 
 /** What each policy wants git to say: its decided value (status.gitOps.desired). */
@@ -101,10 +160,6 @@ export function targetsOf(policies: readonly ImagePolicy[], triggers: readonly R
     }
     const namespace = p.metadata?.namespace ?? '';
     const name = p.metadata?.name ?? '';
-    const checks =
-      desired.digest === p.status?.latest?.digest
-        ? (p.status.latest.checks ?? []).filter((c) => c.passed).map((c) => `${c.name}: ${c.message ?? ''}`)
-        : [];
     const rebuild = rebuildOf(repository, desired.digest, triggers);
     const reason = desired.reason === 'Revert' ? 'Revert' : 'Rollout';
     out.push({
@@ -120,8 +175,9 @@ export function targetsOf(policies: readonly ImagePolicy[], triggers: readonly R
         ...(desired.tag ? { tag: desired.tag } : {}),
         digest: desired.digest,
         reason,
-        checks,
+        checks: checksOf(p, desired.digest),
         ...(rebuild ? { rebuild } : {}),
+        ...reachOf(p, desired.digest),
         ...(reason === 'Revert' ? { why: `the rollout of ${shortDigest(p.status?.failedDigest ?? '')} failed` } : {}),
       },
     });

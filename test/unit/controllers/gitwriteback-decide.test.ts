@@ -2,6 +2,7 @@
 // waits to batch them, what status says after each kind of update run, and the commit message.
 import assert from 'node:assert/strict';
 import type { GitWriteBack, ImagePolicy, RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
+import { rebuildText } from '../../../src/rollout/git/message.ts';
 import {
   WriteBackReasons,
   batchDelayMs,
@@ -92,9 +93,12 @@ describe('GitWriteBack decisions', () => {
       format: 'TagAndDigest',
       context: undefined,
     });
-    assert.deepEqual(target?.context.checks, ['registry: from an approved registry', 'digest: served']);
+    assert.deepEqual(target?.context.checks, [
+      { name: 'registry', message: 'from an approved registry' },
+      { name: 'digest', message: 'served' },
+    ]);
     assert.equal(
-      target?.context.rebuild,
+      target?.context.rebuild && rebuildText(target.context.rebuild),
       'RebuildTrigger shop/web: base python:3.12 sha256:111111111111 → sha256:222222222222 (build b-7 https://ci.example/b-7)',
     );
   });
