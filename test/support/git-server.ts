@@ -129,6 +129,44 @@ export class GitRepos {
     return sha;
   }
 
+  /**
+   * Merges `head` into `base` as a forge's merge button does: a merge commit (--no-ff), or
+   * one squashed commit. Returns the new head of `base`.
+   */
+  async merge(repo: string, head: string, base: string, message: string, squash = false): Promise<string> {
+    const work = mkdtempSync(join(tmpdir(), 'patchline-git-merge-'));
+    try {
+      await git(['init', '-q', '-b', 'patchline-test-merge'], work);
+      await git(
+        [
+          'fetch',
+          '-q',
+          this.path(repo),
+          `refs/heads/${base}:refs/remotes/pr/base`,
+          `refs/heads/${head}:refs/remotes/pr/head`,
+        ],
+        work,
+      );
+      await git(['checkout', '-q', '-B', base, 'refs/remotes/pr/base'], work);
+      if (squash) {
+        await git(['merge', '-q', '--squash', 'refs/remotes/pr/head'], work);
+        await git(['commit', '-q', '-m', message], work);
+      } else {
+        await git(['merge', '-q', '--no-ff', '-m', message, 'refs/remotes/pr/head'], work);
+      }
+      await git(['push', '-q', this.path(repo), `HEAD:refs/heads/${base}`], work);
+      return (await git(['rev-parse', 'HEAD'], work)).trim();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** The branches of a repository. */
+  async branches(repo: string): Promise<string[]> {
+    const out = await git(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], this.path(repo));
+    return out.split('\n').filter(Boolean);
+  }
+
   async file(repo: string, path: string, ref = 'main'): Promise<string> {
     return git(['show', `${ref}:${path}`], this.path(repo));
   }

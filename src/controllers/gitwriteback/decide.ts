@@ -18,10 +18,12 @@ import {
 } from '../../runtime/conditions.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { parseReference, repositoryName, shortDigest } from '../../registry/reference.ts';
+import { forgeLocationProblem } from '../../rollout/forge/index.ts';
 import type { ArgoCdOverride } from '../../rollout/git/argocd.ts';
 import type { ImageTarget } from '../../rollout/git/edit.ts';
 import type { ChangeContext, CheckEvidence, RebuildEvidence } from '../../rollout/git/message.ts';
 import type { UpdateOutcome } from '../../rollout/git/update.ts';
+import { declinedCondition, declinedEntries, recordProposal, type Proposal } from './pull-request.ts';
 import { repositoryOf } from '../../rollout/running.ts';
 import type { DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, type SpecProblem } from '../spec-checks.ts';
@@ -40,10 +42,19 @@ export const WriteBackReasons = {
 } as const;
 
 export function specProblems(wb: GitWriteBack): SpecProblem[] {
-  return [
+  const problems = [
     ...checkDuration('interval', wb.spec.interval, { minMs: 30_000 }),
     ...checkDuration('batchWindow', wb.spec.batchWindow, { maxMs: 600_000 }),
   ];
+  const pr = wb.spec.pullRequest;
+  if (pr && !wb.spec.push?.branch)
+    problems.push({
+      field: 'spec.pullRequest',
+      message: 'pull requests need push.branch, the branch they are opened from',
+    });
+  const where = pr ? forgeLocationProblem(pr, wb.spec.url) : undefined;
+  if (where) problems.push({ field: 'spec.pullRequest', message: where });
+  return problems;
 }
 
 /** The ImagePolicies in GitOps mode that name this write-back. */
@@ -238,6 +249,7 @@ function recordPolicies(
   commit: { sha: string; at: string } | undefined,
   files: ReadonlyMap<string, string[]> | undefined,
 ): NonNullable<Status['policies']> {
+  // (commit undefined: nothing new carries the values; earlier commits are kept.)
   const before = new Map((previous ?? []).map((p) => [p.name, p]));
   return targets.map((t) => {
     const name = t.policy.name;
@@ -272,7 +284,15 @@ export interface WriteBackDecision {
 
 /** What one kind of outcome changes: status fields, the Ready condition, Events. */
 interface Recorded {
-  ready: ConditionInput;
+  ready: {
+    type: string;
+    status: ConditionInput['status'];
+    reason: string;
+    message: string;
+    observedGeneration: number;
+  };
+  /** Retrying will not help (the forge refused the credentials): Stalled too. */
+  stalled?: boolean;
   events: DecidedEvent[];
 }
 
@@ -280,7 +300,12 @@ type Outcome<K extends UpdateOutcome['kind']> = Extract<UpdateOutcome, { kind: K
 
 /** Pushed before a crash: the commit carries the values of the pending change. */
 function recordRecovered(wb: GitWriteBack, status: Status, outcome: Outcome<'recovered'>, at: string): Recorded {
-  const carried = (wb.status?.pending?.policies ?? []).map((p) => ({ ...p, commit: outcome.sha, committedAt: at }));
+  // Pull request mode: the branch holds the change, the request is opened (or found) next run.
+  const carried = (wb.status?.pending?.policies ?? []).map((p) =>
+    wb.spec.pullRequest
+      ? { ...p, message: 'pushed before a restart; the pull request is opened on the next run' }
+      : { ...p, commit: outcome.sha, committedAt: at },
+  );
   const names = new Set(carried.map((p) => p.name));
   status.policies = [...(wb.status?.policies ?? []).filter((p) => !names.has(p.name)), ...carried].sort((x, y) =>
     x.name.localeCompare(y.name),
@@ -353,37 +378,105 @@ function recordPushed(
   };
 }
 
-/** The status after an update run, and the Events it deserves. */
+/** The push branch already holds this change: nothing pushed, nothing to record but the files found. */
+function recordKept(
+  wb: GitWriteBack,
+  status: Status,
+  targets: readonly WriteTarget[],
+  outcome: Outcome<'kept'>,
+): Recorded {
+  status.policies = recordPolicies(wb.status?.policies, targets, new Set(), undefined, outcome.files);
+  const message = `${outcome.branch} at ${outcome.sha.slice(0, 12)} already holds change ${outcome.changeId}`;
+  return { ready: condition(wb, Ready, 'True', WriteBackReasons.Committed, message), events: [] };
+}
+
+/** Pull request mode, after a push (or a push branch holding the change): the request it proposes. */
+function recordPushedProposal(
+  wb: GitWriteBack,
+  status: Status,
+  targets: readonly WriteTarget[],
+  outcome: Outcome<'pushed'> | Outcome<'kept'>,
+  proposal: Proposal,
+  at: string,
+): Recorded {
+  const recorded =
+    outcome.kind === 'pushed'
+      ? recordPushed(wb, status, targets, outcome, at)
+      : recordKept(wb, status, targets, outcome);
+  const changes = outcome.kind === 'pushed' ? outcome.intent.changes : outcome.changes;
+  const changeId = outcome.kind === 'pushed' ? outcome.intent.changeId : outcome.changeId;
+  const policies = new Set(changes.map((c) => c.policy));
+  const pr = recordProposal(
+    wb,
+    status,
+    { sha: outcome.sha, changeId, branch: outcome.branch, policies },
+    targets,
+    proposal,
+    at,
+  );
+  // The push is not the news in this mode: the request is.
+  const events = recorded.events.filter((e) => e.reason !== 'Committed');
+  return {
+    ready: condition(wb, Ready, pr.ready.status, pr.ready.reason, pr.ready.message.slice(0, 2000)),
+    stalled: pr.ready.stalled,
+    events: [...events, ...pr.events],
+  };
+}
+
+/** What one run recorded: the Ready condition and Events, per kind of outcome. */
+function recordRun(
+  wb: GitWriteBack,
+  status: Status,
+  targets: readonly WriteTarget[],
+  outcome: Exclude<UpdateOutcome, { kind: 'abandoned' }>,
+  proposal: Proposal | undefined,
+  at: string,
+): Recorded {
+  if (outcome.kind === 'contended') {
+    const message = `the push kept losing races with other commits: ${outcome.reason}`;
+    return {
+      ready: condition(wb, Ready, 'False', WriteBackReasons.Contended, message),
+      events: [{ type: 'Warning', reason: WriteBackReasons.Contended, action: 'WriteBack', note: message }],
+    };
+  }
+  delete status.pending;
+  if (outcome.kind === 'recovered') return recordRecovered(wb, status, outcome, at);
+  if (outcome.kind === 'unchanged') return recordUnchanged(wb, status, targets, outcome, at);
+  if (proposal) return recordPushedProposal(wb, status, targets, outcome, proposal, at);
+  if (outcome.kind === 'kept') return recordKept(wb, status, targets, outcome);
+  return recordPushed(wb, status, targets, outcome, at);
+}
+
+/**
+ * The status after an update run, and the Events it deserves. `declined` are the digests
+ * held back (pull request mode); `proposal` what the forge step did after a push.
+ */
 export function decideOutcome(
   wb: GitWriteBack,
   targets: readonly WriteTarget[],
   outcome: UpdateOutcome,
   now: Date,
+  options: { proposal?: Proposal; declined?: Status['declined'] } = {},
 ): WriteBackDecision {
   if (outcome.kind === 'abandoned') return { status: wb.status ?? {}, events: [] };
   const status = base(wb);
-  const at = timestamp(now);
-  let recorded: Recorded;
-  if (outcome.kind === 'contended') {
-    const message = `the push kept losing races with other commits: ${outcome.reason}`;
-    recorded = {
-      ready: condition(wb, Ready, 'False', WriteBackReasons.Contended, message),
-      events: [{ type: 'Warning', reason: WriteBackReasons.Contended, action: 'WriteBack', note: message }],
-    };
-  } else {
-    delete status.pending;
-    if (outcome.kind === 'recovered') recorded = recordRecovered(wb, status, outcome, at);
-    else if (outcome.kind === 'unchanged') recorded = recordUnchanged(wb, status, targets, outcome, at);
-    else recorded = recordPushed(wb, status, targets, outcome, at);
-  }
-  const problems = outcome.kind === 'pushed' || outcome.kind === 'unchanged' ? outcome.problems : [];
+  const recorded = recordRun(wb, status, targets, outcome, options.proposal, timestamp(now));
+  const problems = 'problems' in outcome ? outcome.problems : [];
   if (problems.length > 0) {
     const note = problems.slice(0, 5).join('; ').slice(0, 1024);
     recorded.events.push({ type: 'Warning', reason: 'FilesSkipped', action: 'WriteBack', note });
   }
+  const declined = options.declined ?? wb.status?.declined ?? [];
+  if (declined.length > 0 || status.declined) {
+    status.declined = declined;
+    status.policies = declinedEntries(status.policies, declined);
+  }
+  const stalled = recorded.stalled
+    ? condition(wb, Stalled, 'True', recorded.ready.reason, recorded.ready.message)
+    : undefined;
   status.conditions = applyConditions(
     wb.status?.conditions,
-    [recorded.ready, { remove: Stalled }, { remove: Reconciling }],
+    [recorded.ready, stalled ?? { remove: Stalled }, { remove: Reconciling }, declinedCondition(wb, declined)],
     now,
   );
   return { status, events: recorded.events };
@@ -406,6 +499,27 @@ export function decideFailure(wb: GitWriteBack, message: string, auth: boolean, 
   const before = wb.status?.conditions?.find((c) => c.type === Ready);
   const events: DecidedEvent[] =
     before?.message === ready.message ? [] : [{ type: 'Warning', reason, action: 'WriteBack', note: ready.message }];
+  return { status, events };
+}
+
+/** The status of a spec the schema let through but that cannot work: Stalled until it is edited. */
+export function decideInvalid(wb: GitWriteBack, problems: readonly SpecProblem[], now: Date): WriteBackDecision {
+  const status = base(wb);
+  const message = problems
+    .map((p) => `${p.field}: ${p.message}`)
+    .join('; ')
+    .slice(0, 2000);
+  const ready = condition(wb, Ready, 'False', 'InvalidSpec', message);
+  status.conditions = applyConditions(
+    wb.status?.conditions,
+    [ready, condition(wb, Stalled, 'True', 'InvalidSpec', message), { remove: Reconciling }],
+    now,
+  );
+  const before = wb.status?.conditions?.find((c) => c.type === Ready);
+  const events: DecidedEvent[] =
+    before?.message === message
+      ? []
+      : [{ type: 'Warning', reason: 'InvalidSpec', action: 'Validate', note: message.slice(0, 1024) }];
   return { status, events };
 }
 

@@ -342,6 +342,7 @@ export const planGitOps: PolicyStep = (d) => {
     if (written.committedAt) next.committedAt = written.committedAt;
   }
   if (written?.message) next.message = written.message.slice(0, 1024);
+  if (written?.pullRequest && wanted && written.digest === wanted.digest) next.pullRequest = written.pullRequest;
   d.status.gitOps = next;
   if (wanted?.digest && !same) {
     const writeBack = d.gathered.gitOps?.writeBack ?? '';

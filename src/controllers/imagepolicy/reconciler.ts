@@ -224,6 +224,7 @@ export class ImagePolicyReconciler implements Reconciler {
         ...(entry?.commit ? { commit: entry.commit } : {}),
         ...(entry?.committedAt ? { committedAt: entry.committedAt } : {}),
         ...(message ? { message } : {}),
+        ...(entry?.pullRequest ? { pullRequest: entry.pullRequest } : {}),
       },
     };
   }

@@ -79,7 +79,7 @@ export interface RolloutInput {
 /** What the GitWriteBack of a GitOps policy reports for it. */
 export interface GitOpsRecord {
   writeBack: string;
-  written?: { digest?: string; commit?: string; committedAt?: string; message?: string };
+  written?: { digest?: string; commit?: string; committedAt?: string; message?: string; pullRequest?: string };
 }
 
 export interface PinAction {

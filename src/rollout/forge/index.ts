@@ -145,6 +145,16 @@ export function connectForge(
   }
 }
 
+/** Why the forge's repository cannot be told from the spec and URL; undefined when it can. */
+export function forgeLocationProblem(spec: ForgeSpec, repositoryUrl: string): string | undefined {
+  try {
+    connectForge(spec, repositoryUrl, { token: 'check' });
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 function tokenFor(provider: ForgeProvider, credentials: ForgeCredentials): ForgeAuth {
   if (credentials.bearerToken) return tokenAuth(provider, credentials.bearerToken, 'bearer');
   if (credentials.token) return tokenAuth(provider, credentials.token);

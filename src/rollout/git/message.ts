@@ -59,7 +59,7 @@ export const CHANGE_TRAILER = 'Patchline-Change';
 export const short = (digest: string): string => digest.replace(/^(sha\d+:[0-9a-f]{12})[0-9a-f]*$/, '$1');
 
 /** "2 critical, 5 high, 1 medium, 0 low" (unknown only when there are some). */
-export function findingsText(f: Findings): string {
+function findingsText(f: Findings): string {
   const parts = [`${f.critical} critical`, `${f.high} high`, `${f.medium} medium`, `${f.low} low`];
   if (f.unknown > 0) parts.push(`${f.unknown} unknown`);
   return parts.join(', ');
@@ -73,7 +73,7 @@ export function rebuildText(r: RebuildEvidence): string {
 }
 
 /** The vulnerabilities of the new digest against those of the one it replaces, when scanned. */
-export function vulnerabilityText(c: ChangeContext): string | undefined {
+function vulnerabilityText(c: ChangeContext): string | undefined {
   const now = c.checks.find((x) => x.findings)?.findings;
   if (!now) return undefined;
   const before = c.replaced?.findings;

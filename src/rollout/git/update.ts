@@ -9,6 +9,8 @@
 //      BEFORE the push — `recordIntent`, which may refuse when status moved on;
 //   4. commit (with the `Patchline-Change: <id>` trailer) and push: to the branch itself (never
 //      forced), or to a push branch rebuilt on the head and replaced with a lease;
+//      A push branch that still holds the same change (same head, same values) is left as
+//      it is: a pull request is not rewritten on every run;
 //   5. a push that lost a race (another commit landed first) re-applies the edits on the new
 //      head and tries again with backoff, under the same change id.
 import { createHash } from 'node:crypto';
@@ -30,6 +32,11 @@ export interface UpdateRequest {
   targets: readonly (ImageTarget & { context: ChangeContext; argocd?: ArgoCdOverride })[];
   /** A change recorded before a push whose outcome is not known. */
   pending?: { changeId: string };
+  /**
+   * The last change pushed to the push branch: when the same change comes out again (same
+   * head, same values) and the branch still points at its commit, nothing is pushed.
+   */
+  previous?: { changeId: string; sha: string };
   now: () => Date;
 }
 
@@ -50,6 +57,17 @@ export type UpdateOutcome =
       sha: string;
       branch: string;
       message: string;
+      files: PolicyFiles;
+      problems: string[];
+    }
+  /** The push branch already holds this very change (its last push): nothing pushed. */
+  | {
+      kind: 'kept';
+      changeId: string;
+      baseCommit: string;
+      sha: string;
+      branch: string;
+      changes: ValueChange[];
       files: PolicyFiles;
       problems: string[];
     }
@@ -108,6 +126,24 @@ async function editWorkingCopy(
   return { changes, files, problems };
 }
 
+/** The push branch still points at the commit of this same change: the one pushed last. */
+async function alreadyPushed(
+  ws: GitWorkspace,
+  request: UpdateRequest,
+  intent: Intent,
+): Promise<Omit<Extract<UpdateOutcome, { kind: 'kept' }>, 'kind' | 'files' | 'problems'> | undefined> {
+  const previous = request.previous;
+  if (!request.pushBranch || previous?.changeId !== intent.changeId) return undefined;
+  if ((await ws.remoteHead(request.pushBranch)) !== previous.sha) return undefined;
+  return {
+    changeId: intent.changeId,
+    baseCommit: intent.baseCommit,
+    sha: previous.sha,
+    branch: request.pushBranch,
+    changes: intent.changes,
+  };
+}
+
 export async function updateRepository(
   ws: GitWorkspace,
   request: UpdateRequest,
@@ -122,6 +158,8 @@ export async function updateRepository(
   let edited = await editWorkingCopy(ws, request.paths, request.targets);
   if (edited.changes.length === 0) return { kind: 'unchanged', head, files: edited.files, problems: edited.problems };
   const intent: Intent = { changeId: changeIdOf(head, edited.changes), baseCommit: head, changes: edited.changes };
+  const kept = await alreadyPushed(ws, request, intent);
+  if (kept) return { kind: 'kept', ...kept, files: edited.files, problems: edited.problems };
   if (!(await recordIntent(intent))) return { kind: 'abandoned' };
 
   const contexts = request.targets.map((t) => t.context);
