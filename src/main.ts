@@ -21,6 +21,9 @@ import { CredentialResolver } from './controllers/credentials.ts';
 import { RegistryFacts } from './controllers/registry-facts.ts';
 import { ResourceWatches } from './controllers/watches.ts';
 import { Controller } from './runtime/controller.ts';
+import { Notifier } from './notify/notifier.ts';
+import { sleep } from './runtime/clock.ts';
+import { NoticeRecorder } from './notify/recorder.ts';
 import { AuditedEventRecorder, KubeEventRecorder } from './runtime/events.ts';
 import { informerSet, type InformerSet } from './runtime/informer-set.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
@@ -481,14 +484,25 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     logger: log,
     registry,
   });
+  const c = caches(b, manager);
+  const credentials = new CredentialResolver(client);
+  const notifier = new Notifier({
+    secrets: (ns, name, signal) => credentials.secretData(ns, name, 'notify', signal),
+    log: log.child({ component: 'notify' }),
+    registry,
+  });
   const shared: Shared = {
     status: new KubeStatusWriter(client, registry),
-    // Every decision recorded as an Event is also an audit log line (what, why, which resource).
-    events: new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' })),
-    credentials: new CredentialResolver(client),
+    // Every decision recorded as an Event is also an audit log line (what, why, which resource),
+    // and the ones a GitWriteBack's spec.notify asks for are sent on as notices.
+    events: new NoticeRecorder(new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' })), {
+      writeBack: c.writeBacks.get,
+      policy: c.policies.get,
+      notifier,
+    }),
+    credentials,
   };
   const registries = registryParts(b, manager, queues);
-  const c = caches(b, manager);
   wakePoliciesOnChanges(c, queues);
   wakeGitOpsOnChanges(c, queues);
   const trust = new ImageTrust({
@@ -508,6 +522,8 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   await webhooks?.stop();
   await admission?.stop();
   await kubeEvents.flush();
+  // Notices still queued get a few seconds, not a hung shutdown.
+  await Promise.race([notifier.idle(), sleep(5_000)]);
   await probes.stop();
   await registries.client.close();
   await client.close();
