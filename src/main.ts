@@ -248,6 +248,34 @@ function wakeGitOpsOnChanges(c: Caches, queues: Queues): void {
   );
 }
 
+/**
+ * Status writes, credentials and Events: every decision recorded as an Event is also an audit
+ * log line (what, why, which resource), and the ones a GitWriteBack's spec.notify asks for are
+ * sent on as notices.
+ */
+function sharedParts(b: Basics, c: Caches): { shared: Shared; kubeEvents: KubeEventRecorder; notifier: Notifier } {
+  const kubeEvents = new KubeEventRecorder({
+    client: b.client,
+    controller: EVENT_CONTROLLER,
+    instance: b.config.identity,
+    logger: b.log,
+    registry: b.registry,
+  });
+  const credentials = new CredentialResolver(b.client);
+  const notifier = new Notifier({
+    secrets: (ns, name, signal) => credentials.secretData(ns, name, 'notify', signal),
+    log: b.log.child({ component: 'notify' }),
+    registry: b.registry,
+  });
+  const audited = new AuditedEventRecorder(kubeEvents, b.log.child({ component: 'audit' }));
+  const events = new NoticeRecorder(audited, { writeBack: c.writeBacks.get, policy: c.policies.get, notifier });
+  return {
+    shared: { status: new KubeStatusWriter(b.client, b.registry), events, credentials },
+    kubeEvents,
+    notifier,
+  };
+}
+
 /** What both reconcilers share: status writes, Events (each also an audit line), credentials. */
 interface Shared {
   status: StatusWriter;
@@ -477,31 +505,8 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     triggers: new WorkQueue({ name: 'rebuildtrigger', registry }),
     writeBacks: new WorkQueue({ name: 'gitwriteback', registry }),
   };
-  const kubeEvents = new KubeEventRecorder({
-    client,
-    controller: EVENT_CONTROLLER,
-    instance: config.identity,
-    logger: log,
-    registry,
-  });
   const c = caches(b, manager);
-  const credentials = new CredentialResolver(client);
-  const notifier = new Notifier({
-    secrets: (ns, name, signal) => credentials.secretData(ns, name, 'notify', signal),
-    log: log.child({ component: 'notify' }),
-    registry,
-  });
-  const shared: Shared = {
-    status: new KubeStatusWriter(client, registry),
-    // Every decision recorded as an Event is also an audit log line (what, why, which resource),
-    // and the ones a GitWriteBack's spec.notify asks for are sent on as notices.
-    events: new NoticeRecorder(new AuditedEventRecorder(kubeEvents, log.child({ component: 'audit' })), {
-      writeBack: c.writeBacks.get,
-      policy: c.policies.get,
-      notifier,
-    }),
-    credentials,
-  };
+  const { shared, kubeEvents, notifier } = sharedParts(b, c);
   const registries = registryParts(b, manager, queues);
   wakePoliciesOnChanges(c, queues);
   wakeGitOpsOnChanges(c, queues);

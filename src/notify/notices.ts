@@ -5,7 +5,7 @@
 // incoming-webhook body ({text}, which Slack, Mattermost and Rocket.Chat accept).
 import { createHmac, randomUUID } from 'node:crypto';
 
-export const NOTICE_EVENTS = [
+const NOTICE_EVENTS = [
   'PullRequestOpened',
   'PullRequestMerged',
   'PullRequestClosed',

@@ -187,6 +187,9 @@ describe('GitWriteBack pull request decisions', () => {
         ['Stalled', 'True', 'PullRequestFailed'],
       ],
     );
-    assert.match(refused.status.policies?.find((p) => p.name === 'web')?.message ?? '', /the pull request could not be opened: GitHub refused/);
+    assert.match(
+      refused.status.policies?.find((p) => p.name === 'web')?.message ?? '',
+      /the pull request could not be opened: GitHub refused/,
+    );
   });
 });
