@@ -42,6 +42,9 @@ export interface SeenRequest {
   path: string;
   query: Record<string, string>;
   body: unknown;
+  /** The status and body answered, once answered. */
+  status?: number;
+  answer?: unknown;
 }
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -115,6 +118,8 @@ export class FakeGithub {
     req.on('end', () => {
       void this.answer(req, Buffer.concat(chunks).toString('utf8')).then(
         (reply) => {
+          const seen = this.requests.at(-1);
+          if (seen) Object.assign(seen, { status: reply.status, answer: reply.body });
           res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
           res.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
         },
