@@ -167,6 +167,8 @@ describe('pull request write-back against a real git server and a GitHub-shaped 
     );
     assert.ok(h.reasons().includes('PullRequestUpdated'));
 
+    const kept = await counted(h);
+    assert.equal(kept.pushes, 0, 'kept: the edits stay in the working copy, uncommitted');
     const merge = await github.merge(1);
     const merged = await counted(h);
     assert.equal(merged.pushes, 0);

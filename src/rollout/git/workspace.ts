@@ -160,7 +160,7 @@ export class GitWorkspace {
   async checkout(branch: string): Promise<string> {
     await this.ensureRepository();
     await this.fetch(branch, 1);
-    await this.git(['checkout', '-q', '-B', 'patchline-work', `refs/remotes/origin/${branch}`]);
+    await this.git(['checkout', '-q', '-f', '-B', 'patchline-work', `refs/remotes/origin/${branch}`]);
     await this.git(['reset', '-q', '--hard', `refs/remotes/origin/${branch}`]);
     await this.git(['clean', '-q', '-f', '-d', '-x']);
     return (await this.git(['rev-parse', 'HEAD'])).stdout.trim();
