@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import type { GitWriteBack, ImagePolicy } from '../../src/api/v1alpha1/index.ts';
 import { FakeGithub } from '../support/fake-github.ts';
-import { GitHttpServer, GitRepos } from '../support/git-server.ts';
+import { GitHttpServer, GitRepos, GitSshServer } from '../support/git-server.ts';
 import { WriteBackHarness } from '../support/writeback-harness.ts';
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
@@ -293,6 +293,33 @@ describe('pull request write-back against a real git server and a GitHub-shaped 
     await h.run();
     assert.equal(github.requests.filter((r) => r.path === '/app/installations/77/access_tokens').length, minted + 1);
     assert.match(github.open('acme', 'app')[0]!.title, /sha256:666666666666$/);
+  });
+
+  it('pushes over SSH and opens the request with a token: one Secret holds both', async () => {
+    const ssh = await GitSshServer.start(repos);
+    try {
+      const h = await setUp('ssh');
+      h.wb = {
+        ...h.wb,
+        spec: {
+          ...h.wb.spec,
+          url: ssh.url('acme/ssh'),
+          pullRequest: { provider: 'github', apiURL: github.api, repository: 'acme/ssh' },
+        },
+      };
+      h.secrets.set('git', {
+        identity: ssh.access.identity,
+        known_hosts: ssh.access.knownHosts,
+        password: 'ghp_patchline',
+      });
+      const run = await counted(h);
+      assert.equal(run.pushes, 0, 'not over HTTP');
+      assert.match(await repos.file('acme/ssh', 'apps/web.yaml', 'patchline/updates'), new RegExp(D('2')));
+      assert.equal(github.open('acme', 'ssh').length, 1);
+      assert.equal(h.wb.status?.pullRequest?.state, 'Open');
+    } finally {
+      await ssh.stop();
+    }
   });
 
   it('refuses what cannot work with a Stalled condition: a forge repository that cannot be told, bad credentials', async () => {
