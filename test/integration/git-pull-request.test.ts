@@ -179,6 +179,20 @@ describe('pull request write-back against a real git server and a GitHub-shaped 
     assert.ok(h.reasons().includes('PullRequestMerged'));
     assert.equal(h.wb.status?.conditions?.find((c) => c.type === 'Ready')?.reason, 'UpToDate');
     assert.equal(github.pulls.length, 1, 'a merged change opens nothing new');
+
+    // The forge deleted the head branch after the merge: the next change pushes it anew.
+    await repos.deleteBranch('acme/merge', 'patchline/updates');
+    h.policies = [policy(D('7'))];
+    const next = await counted(h);
+    assert.equal(next.pushes, 1);
+    assert.deepEqual(next.forge, [
+      'GET /repos/acme/merge/pulls',
+      'POST /repos/acme/merge/pulls',
+      'POST /repos/acme/merge/issues/2/labels',
+      'POST /repos/acme/merge/pulls/2/requested_reviewers',
+    ]);
+    assert.equal(github.open('acme', 'merge').length, 1);
+    assert.match(await repos.file('acme/merge', 'apps/web.yaml', 'patchline/updates'), new RegExp(D('7')));
   });
 
   it('declines the digest of a request closed without merging, until a newer digest arrives or a reconcile is requested', async () => {

@@ -161,6 +161,11 @@ export class GitRepos {
     }
   }
 
+  /** Deletes a branch, as a forge's "delete the head branch after merge" setting does. */
+  async deleteBranch(repo: string, branch: string): Promise<void> {
+    await git(['update-ref', '-d', `refs/heads/${branch}`], this.path(repo));
+  }
+
   /** The branches of a repository. */
   async branches(repo: string): Promise<string[]> {
     const out = await git(['for-each-ref', '--format=%(refname:short)', 'refs/heads'], this.path(repo));
