@@ -174,7 +174,12 @@ describe('GitOps pull request mode: a reviewed pull request, merged, applied by 
     );
 
     const v2 = await e.pusher.pushImage('shop/gitops-pr', '3.0', { seed: `${ns}-2` });
-    await operator.waitUntil(() => github.open('acme', repo).length === 1, 'a pull request is opened', 90_000);
+    // Recorded in status only after the request is decorated (labels and reviewers are calls of their own).
+    await operator.waitUntil(
+      () => github.open('acme', repo).length === 1 && writeBackStatus(ns, 'fleet').pullRequest?.state === 'Open',
+      'a pull request is opened and recorded',
+      90_000,
+    );
     const pr = github.open('acme', repo)[0]!;
     assert.equal(pr.head, 'patchline/updates');
     assert.deepEqual(pr.labels, ['patchline']);
