@@ -1,43 +1,21 @@
-// The Kubernetes client: configuration (in-cluster or kubeconfig) and authentication from
-// client-node, one shared keep-alive connection pool, and a small JSON request function for
-// reads, writes, watches and custom resources.
+// The Kubernetes client: one shared keep-alive connection pool and a small JSON request
+// function for reads, writes, watches and custom resources, on the connection kubeconfig.ts
+// reads (in-cluster or a kubeconfig).
 //
 // Why not client-node's typed APIs: client-node 2.x builds a new undici Agent for every
 // request whose cluster has TLS settings (always, in-cluster), so each call opens a new
 // connection; and every object Patchline writes is a server-side apply or a JSON/merge patch
 // of a few fields, which a raw request states more plainly. Here every call goes through one
-// keep-alive Agent.
-import { existsSync } from 'node:fs';
+// keep-alive Agent. client-node is still used — loaded on demand — for kubeconfig credential
+// plugins (exec, auth-provider), which it runs well and which an in-cluster operator never needs.
+import { readFile } from 'node:fs/promises';
 import type { RequestOptions as HttpsRequestOptions } from 'node:https';
-import * as k8s from '@kubernetes/client-node';
 import { Agent, request, type Dispatcher } from 'undici';
 import { KubeApiError, parseStatusBody } from './errors.ts';
+import type { ClusterConnection, ClusterTls, Credentials } from './kubeconfig.ts';
 import { counter, histogram, exponentialBuckets, type Registry } from './metrics.ts';
 
-const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-export interface KubeConfigSource {
-  /** Path of a kubeconfig file; when empty, in-cluster config or the default kubeconfig. */
-  kubeconfig?: string;
-  /** Context to use instead of the current one. */
-  context?: string;
-}
-
-export function loadKubeConfig(source: KubeConfigSource): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  if (source.kubeconfig) {
-    if (!existsSync(source.kubeconfig)) throw new Error(`kubeconfig ${source.kubeconfig} does not exist`);
-    kc.loadFromFile(source.kubeconfig);
-  } else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
-    kc.loadFromCluster();
-  } else {
-    kc.loadFromDefault();
-  }
-  if (source.context) kc.setCurrentContext(source.context);
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('no cluster configured: set KUBECONFIG or run in a cluster');
-  return kc;
-}
+export { loadKubeConfig, type KubeConfigSource, type ClusterConnection } from './kubeconfig.ts';
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
@@ -70,38 +48,96 @@ export interface KubeClient {
   close(): Promise<void>;
 }
 
-export async function createKubeClient(kc: k8s.KubeConfig, options: KubeClientOptions = {}): Promise<KubeClient> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('no cluster configured');
-  const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string } = {};
+export async function createKubeClient(
+  connection: ClusterConnection,
+  options: KubeClientOptions = {},
+): Promise<KubeClient> {
+  const { tls, headers } = await authenticationOf(connection);
+  const dispatcher = new Agent({ connect: { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 } });
+  return new SharedPoolClient(connection.server, dispatcher, headers, options);
+}
+
+/** Authentication headers of the next request; each source caches what it may. */
+type HeaderSource = () => Promise<Record<string, string>>;
+
+async function authenticationOf(connection: ClusterConnection): Promise<{ tls: ClusterTls; headers: HeaderSource }> {
+  const credentials = connection.credentials;
+  if (credentials.type === 'plugin') return pluginAuthentication(credentials.kubeconfig, connection.tls);
+  return { tls: connection.tls, headers: staticHeaders(credentials) };
+}
+
+function staticHeaders(credentials: Exclude<Credentials, { type: 'plugin' }>): HeaderSource {
+  switch (credentials.type) {
+    case 'none':
+      return () => Promise.resolve({});
+    case 'token': {
+      const headers = { authorization: `Bearer ${credentials.token}` };
+      return () => Promise.resolve(headers);
+    }
+    case 'basic': {
+      const basic = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64');
+      const headers = { authorization: `Basic ${basic}` };
+      return () => Promise.resolve(headers);
+    }
+    case 'tokenFile':
+      return tokenFileHeaders(credentials.path);
+  }
+}
+
+/**
+ * A token file, read again after ten seconds: the in-cluster token rotates (hourly), and
+ * reading it on every request is wasted work.
+ */
+function tokenFileHeaders(path: string): HeaderSource {
+  let cached: { at: number; headers: Record<string, string> } | undefined;
+  return async () => {
+    const now = Date.now();
+    if (cached && now - cached.at < 10_000) return cached.headers;
+    const token = (await readFile(path, 'utf8')).trim();
+    cached = { at: now, headers: { authorization: `Bearer ${token}` } };
+    return cached.headers;
+  };
+}
+
+/** A credential plugin, run by client-node (loaded only here), which may also supply a client certificate. */
+async function pluginAuthentication(
+  kubeconfig: string,
+  tls: ClusterTls,
+): Promise<{ tls: ClusterTls; headers: HeaderSource }> {
+  const k8s = await import('@kubernetes/client-node');
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(kubeconfig);
   const httpsOptions: HttpsRequestOptions = {};
   await kc.applyToHTTPSOptions(httpsOptions);
-  if (httpsOptions.ca) tls.ca = Buffer.from(httpsOptions.ca as Buffer);
-  if (httpsOptions.cert) tls.cert = Buffer.from(httpsOptions.cert as Buffer);
-  if (httpsOptions.key) tls.key = Buffer.from(httpsOptions.key as Buffer);
-  if (httpsOptions.rejectUnauthorized !== undefined) tls.rejectUnauthorized = httpsOptions.rejectUnauthorized;
-  if (httpsOptions.servername) tls.servername = httpsOptions.servername;
-  if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
-    throw new Error('the cluster server uses plain http; that is only allowed with insecure-skip-tls-verify');
-  }
-  const dispatcher = new Agent({ connect: { ...tls, keepAlive: true, keepAliveInitialDelay: 30_000 } });
-  return new SharedPoolClient(kc, cluster.server, dispatcher, options);
+  const merged: ClusterTls = { ...tls };
+  if (httpsOptions.cert) merged.cert = Buffer.from(httpsOptions.cert as Buffer);
+  if (httpsOptions.key) merged.key = Buffer.from(httpsOptions.key as Buffer);
+  const server = kc.getCurrentCluster()?.server ?? '';
+  let cached: { at: number; headers: Record<string, string> } | undefined;
+  const headers: HeaderSource = async () => {
+    const now = Date.now();
+    if (cached && now - cached.at < 10_000) return cached.headers;
+    const ctx = new k8s.RequestContext(server, k8s.HttpMethod.GET);
+    await kc.applySecurityAuthentication(ctx);
+    cached = { at: now, headers: { ...ctx.getHeaders() } };
+    return cached.headers;
+  };
+  return { tls: merged, headers };
 }
 
 class SharedPoolClient implements KubeClient {
   readonly server: string;
-  private readonly kc: k8s.KubeConfig;
   private readonly dispatcher: Agent;
+  private readonly authHeaders: HeaderSource;
   private readonly userAgent: string;
   private readonly requestTimeoutMs: number;
   private readonly requests;
   private readonly latency;
-  private cachedHeaders: { at: number; headers: Record<string, string> } | undefined;
 
-  constructor(kc: k8s.KubeConfig, server: string, dispatcher: Agent, options: KubeClientOptions) {
-    this.kc = kc;
+  constructor(server: string, dispatcher: Agent, authHeaders: HeaderSource, options: KubeClientOptions) {
     this.server = server.replace(/\/$/, '');
     this.dispatcher = dispatcher;
+    this.authHeaders = authHeaders;
     this.userAgent = options.userAgent ?? 'patchline';
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     const registry = options.registry;
@@ -125,21 +161,6 @@ class SharedPoolClient implements KubeClient {
   private observe(method: string, code: string, started: number): void {
     this.requests?.inc({ method, code });
     this.latency?.observe({ method }, (performance.now() - started) / 1000);
-  }
-
-  /**
-   * Authentication headers from the kubeconfig (token, token file, exec plugin...). Cached
-   * for ten seconds: the in-cluster token file rotates hourly, and reading it on every
-   * request is wasted work.
-   */
-  private async authHeaders(): Promise<Record<string, string>> {
-    const now = Date.now();
-    if (this.cachedHeaders && now - this.cachedHeaders.at < 10_000) return this.cachedHeaders.headers;
-    const ctx = new k8s.RequestContext(this.server, k8s.HttpMethod.GET);
-    await this.kc.applySecurityAuthentication(ctx);
-    const headers = { ...ctx.getHeaders() };
-    this.cachedHeaders = { at: now, headers };
-    return headers;
   }
 
   private url(path: string, query?: RequestOptions['query']): string {

@@ -1,7 +1,10 @@
 // Cosign signatures and attestations, verified with the Sigstore libraries (@sigstore/verify
 // does the cryptography: signature, certificate chain, SCTs, transparency-log proofs); this
-// module only turns what cosign stores in a registry into Sigstore bundles, and decides what
-// a verified payload says. No I/O: the artefacts are fetched by cosign-artifacts.ts.
+// module decides what a verified payload says, and sigstore-bundles.ts turns what cosign
+// stores in a registry into Sigstore bundles and verifies them. That half, with the Sigstore
+// libraries, is loaded on the first verification: an operator none of whose policies asks
+// for a signature never loads them (about 10 MiB). No I/O: the artefacts are fetched by
+// cosign-artifacts.ts.
 //
 // Two storage schemes, both common in fleets today:
 //   - legacy tags (cosign ≤ 2): `sha256-<hex>.sig` / `.att`, one layer per signature, the
@@ -9,11 +12,9 @@
 //   - OCI 1.1 referrers (cosign 3 default): an artifact whose single layer is a Sigstore
 //     bundle, for image signatures a DSSE envelope of an in-toto statement with the
 //     predicate type https://sigstore.dev/cosign/sign/v1.
-import { createHash, type KeyObject } from 'node:crypto';
-import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { pem } from '@sigstore/core';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { PolicyError, VerificationError, Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
+import type { KeyObject } from 'node:crypto';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
+import type * as SigstoreBundles from './sigstore-bundles.ts';
 
 export const CosignAnnotations = {
   signature: 'dev.cosignproject.cosign/signature',
@@ -67,15 +68,6 @@ export interface SignatureVerdict {
   signer?: string;
 }
 
-/** The trust root that proves nothing: enough for keys used without a transparency log. */
-const EMPTY_TRUSTED_ROOT: TrustedRoot = TrustedRoot.fromJSON({
-  mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-  tlogs: [],
-  certificateAuthorities: [],
-  ctlogs: [],
-  timestampAuthorities: [],
-});
-
 /**
  * A regular expression from a policy, anchored: `subjectRegExp: https://github.com/acme/.*`
  * must not match https://evil.example/?https://github.com/acme/x. Unanchored matching is the
@@ -85,7 +77,7 @@ export function anchoredRegExp(source: string): RegExp {
   return new RegExp(`^(?:${source})$`);
 }
 
-function matches(m: Matcher, value: string | undefined): boolean {
+export function matches(m: Matcher, value: string | undefined): boolean {
   if (value === undefined) return false;
   return 'exact' in m ? m.exact === value : m.pattern.test(value);
 }
@@ -96,241 +88,13 @@ export function describeAuthority(a: Authority): string {
   return a.kind === 'key' ? `key ${a.name}` : `issuer ${describe(a.issuer)} subject ${describe(a.subject)}`;
 }
 
-class ArtifactFormatError extends Error {}
-
-function asObject(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new ArtifactFormatError(`${what} is not an object`);
-  return v as Record<string, unknown>;
-}
-
-function certificatesOf(annotations: Record<string, string>): { rawBytes: string }[] {
-  const cert = annotations[CosignAnnotations.certificate];
-  if (!cert) return [];
-  const chain = annotations[CosignAnnotations.chain] ?? '';
-  const pems = [cert, ...(chain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])];
-  return pems.map((p) => ({ rawBytes: pem.toDER(p).toString('base64') }));
-}
-
-/** The Rekor SET annotation ({SignedEntryTimestamp, Payload{body, integratedTime, logIndex, logID}}) as a tlog entry. */
-function tlogEntryOf(annotation: string): Record<string, unknown> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(annotation);
-  } catch {
-    throw new ArtifactFormatError(`the ${CosignAnnotations.bundle} annotation is not JSON`);
-  }
-  const o = asObject(parsed, `the ${CosignAnnotations.bundle} annotation`);
-  const p = asObject(o.Payload, 'its Payload');
-  if (
-    typeof o.SignedEntryTimestamp !== 'string' ||
-    typeof p.body !== 'string' ||
-    typeof p.integratedTime !== 'number' ||
-    typeof p.logIndex !== 'number' ||
-    typeof p.logID !== 'string' ||
-    !/^[0-9a-f]+$/.test(p.logID)
-  ) {
-    throw new ArtifactFormatError(
-      `the ${CosignAnnotations.bundle} annotation lacks its SET, body, time, index or log id`,
-    );
-  }
-  let body: Record<string, unknown>;
-  try {
-    body = asObject(JSON.parse(Buffer.from(p.body, 'base64').toString('utf8')), 'the Rekor entry body');
-  } catch (err) {
-    throw new ArtifactFormatError(
-      err instanceof ArtifactFormatError ? err.message : 'the Rekor entry body is not base64 JSON',
-    );
-  }
-  return {
-    logIndex: String(p.logIndex),
-    logId: { keyId: Buffer.from(p.logID, 'hex').toString('base64') },
-    kindVersion: { kind: String(body.kind), version: String(body.apiVersion) },
-    integratedTime: String(p.integratedTime),
-    inclusionPromise: { signedEntryTimestamp: o.SignedEntryTimestamp },
-    canonicalizedBody: p.body,
-  };
-}
-
-/**
- * A legacy .sig or .att layer as a v0.1 Sigstore bundle (the format whose tlog entries carry
- * only an inclusion promise, which is what the SET annotation is).
- */
-function legacyToBundle(artifact: Extract<CosignArtifact, { format: 'legacy' }>): Bundle {
-  const a = artifact.annotations;
-  const certificates = certificatesOf(a);
-  const set = a[CosignAnnotations.bundle];
-  const verificationMaterial: Record<string, unknown> = {
-    ...(certificates.length > 0 ? { x509CertificateChain: { certificates } } : { publicKey: { hint: 'patchline' } }),
-    tlogEntries: set ? [tlogEntryOf(set)] : [],
-    timestampVerificationData: { rfc3161Timestamps: [] },
-  };
-  const json: Record<string, unknown> = {
-    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
-    verificationMaterial,
-  };
-  if (artifact.mediaType === MediaTypes.dsse) {
-    let envelope: Record<string, unknown>;
-    try {
-      envelope = asObject(JSON.parse(artifact.payload.toString('utf8')), 'the DSSE envelope');
-    } catch (err) {
-      throw new ArtifactFormatError(err instanceof ArtifactFormatError ? err.message : 'the DSSE envelope is not JSON');
-    }
-    json.dsseEnvelope = envelope;
-  } else {
-    const signature = a[CosignAnnotations.signature];
-    if (!signature) throw new ArtifactFormatError(`the layer has no ${CosignAnnotations.signature} annotation`);
-    json.messageSignature = {
-      messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(artifact.payload).digest('base64') },
-      signature,
-    };
-  }
-  return parseBundle(json);
-}
-
-function parseBundle(json: unknown): Bundle {
-  try {
-    return bundleFromJSON(json);
-  } catch (err) {
-    throw new ArtifactFormatError(`not a valid Sigstore bundle: ${err instanceof Error ? err.message : String(err)}`);
-  }
-}
+let bundles: Promise<typeof SigstoreBundles> | undefined;
+const verifyArtifact: typeof SigstoreBundles.verifyArtifact = async (...args) =>
+  (await (bundles ??= import('./sigstore-bundles.ts'))).verifyArtifact(...args);
 
 export interface VerifyOptions {
   /** Loaded only when an artefact needs it (certificates, transparency-log entries). */
   trustedRoot: () => Promise<TrustedRoot>;
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof VerificationError || err instanceof PolicyError) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** An artefact read as a bundle: what it signs and what it carries to prove it. */
-interface ReadArtifact {
-  bundle: Bundle;
-  payload: Buffer;
-  payloadType: VerifiedContent['payloadType'];
-  hasCertificate: boolean;
-  hasTlog: boolean;
-}
-
-/** The artefact as a bundle with its signed payload, or why it cannot be verified at all. */
-function readArtifact(artifact: CosignArtifact): ReadArtifact | { failure: string } {
-  let bundle: Bundle;
-  try {
-    bundle = artifact.format === 'legacy' ? legacyToBundle(artifact) : parseBundle(artifact.bundle);
-  } catch (err) {
-    return { failure: `${artifact.from}: ${errorText(err)}` };
-  }
-  const material = bundle.verificationMaterial;
-  const content = bundle.content;
-  const payload =
-    content.$case === 'dsseEnvelope'
-      ? Buffer.from(content.dsseEnvelope.payload)
-      : artifact.format === 'legacy'
-        ? artifact.payload
-        : undefined;
-  if (!payload) {
-    // A message-signature bundle signs bytes we do not have (the signed blob is not stored).
-    return { failure: `${artifact.from}: a message-signature bundle does not say what was signed` };
-  }
-  if (content.$case === 'dsseEnvelope' && content.dsseEnvelope.payloadType !== MediaTypes.inToto) {
-    return { failure: `${artifact.from}: DSSE payload type ${content.dsseEnvelope.payloadType} is not in-toto` };
-  }
-  return {
-    bundle,
-    payload,
-    payloadType: content.$case === 'dsseEnvelope' ? 'in-toto' : 'simple-signing',
-    hasCertificate: material.content.$case === 'x509CertificateChain' || material.content.$case === 'certificate',
-    hasTlog: material.tlogEntries.length > 0,
-  };
-}
-
-type AuthorityVerdict = { signer: string } | { failure: string } | undefined;
-
-/** A key authority: the signature verifies with its key (and a log entry, unless ignoreTlog). */
-function verifyWithKey(
-  authority: Extract<Authority, { kind: 'key' }>,
-  read: ReadArtifact,
-  root: TrustedRoot,
-  entity: ReturnType<typeof toSignedEntity>,
-): AuthorityVerdict {
-  if (read.hasCertificate) return undefined; // a certificate's key is not one of ours
-  if (!read.hasTlog && !authority.ignoreTlog)
-    return { failure: `${describeAuthority(authority)}: no transparency-log entry (ignoreTlog is not set)` };
-  const trust = toTrustMaterial(root, () => ({ publicKey: authority.publicKey, validFor: () => true }));
-  const thresholds = read.hasTlog
-    ? { ctlogThreshold: 0 }
-    : { tlogThreshold: 0, timestampThreshold: 0, ctlogThreshold: 0 };
-  try {
-    new Verifier(trust, thresholds).verify(entity);
-    return { signer: `key ${authority.name}` };
-  } catch (err) {
-    return { failure: `${describeAuthority(authority)}: ${errorText(err)}` };
-  }
-}
-
-/** A keyless identity: the certificate chains to the trust root and names the issuer and subject. */
-function verifyKeyless(
-  authority: Exclude<Authority, { kind: 'key' }>,
-  read: ReadArtifact,
-  root: TrustedRoot,
-  entity: ReturnType<typeof toSignedEntity>,
-): AuthorityVerdict {
-  if (!read.hasCertificate) return undefined;
-  try {
-    const signer = new Verifier(toTrustMaterial(root)).verify(entity);
-    const subject = signer.identity?.subjectAlternativeName;
-    const issuer = signer.identity?.extensions?.issuer;
-    if (!matches(authority.issuer, issuer) || !matches(authority.subject, subject))
-      return {
-        failure: `${describeAuthority(authority)}: signed by ${subject ?? '(no subject)'} from ${issuer ?? '(no issuer)'}`,
-      };
-    return { signer: `${subject ?? ''} (${issuer ?? ''})` };
-  } catch (err) {
-    return { failure: `${describeAuthority(authority)}: ${errorText(err)}` };
-  }
-}
-
-/**
- * Verifies one artefact against the authorities (any one suffices). Returns what it says, or
- * why no authority accepts it. A trust-root failure is thrown: it is not the artefact's fault.
- */
-async function verifyArtifact(
-  artifact: CosignArtifact,
-  authorities: readonly Authority[],
-  options: VerifyOptions,
-): Promise<{ content: VerifiedContent } | { failure: string }> {
-  const read = readArtifact(artifact);
-  if ('failure' in read) return read;
-  const root = read.hasCertificate || read.hasTlog ? await options.trustedRoot() : EMPTY_TRUSTED_ROOT;
-  const entity = toSignedEntity(read.bundle, read.payload);
-  const failures: string[] = [];
-  for (const authority of authorities) {
-    const verdict =
-      authority.kind === 'key'
-        ? verifyWithKey(authority, read, root, entity)
-        : verifyKeyless(authority, read, root, entity);
-    if (verdict && 'signer' in verdict)
-      return {
-        content: {
-          authority: authority.name,
-          signer: verdict.signer,
-          payload: read.payload,
-          payloadType: read.payloadType,
-        },
-      };
-    if (verdict) failures.push(verdict.failure);
-  }
-  if (failures.length === 0) {
-    failures.push(
-      read.hasCertificate
-        ? 'signed with a certificate, but no keyless identity is allowed'
-        : 'signed with a key, but no key is allowed',
-    );
-  }
-  return { failure: `${artifact.from}: ${failures.join('; ')}` };
 }
 
 /** The digests an in-toto statement is about, as sha256:<hex>. */

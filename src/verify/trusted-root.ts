@@ -6,9 +6,9 @@
 //     read-only; /tmp is an emptyDir).
 // Loaded on first use only: clusters that verify with keys and no transparency log never
 // need it, and a TUF outage surfaces as a check error on the policies that need it.
+// The Sigstore libraries themselves are imported on first use too (they cost memory).
 import { readFileSync, statSync } from 'node:fs';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { getTrustedRoot } from '@sigstore/tuf';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
 
 export interface TrustedRootSettings {
   /** A trusted_root.json (application/vnd.dev.sigstore.trustedroot+json). */
@@ -22,7 +22,7 @@ const TUF_REFRESH_MS = 24 * 3600_000;
 const TUF_RETRY_MS = 60_000;
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-function parseTrustedRoot(text: string, where: string): TrustedRoot {
+async function parseTrustedRoot(text: string, where: string): Promise<TrustedRoot> {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -33,6 +33,7 @@ function parseTrustedRoot(text: string, where: string): TrustedRoot {
   if (typeof mediaType !== 'string' || !mediaType.startsWith('application/vnd.dev.sigstore.trustedroot')) {
     throw new TrustRootError(`${where} is not a Sigstore trusted root (mediaType ${String(mediaType)})`);
   }
+  const { TrustedRoot } = await import('@sigstore/protobuf-specs');
   try {
     return TrustedRoot.fromJSON(json);
   } catch (err) {
@@ -62,7 +63,7 @@ export class TrustedRootSource {
     return this.settings.file ? this.fromFile(this.settings.file) : this.fromTuf();
   }
 
-  private fromFile(path: string): TrustedRoot {
+  private async fromFile(path: string): Promise<TrustedRoot> {
     let st;
     try {
       st = statSync(path);
@@ -73,7 +74,7 @@ export class TrustedRootSource {
     }
     if (this.file && this.file.mtimeMs === st.mtimeMs) return this.file.root;
     if (st.size > MAX_FILE_BYTES) throw new TrustRootError(`the trusted root ${path} is larger than 4 MiB`);
-    const root = parseTrustedRoot(readFileSync(path, 'utf8'), `the trusted root ${path}`);
+    const root = await parseTrustedRoot(readFileSync(path, 'utf8'), `the trusted root ${path}`);
     this.file = { mtimeMs: st.mtimeMs, root };
     return root;
   }
@@ -86,22 +87,26 @@ export class TrustedRootSource {
     }
     const previous = this.tuf;
     const tuf = this.settings.tuf ?? {};
-    const loading = getTrustedRoot({
-      cachePath: tuf.cachePath ?? '/tmp/patchline-tuf',
-      ...(tuf.mirrorURL ? { mirrorURL: tuf.mirrorURL } : {}),
-      ...(tuf.rootFile ? { rootPath: tuf.rootFile } : {}),
-      retry: 1,
-      timeout: 10_000,
-    }).catch(async (err: unknown) => {
-      // Keep serving the last good root through a TUF outage; retry soon.
-      this.tuf = previous ? { at: now - TUF_REFRESH_MS + TUF_RETRY_MS, root: previous.root } : undefined;
-      if (previous) return previous.root;
-      const error = new TrustRootError(
-        `cannot load the Sigstore trust root from ${this.describe()}: ${err instanceof Error ? err.message : String(err)}`,
-      );
-      this.tufFailure = { at: now, error };
-      throw error;
-    });
+    const loading = import('@sigstore/tuf')
+      .then(({ getTrustedRoot }) =>
+        getTrustedRoot({
+          cachePath: tuf.cachePath ?? '/tmp/patchline-tuf',
+          ...(tuf.mirrorURL ? { mirrorURL: tuf.mirrorURL } : {}),
+          ...(tuf.rootFile ? { rootPath: tuf.rootFile } : {}),
+          retry: 1,
+          timeout: 10_000,
+        }),
+      )
+      .catch(async (err: unknown) => {
+        // Keep serving the last good root through a TUF outage; retry soon.
+        this.tuf = previous ? { at: now - TUF_REFRESH_MS + TUF_RETRY_MS, root: previous.root } : undefined;
+        if (previous) return previous.root;
+        const error = new TrustRootError(
+          `cannot load the Sigstore trust root from ${this.describe()}: ${err instanceof Error ? err.message : String(err)}`,
+        );
+        this.tufFailure = { at: now, error };
+        throw error;
+      });
     this.tuf = { at: now, root: loading };
     return loading;
   }

@@ -4,7 +4,7 @@
 // streams watches badly; a real HTTP server shows what the client really does.)
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
+import type { ClusterConnection } from '../../src/runtime/kubeconfig.ts';
 
 export interface FakeObject {
   apiVersion?: string;
@@ -63,15 +63,13 @@ export class FakeApiServer {
     });
   }
 
-  kubeConfig(): k8s.KubeConfig {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://127.0.0.1:${this.port}`, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'test-token' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-      currentContext: 'fake',
-    });
-    return kc;
+  kubeConfig(): ClusterConnection {
+    return {
+      server: `http://127.0.0.1:${this.port}`,
+      tls: { rejectUnauthorized: false },
+      credentials: { type: 'token', token: 'test-token' },
+      origin: 'fake API server',
+    };
   }
 
   get resourceVersion(): number {
