@@ -130,7 +130,7 @@ export class RegistryClient {
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     for (const h of options.hosts ?? []) this.hosts.set(h.host, h);
-    this.shared = new Agent({ connect: { keepAlive: true } });
+    this.shared = this.agent({});
     const r = options.registry;
     this.metrics = r
       ? {
@@ -153,6 +153,11 @@ export class RegistryClient {
           limit: gauge(r, {
             name: 'patchline_registry_ratelimit_limit',
             help: 'RateLimit-Limit last reported by the registry.',
+            labelNames: ['registry'] as const,
+          }),
+          connections: counter(r, {
+            name: 'patchline_registry_connections_total',
+            help: 'Connections opened to registries (a keep-alive pool reuses them across checks).',
             labelNames: ['registry'] as const,
           }),
           digestFallbacks: counter(r, {
@@ -188,10 +193,22 @@ export class RegistryClient {
     if (!c.ca) return this.shared;
     let d = this.dispatchers.get(host);
     if (!d) {
-      d = new Agent({ connect: { ca: c.ca, keepAlive: true } });
+      d = this.agent({ ca: c.ca });
       this.dispatchers.set(host, d);
     }
     return d;
+  }
+
+  /**
+   * A connection pool. Idle connections are kept 30 s (undici's default is 4 s): the watcher
+   * spreads a registry's checks over the interval, so with the default nearly every check would
+   * find its connection gone. Load balancers in front of registries keep idle connections for
+   * 60 s or more, and a server's Keep-Alive hint still wins. HTTP/2 is used where TLS offers it.
+   */
+  private agent(tls: { ca?: string | Buffer }): Agent {
+    const agent = new Agent({ keepAliveTimeout: 30_000, allowH2: true, connect: { ...tls, keepAlive: true } });
+    agent.on('connect', (origin) => this.metrics?.connections.inc({ registry: origin.host }));
+    return agent;
   }
 
   private limiter(registry: string): RegistryLimiter {

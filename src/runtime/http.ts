@@ -43,6 +43,10 @@ export async function httpRequest(url: string, req: HttpRequest): Promise<HttpRe
     signal: AbortSignal.any(signals),
     headersTimeout: req.timeoutMs,
     bodyTimeout: req.timeoutMs,
+    // undici closes an HTTP/1.1 connection after every HEAD (against servers that send a body
+    // with it); registries answer HEAD correctly, and a digest check is a HEAD, so without this
+    // every check would open a new connection (and, over TLS, make a new handshake).
+    ...(req.method === 'HEAD' ? { reset: false } : {}),
   });
   const declared = Number(header(response.headers, 'content-length') ?? NaN);
   if (req.method === 'HEAD') {

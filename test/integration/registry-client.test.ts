@@ -12,6 +12,7 @@ import { createRegistry } from '../../src/runtime/metrics.ts';
 import { Agent } from 'undici';
 import { OciPusher } from '../support/oci-push.ts';
 import { makeTls, startRegistry, type RegistryServer } from '../support/registry-server.ts';
+import { TcpCounter } from '../support/tcp-counter.ts';
 import { TokenIssuer } from '../support/token-issuer.ts';
 
 function dockerConfig(host: string, username: string, password: string): StaticCredentials {
@@ -138,6 +139,29 @@ describe('registry client against a real registry', () => {
       );
       const none = await client.referrers(registry.host, 'team/app', `sha256:${'0'.repeat(64)}`, anonymousSource);
       assert.deepEqual(none.descriptors, []);
+    });
+
+    it('checks share one kept-alive connection (undici would close it after every HEAD)', async () => {
+      await push.pushImage('team/conn', 'a');
+      await push.pushImage('team/conn', 'b');
+      const relay = await TcpCounter.start(Number(registry.host.split(':')[1]));
+      const counted = createRegistry(false);
+      const viaRelay = new RegistryClient({ hosts: [{ host: relay.host, insecure: true }], registry: counted });
+      try {
+        for (let i = 0; i < 10; i++) {
+          for (const tag of ['a', 'b'])
+            await viaRelay.head(parseReference(`${relay.host}/team/conn:${tag}`), anonymousSource);
+        }
+        await viaRelay.tags(relay.host, 'team/conn', anonymousSource);
+        // 21 requests: one connection, or two when the pool asks for a request before it has
+        // seen the end of the previous response; before, every HEAD opened one (20).
+        assert.ok(relay.connections <= 2, `${relay.connections} connections`);
+        const metric = await counted.getSingleMetricAsString('patchline_registry_connections_total');
+        assert.match(metric, new RegExp(`registry="${relay.host}"\\} ${relay.connections}$`, 'm'));
+      } finally {
+        await viaRelay.close();
+        await relay.stop();
+      }
     });
 
     it('reports a missing repository or tag as NOT_FOUND, naming it', async () => {
@@ -302,6 +326,23 @@ describe('registry client against a real registry', () => {
         (err: unknown) => isRegistryError(err, 'UNAVAILABLE') && /certificate/i.test(err.message),
       );
       await plain.close();
+    });
+
+    it('concurrent checks share one HTTP/2 connection where TLS offers it', async () => {
+      const trustingAgent = new Agent({ connect: { ca: tls.ca } });
+      await new OciPusher(registry.url, undefined, trustingAgent).pushImage('team/h2', '1');
+      await trustingAgent.close();
+      const relay = await TcpCounter.start(Number(registry.host.split(':')[1]));
+      const client = new RegistryClient({ hosts: [{ host: relay.host, ca: tls.ca }] });
+      try {
+        const ref = parseReference(`${relay.host}/team/h2:1`);
+        const digests = await Promise.all(Array.from({ length: 8 }, () => client.head(ref, anonymousSource)));
+        assert.equal(new Set(digests.map((d) => d.digest)).size, 1);
+        assert.equal(relay.connections, 1);
+      } finally {
+        await client.close();
+        await relay.stop();
+      }
     });
   });
 });
