@@ -7,8 +7,9 @@
 //   - memory of the watcher with 1,000 and 100,000 subscriptions (measured first, on a quiet heap);
 //   - requests per check cycle, by kind and method (token requests included), for 1,000
 //     subscribers over 50 references, without and with changes;
-//   - detection latency from push to subscriber notification, by webhook and by polling
-//     (p50, p99).
+//   - detection latency from push to subscriber notification, by webhook (also from the
+//     webhook's arrival) and by polling (p50, p99);
+// and ends with one line of JSON holding the latency figures.
 import { anonymousSource, StaticCredentials, parseDockerConfig } from '../src/registry/auth/credentials.ts';
 import { RegistryClient } from '../src/registry/client.ts';
 import { parseReference } from '../src/registry/reference.ts';
@@ -25,6 +26,7 @@ const REFS = 50;
 const SUBSCRIBERS = 1000;
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 const run = (section: string): boolean => !only || only === section;
+let latency: Record<string, number> = {};
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -165,21 +167,31 @@ if (run('latency')) {
   const client = new RegistryClient({ hosts: [{ host: registry.host, insecure: true, requestsPerMinute: 100_000 }] });
   const watcher = new DigestWatcher({ client, logger: silentLogger(), minTriggerGapMs: 100 });
   watcher.start();
+  const noticedAt = new Map<string, number>();
   const webhooks = new WebhookServer({
     host: '127.0.0.1',
     port: webhookPort,
     receivers: [
       { name: 'bench', format: 'distribution', registry: registry.host, auth: { type: 'bearer', token: () => 't' } },
     ],
-    sink: watcher,
+    sink: {
+      checkNow: (notice) => {
+        // The first notice announcing each digest: where "webhook to subscriber" starts.
+        const key = `${registry.host}/${notice.repository}:${notice.tag ?? ''}@${notice.digest ?? ''}`;
+        if (notice.digest && !noticedAt.has(key)) noticedAt.set(key, Date.now());
+        return watcher.checkNow(notice);
+      },
+    },
     logger: silentLogger(),
     requestsPerSecond: 1000,
     burst: 1000,
   });
   await webhooks.start();
 
+  const seenAt = new Map<string, number>();
+  const seenDigest = new Map<string, string>();
   const measure = async (prefix: string, n: number, interval: number, spreadMs: number): Promise<number[]> => {
-    const seenAt = new Map<string, number>();
+    seenAt.clear();
     for (let i = 0; i < n; i++) await push.pushImage(`${prefix}${i}`, 'v1', { seed: `${prefix}${i}-a` });
     const initial: DigestEvent[] = [];
     for (let i = 0; i < n; i++) {
@@ -190,8 +202,10 @@ if (run('latency')) {
           intervalMs: interval,
         },
         (e) => {
-          if (e.previousDigest) seenAt.set(e.reference, Date.now());
-          else initial.push(e);
+          if (e.previousDigest) {
+            seenAt.set(e.reference, Date.now());
+            seenDigest.set(e.reference, e.digest);
+          } else initial.push(e);
         },
       );
     }
@@ -209,15 +223,29 @@ if (run('latency')) {
   };
 
   const byWebhook = await measure('hook/app', 100, 3_600_000, 5_000);
-  console.log(
-    `detection by webhook (100 pushes, poll interval 1h): p50 ${percentile(byWebhook, 50)} ms, p99 ${percentile(byWebhook, 99)} ms`,
+  // From the notice that announced the digest the subscriber was told of.
+  const fromNotice = [...seenAt].map(
+    ([reference, at]) => at - noticedAt.get(`${reference}@${seenDigest.get(reference)!}`)!,
   );
+  console.log(
+    `detection by webhook (100 pushes, poll interval 1h): push to subscriber p50 ${percentile(byWebhook, 50)} ms, p99 ${percentile(byWebhook, 99)} ms; webhook to subscriber p50 ${percentile(fromNotice, 50)} ms, p99 ${percentile(fromNotice, 99)} ms`,
+  );
+  latency = {
+    webhookPushToSubscriberP50Ms: percentile(byWebhook, 50),
+    webhookPushToSubscriberP99Ms: percentile(byWebhook, 99),
+    webhookToSubscriberP50Ms: percentile(fromNotice, 50),
+    webhookToSubscriberP99Ms: percentile(fromNotice, 99),
+  };
   await webhooks.stop();
   const byPolling = await measure('poll/app', 100, 30_000, 30_000);
   console.log(
     `detection by polling (100 pushes, interval 30s, no webhook): p50 ${percentile(byPolling, 50)} ms, p99 ${percentile(byPolling, 99)} ms`,
   );
+  latency.pollingP50Ms = percentile(byPolling, 50);
+  latency.pollingP99Ms = percentile(byPolling, 99);
   watcher.stop();
   await client.close();
   await registry.stop();
 }
+
+console.log(JSON.stringify({ bench: 'registry', ...latency }));

@@ -716,5 +716,10 @@ function contentDigest(algorithm: string, body: Buffer): string | undefined {
 /** What to do after one attempt of an exchange. */
 type Next = { kind: 'done'; res: HttpResponse } | { kind: 'retry'; waitMs: number } | { kind: 'authenticate' };
 
-/** Backoff between attempts after a transport failure or a 5xx. */
-const TRANSPORT_BACKOFF = { baseMs: 250, maxMs: 5_000, jitter: 0.2 };
+/**
+ * Backoff between attempts after a transport failure or a 5xx: 50 ms, 100 ms, 200 ms. The
+ * first retry is soon because the common 5xx is momentary — distribution answers 500 to a HEAD
+ * of a tag it is writing, exactly when a push event sends us to look — and a registry that
+ * stays down meets the watcher's own backoff (seconds to minutes) after the third attempt.
+ */
+const TRANSPORT_BACKOFF = { baseMs: 50, maxMs: 5_000, jitter: 0.2 };

@@ -12,10 +12,14 @@
 //  - A failing reference backs off exponentially, never beyond its interval; a registry that
 //    answers 429 is paused for its Retry-After.
 //  - A webhook ("look now") makes a check immediate, but at most once per reference every
-//    few seconds, so a flood of webhooks cannot become a flood of requests. The digest always
-//    comes from the registry, never from the webhook. When a triggered check finds nothing
-//    new, it looks once more a moment later: the distribution registry sends its push event
-//    before it moves the tag, so the first look can be too early.
+//    few seconds, so a flood of webhooks cannot become a flood of requests — unless the notice
+//    announces a digest the reference does not have yet, which is news worth a look at once;
+//    a notice announcing the digest already known costs no request at all. The digest always
+//    comes from the registry, never from the webhook. When a triggered check does not find
+//    what was announced (or, with no digest announced, finds nothing new), it looks again
+//    after 50 ms, doubling: the distribution registry sends its push event before it moves
+//    the tag, so the first look can be a few milliseconds early, and a fixed wait would make
+//    every such push wait for it. The looks stop at the announced digest or at a bound.
 import { backoffDelay, systemClock, type Clock, type Timer } from '../runtime/clock.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { counter, gauge, type Registry } from '../runtime/metrics.ts';
@@ -87,7 +91,24 @@ export interface PushNotice {
   repository: string;
   /** Undefined matches every tag of the repository. */
   tag?: string;
+  /**
+   * The manifest digest the event says was pushed, when it says one: only a hint of what to
+   * wait for — the digest a tag points to is always read from the registry.
+   */
+  digest?: string;
 }
+
+/** What a webhook announced and how long to keep looking for it. */
+interface Awaited {
+  digest?: string;
+  /** Looks taken after the triggered one. */
+  looks: number;
+  until: number;
+}
+
+/** Follow-up looks after a triggered check: 50 ms, doubling, each at most 2 s apart. */
+const FOLLOW_UP_FIRST_MS = 50;
+const FOLLOW_UP_MAX_GAP_MS = 2_000;
 
 interface Target {
   key: string;
@@ -97,8 +118,8 @@ interface Target {
   state: TargetState;
   inFlight: boolean;
   recheck: boolean;
-  /** A webhook asked; one follow-up look is owed if the check finds nothing new. */
-  followUp: boolean;
+  /** A webhook asked: follow-up looks are owed until this is found or the bound passes. */
+  awaited?: Awaited;
 }
 
 export interface DigestWatcherOptions {
@@ -108,8 +129,12 @@ export interface DigestWatcherOptions {
   clock?: Clock;
   /** Shortest gap between two webhook-triggered checks of one reference; default 2 s. */
   minTriggerGapMs?: number;
-  /** Delay of the follow-up look after a triggered check found nothing new; default 1.5 s. */
-  followUpMs?: number;
+  /**
+   * How long to keep looking after a webhook: for the digest it announced (default 10 s), and
+   * for anything new when it announced none (default 1.5 s: the registry moves the tag
+   * within milliseconds of its event, or the event was not about a change).
+   */
+  followUpBoundMs?: { announced: number; unannounced: number };
   /** Checks started at once across all registries; default 512 (each registry has its own limit too). */
   maxConcurrentChecks?: number;
 }
@@ -197,7 +222,6 @@ export class DigestWatcher {
         listeners: new Map(),
         inFlight: false,
         recheck: false,
-        followUp: false,
         state: {
           reference,
           credentials: spec.source.id,
@@ -250,13 +274,22 @@ export class DigestWatcher {
       if (t.ref.repository !== notice.repository) continue;
       if (notice.tag !== undefined && t.ref.tag !== notice.tag) continue;
       matched++;
+      if (notice.digest !== undefined && notice.digest === t.state.digest) continue; // already known
       this.metrics?.triggers.inc({ registry: t.ref.registry });
-      t.followUp = true;
+      const news = notice.digest !== undefined && notice.digest !== t.awaited?.digest;
+      const bounds = this.options.followUpBoundMs ?? { announced: 10_000, unannounced: 1_500 };
+      if (!t.awaited || news) {
+        t.awaited = {
+          ...(notice.digest !== undefined ? { digest: notice.digest } : {}),
+          looks: 0,
+          until: now + (notice.digest !== undefined ? bounds.announced : bounds.unannounced),
+        };
+      }
       if (t.inFlight) {
         t.recheck = true;
         continue;
       }
-      const earliest = (t.state.checkedAt ?? -Infinity) + gap;
+      const earliest = news ? now : (t.state.checkedAt ?? -Infinity) + gap;
       t.state.nextCheckAt = Math.min(t.state.nextCheckAt, Math.max(now, earliest));
     }
     if (matched > 0) this.schedule();
@@ -407,17 +440,14 @@ export class DigestWatcher {
         };
         if (previous) event.previousDigest = previous;
         for (const { listener } of [...t.listeners.values()]) this.deliver(listener, event);
-        t.followUp = false;
       } else {
         this.metrics?.checks.inc({ registry: t.ref.registry, result: 'unchanged' });
-        if (t.followUp && !t.recheck) {
-          t.followUp = false;
-          t.state.nextCheckAt = Math.min(t.state.nextCheckAt, this.clock.now() + (this.options.followUpMs ?? 1_500));
-        }
       }
+      this.followUp(t, head.digest !== previous, now);
     } catch (err) {
       if (this.abort.signal.aborted) return;
       const now = this.clock.now();
+      delete t.awaited;
       t.state.checkedAt = now;
       t.state.failures++;
       const firstFailure = t.state.error === undefined;
@@ -448,9 +478,30 @@ export class DigestWatcher {
       this.inFlight--;
       if (t.recheck) {
         t.recheck = false;
-        t.state.nextCheckAt = Math.min(t.state.nextCheckAt, this.clock.now() + (this.options.minTriggerGapMs ?? 2_000));
+        if (!t.awaited) {
+          const gap = this.options.minTriggerGapMs ?? 2_000;
+          t.state.nextCheckAt = Math.min(t.state.nextCheckAt, this.clock.now() + gap);
+        }
       }
     }
+  }
+
+  /**
+   * After a check while a webhook's news is awaited: done when the announced digest (or, with
+   * none announced, any new digest) is seen or the bound has passed; otherwise look again
+   * after 50 ms, 100 ms, 200 ms… A failed check ends the wait: its own backoff takes over.
+   */
+  private followUp(t: Target, changed: boolean, now: number): void {
+    const awaited = t.awaited;
+    if (!awaited) return;
+    const found = awaited.digest === undefined ? changed : t.state.digest === awaited.digest;
+    const delay = Math.min(FOLLOW_UP_FIRST_MS * 2 ** awaited.looks, FOLLOW_UP_MAX_GAP_MS);
+    if (found || now + delay > awaited.until) {
+      delete t.awaited;
+      return;
+    }
+    awaited.looks++;
+    t.state.nextCheckAt = Math.min(t.state.nextCheckAt, now + delay);
   }
 
   private healthChanged(t: Target): void {

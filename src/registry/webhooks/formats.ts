@@ -1,11 +1,12 @@
 // Registry push notifications, reduced to what Patchline trusts them for: "look now at this
-// repository (and tag)". Digests in payloads are ignored; the watcher asks the registry.
+// repository (and tag)". A digest in a payload is only a hint of what to wait for (the watcher
+// keeps looking until the tag shows it); the digest itself is always read from the registry.
 //
 // Shapes (reference/build-and-registry-apis.md §6):
-//   distribution  {events:[{action, target:{repository, tag, mediaType, url}, request:{host}}]}
-//   acr           {action, target:{repository, tag}, request:{host}}; Event Grid and CloudEvents
+//   distribution  {events:[{action, target:{repository, tag, digest, mediaType, url}, request:{host}}]}
+//   acr           {action, target:{repository, tag, digest}, request:{host}}; Event Grid and CloudEvents
 //                 envelopes with the same `data`
-//   harbor        {type:"PUSH_ARTIFACT", event_data:{repository:{repo_full_name}, resources:[{tag, resource_url}]}}
+//   harbor        {type:"PUSH_ARTIFACT", event_data:{repository:{repo_full_name}, resources:[{tag, digest, resource_url}]}}
 //                 or CloudEvents {type:"harbor.artifact.pushed", data:{...}}
 //   dockerhub     {push_data:{tag}, repository:{repo_name}}
 //   quay          {repository:"ns/name", docker_url:"quay.io/ns/name", updated_tags:[...]}
@@ -74,10 +75,17 @@ function hostOf(url: string | undefined): string | undefined {
   }
 }
 
-function withTag(n: { registry?: string; repository: string }, tag: string | undefined): PushNotice {
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/**
+ * `digest`: what a push event says was pushed (distribution, ACR, Harbor), kept only when it is
+ * a well-formed sha256 digest and the event names a tag — the watcher waits for the tag to show it.
+ */
+function withTag(n: { registry?: string; repository: string }, tag: string | undefined, digest?: string): PushNotice {
   const notice: PushNotice = { repository: n.repository };
   if (n.registry) notice.registry = n.registry;
   if (tag) notice.tag = tag;
+  if (tag && digest && DIGEST.test(digest)) notice.digest = digest;
   return notice;
 }
 
@@ -96,7 +104,8 @@ function distribution(body: unknown): PushNotice[] {
     const repository = str(target.repository);
     if (!repository) throw new PayloadError(`events[${i}].target.repository is missing`);
     const host = str(isObject(event.request) ? event.request.host : undefined) ?? hostOf(str(target.url));
-    out.push(withTag(repositoryOf(host, repository, `events[${i}]`), str(target.tag)));
+    const pushed = action === 'push' ? str(target.digest) : undefined;
+    out.push(withTag(repositoryOf(host, repository, `events[${i}]`), str(target.tag), pushed));
   });
   return out;
 }
@@ -108,7 +117,8 @@ function acrEvent(e: Json, what: string): PushNotice[] {
   const repository = str(target.repository);
   if (!repository) throw new PayloadError(`${what}.target.repository is missing`);
   const host = str(isObject(e.request) ? e.request.host : undefined);
-  return [withTag(repositoryOf(host, repository, what), str(target.tag))];
+  const pushed = action === 'delete' ? undefined : str(target.digest);
+  return [withTag(repositoryOf(host, repository, what), str(target.tag), pushed)];
 }
 
 function acr(body: unknown): ParsedPayload {
@@ -148,7 +158,8 @@ function harbor(body: unknown): PushNotice[] {
     const res = obj(r, `resources[${i}]`);
     const url = str(res.resource_url);
     const host = url ? url.split('/')[0] : undefined;
-    return withTag(repositoryOf(host, fullName, `resources[${i}]`), str(res.tag));
+    const pushed = /PUSH_ARTIFACT|artifact\.pushed/.test(type) ? str(res.digest) : undefined;
+    return withTag(repositoryOf(host, fullName, `resources[${i}]`), str(res.tag), pushed);
   });
 }
 

@@ -252,23 +252,22 @@ describe('DigestWatcher', () => {
     );
   });
 
+  function follow(tag: string): DigestEvent[] {
+    const events: DigestEvent[] = [];
+    watcher.subscribe(
+      {
+        reference: parseReference(`registry.example.com/team/app:${tag}`),
+        source: anonymousSource,
+        intervalMs: 60 * MINUTE,
+      },
+      (e) => events.push(e),
+    );
+    return events;
+  }
+
   it('checks at once on a webhook notice, at most once per reference within the gap', async () => {
-    watcher.subscribe(
-      {
-        reference: parseReference('registry.example.com/team/app:1.4'),
-        source: anonymousSource,
-        intervalMs: 60 * MINUTE,
-      },
-      () => undefined,
-    );
-    watcher.subscribe(
-      {
-        reference: parseReference('registry.example.com/team/app:1.5'),
-        source: anonymousSource,
-        intervalMs: 60 * MINUTE,
-      },
-      () => undefined,
-    );
+    follow('1.4');
+    follow('1.5');
     await flushPromises();
     await advance(10_000);
     registry.heads.length = 0;
@@ -279,8 +278,11 @@ describe('DigestWatcher', () => {
       watcher.checkNow({ registry: 'registry.example.com', repository: 'team/app', tag: '1.4' });
     await flushPromises();
     assert.equal(registry.heads.length, 1, 'a flood of notices waits for the gap');
-    await advance(2_000);
-    assert.equal(registry.heads.length, 2, 'then one more check');
+    // The follow-up looks of the first notice (50, 100, 200, 400 ms) are all the flood adds.
+    for (const step of [50, 100, 200, 400, 800, 450]) await advance(step);
+    assert.equal(registry.heads.length, 5, 'the triggered check and its four follow-up looks');
+    await advance(60_000);
+    assert.equal(registry.heads.length, 5, 'then nothing until the interval');
     assert.equal(
       watcher.checkNow({ registry: 'registry.example.com', repository: 'team/app' }),
       2,
@@ -290,25 +292,73 @@ describe('DigestWatcher', () => {
     assert.equal(watcher.checkNow({ repository: 'team/other' }), 0);
   });
 
-  it('looks once more shortly after a webhook-triggered check that found nothing new', async () => {
-    watcher.subscribe(
-      {
-        reference: parseReference('registry.example.com/team/app:1'),
-        source: anonymousSource,
-        intervalMs: 60 * MINUTE,
-      },
-      () => undefined,
-    );
+  it('after a webhook that announces no digest, looks again at 50 ms, doubling, for 1.5 s, and stops at news', async () => {
+    const events = follow('1');
     await flushPromises();
     await advance(10_000);
     registry.heads.length = 0;
+    const at = clock.now();
+    const times: number[] = [];
+    const head = registry.head.bind(registry);
+    registry.head = (ref, source) => {
+      times.push(clock.now() - at);
+      return head(ref, source);
+    };
     watcher.checkNow({ repository: 'team/app', tag: '1' });
     await flushPromises();
-    assert.equal(registry.heads.length, 1, 'the triggered check');
-    await advance(1_500);
-    assert.equal(registry.heads.length, 2, 'the follow-up: the registry may not have moved the tag yet');
+    for (const step of [50, 100, 200, 400, 800]) await advance(step);
+    assert.deepEqual(times, [0, 50, 150, 350, 750], 'no look beyond 1.5 s');
     await advance(10 * MINUTE);
-    assert.equal(registry.heads.length, 2, 'only one follow-up');
+    assert.equal(times.length, 5);
+
+    // News on the second look ends the looks.
+    times.length = 0;
+    watcher.checkNow({ repository: 'team/app', tag: '1' });
+    await flushPromises();
+    registry.digests.set('registry.example.com/team/app:1', digest(9));
+    await advance(50);
+    await advance(100);
+    assert.equal(times.length, 2);
+    assert.equal(events.at(-1)?.digest, digest(9));
+  });
+
+  it('after a webhook that announces a digest, looks until the tag shows it, without waiting for the gap', async () => {
+    const events = follow('1');
+    await flushPromises();
+    await advance(10_000);
+    registry.heads.length = 0;
+    assert.equal(watcher.checkNow({ repository: 'team/app', tag: '1', digest: digest(0) }), 1);
+    await flushPromises();
+    assert.equal(registry.heads.length, 0, 'a notice of the digest already known costs no request');
+
+    watcher.checkNow({ repository: 'team/app', tag: '1', digest: digest(5) });
+    await flushPromises();
+    assert.equal(registry.heads.length, 1, 'news: looked at once');
+    // Another push 10 ms later, within the gap: news again, looked at once too.
+    await advance(10);
+    watcher.checkNow({ repository: 'team/app', tag: '1', digest: digest(6) });
+    await flushPromises();
+    assert.equal(registry.heads.length, 2);
+    // The tag moves to the first push, then to the second: the looks go on until the second.
+    registry.digests.set('registry.example.com/team/app:1', digest(5));
+    await advance(50);
+    assert.equal(events.at(-1)?.digest, digest(5));
+    registry.digests.set('registry.example.com/team/app:1', digest(6));
+    await advance(100);
+    assert.equal(events.at(-1)?.digest, digest(6));
+    const looks = registry.heads.length;
+    await advance(10 * MINUTE);
+    assert.equal(registry.heads.length, looks, 'found: no more looks');
+
+    // An announced digest the tag never shows: looks stop after 10 s (at most 2 s apart).
+    watcher.checkNow({ repository: 'team/app', tag: '1', digest: digest(7) });
+    await flushPromises();
+    const before = registry.heads.length;
+    for (let i = 0; i < 20; i++) await advance(500);
+    const spent = registry.heads.length - before;
+    assert.ok(spent >= 7 && spent <= 9, `${spent} looks in 10 s`);
+    await advance(10 * MINUTE);
+    assert.equal(registry.heads.length - before, spent);
   });
 
   it('stops checking a reference when its last subscriber leaves', async () => {

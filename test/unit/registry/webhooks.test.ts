@@ -9,7 +9,7 @@ import { createRegistry } from '../../../src/runtime/metrics.ts';
 const D = `sha256:${'d'.repeat(64)}`;
 
 describe('registry webhook payloads', () => {
-  it('distribution: manifest pushes and deletions, not blobs or pulls', () => {
+  it('distribution: manifest pushes (with the digest pushed) and deletions, not blobs or pulls', () => {
     const body = {
       events: [
         {
@@ -36,7 +36,7 @@ describe('registry webhook payloads', () => {
       ],
     };
     assert.deepEqual(parsePayload('distribution', body).notices, [
-      { registry: 'registry.internal:5000', repository: 'team/app', tag: '1.4' },
+      { registry: 'registry.internal:5000', repository: 'team/app', tag: '1.4', digest: D },
       { registry: 'registry.internal:5000', repository: 'team/app', tag: 'old' },
     ]);
   });
@@ -48,7 +48,7 @@ describe('registry webhook payloads', () => {
       target: { repository: 'shop/web', tag: '1.4', digest: D },
       request: { host: 'shop.azurecr.io' },
     };
-    const expected = [{ registry: 'shop.azurecr.io', repository: 'shop/web', tag: '1.4' }];
+    const expected = [{ registry: 'shop.azurecr.io', repository: 'shop/web', tag: '1.4', digest: D }];
     assert.deepEqual(parsePayload('acr', data).notices, expected);
     assert.deepEqual(
       parsePayload('acr', [{ eventType: 'Microsoft.ContainerRegistry.ImagePushed', data }]).notices,
@@ -75,7 +75,7 @@ describe('registry webhook payloads', () => {
       repository: { name: 'nginx', namespace: 'library', repo_full_name: 'library/nginx' },
       resources: [{ digest: D, tag: '1.27', resource_url: 'harbor.example.com/library/nginx:1.27' }],
     };
-    const expected = [{ registry: 'harbor.example.com', repository: 'library/nginx', tag: '1.27' }];
+    const expected = [{ registry: 'harbor.example.com', repository: 'library/nginx', tag: '1.27', digest: D }];
     assert.deepEqual(
       parsePayload('harbor', { type: 'PUSH_ARTIFACT', occur_at: 1, operator: 'admin', event_data: eventData }).notices,
       expected,
@@ -85,6 +85,17 @@ describe('registry webhook payloads', () => {
       expected,
     );
     assert.deepEqual(parsePayload('harbor', { type: 'SCANNING_COMPLETED', event_data: eventData }).notices, []);
+  });
+
+  it('keeps an announced digest only when it is a well-formed sha256 digest of a tag push', () => {
+    const event = (target: object) => ({ events: [{ action: 'push', target: { repository: 'team/app', ...target } }] });
+    const notices = (target: object) => parsePayload('distribution', event(target)).notices;
+    assert.deepEqual(notices({ tag: '1', digest: 'sha256:dd' }), [{ repository: 'team/app', tag: '1' }]);
+    assert.deepEqual(notices({ tag: '1', digest: `sha512:${'d'.repeat(128)}` }), [
+      { repository: 'team/app', tag: '1' },
+    ]);
+    assert.deepEqual(notices({ tag: '1', digest: `${D}\n` }), [{ repository: 'team/app', tag: '1' }]);
+    assert.deepEqual(notices({ digest: D }), [{ repository: 'team/app' }], 'a push by digest names no tag');
   });
 
   it('dockerhub: no digest, Docker Hub repository names', () => {
