@@ -141,10 +141,14 @@ export const CONFIG_FILE_SCHEMA: JSONSchemaType<RawConfigFile> = {
           },
           caFile: optionalFile('PEM file of extra CA certificates trusted for this registry.'),
           maxConcurrency: positive('Requests in flight at once.', REGISTRY_DEFAULTS.maxConcurrency),
-          requestsPerMinute: positive(
-            'Requests per minute, token requests included; checks beyond it wait.',
-            REGISTRY_DEFAULTS.requestsPerMinute,
-          ),
+          requestsPerMinute: {
+            type: 'integer',
+            minimum: 1,
+            nullable: true,
+            description:
+              'Requests per minute, token requests included. Default: none, except where the registry documents a limit (docker.io: 1,000). When the followed references need more at their intervals, they are checked less often, evenly, and the resources say so (condition IntervalMet).',
+            'x-invalid': WHOLE_NUMBER,
+          },
         },
         required: ['host'],
         additionalProperties: false,

@@ -31,7 +31,16 @@ import {
 import { isValidDigest, manifestReference, type ImageReference } from './reference.ts';
 
 /** Per-registry transport limits when the configuration file does not set them. */
-export const REGISTRY_DEFAULTS = { maxConcurrency: 8, requestsPerMinute: 600 } as const;
+export const REGISTRY_DEFAULTS = { maxConcurrency: 8 } as const;
+
+/**
+ * Requests per minute by default, for registries that document a limit; any other registry has
+ * none unless configured (a private registry's capacity is its operator's to state). Docker Hub:
+ * manifest HEADs do not count toward its pull limits (RateLimit-* headers are followed for the
+ * GETs that do), but an abuse limit of the order of thousands of requests per minute per address
+ * applies to everything.
+ */
+const DOCUMENTED_REQUESTS_PER_MINUTE: Readonly<Record<string, number>> = { 'docker.io': 1_000 };
 
 export interface RegistryHostConfig {
   /** host[:port] as in image references. */
@@ -217,7 +226,7 @@ export class RegistryClient {
       const c = this.hostConfig(registry);
       l = new RegistryLimiter({
         maxConcurrency: c.maxConcurrency ?? REGISTRY_DEFAULTS.maxConcurrency,
-        requestsPerMinute: c.requestsPerMinute ?? REGISTRY_DEFAULTS.requestsPerMinute,
+        requestsPerMinute: this.budget(registry) ?? Infinity,
         ...(this.options.now ? { now: this.options.now } : {}),
       });
       this.limiters.set(registry, l);
@@ -229,6 +238,11 @@ export class RegistryClient {
     // Docker Hub's API lives on another host than its name.
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry;
     return `${this.hostConfig(registry).insecure ? 'http' : 'https'}://${host}`;
+  }
+
+  /** The registry's request budget per minute (configured, or documented); undefined: none. */
+  budget(registry: string): number | undefined {
+    return this.hostConfig(registry).requestsPerMinute ?? DOCUMENTED_REQUESTS_PER_MINUTE[registry];
   }
 
   /** What the registry last said of its rate limit. */

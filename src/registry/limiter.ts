@@ -1,6 +1,6 @@
 // A registry's budget: at most N requests in flight, and at most M requests per minute
-// (a token bucket refilled continuously, holding at most a minute's worth). Every HTTP
-// request to the registry, token requests included, takes its share.
+// (a token bucket refilled continuously, holding at most a minute's worth; M may be Infinity:
+// no per-minute cap). Every HTTP request to the registry, token requests included, takes its share.
 import { sleep } from '../runtime/clock.ts';
 
 export interface LimiterOptions {
@@ -27,6 +27,7 @@ export class RegistryLimiter {
   }
 
   private refill(): void {
+    if (this.options.requestsPerMinute === Infinity) return; // tokens stay Infinity
     const now = this.now();
     const perMs = this.options.requestsPerMinute / 60_000;
     this.tokens = Math.min(this.options.requestsPerMinute, this.tokens + (now - this.refilledAt) * perMs);

@@ -11,6 +11,10 @@
 //    the whole group (a token typically lives 60-300 s, less than an interval).
 //  - A failing reference backs off exponentially, never beyond its interval; a registry that
 //    answers 429 is paused for its Retry-After.
+//  - A registry with a request budget (requests per minute) whose references need more at
+//    their intervals has every interval stretched by the same factor, so checks stay evenly
+//    spread instead of piling up behind the budget; each reference's state says so (the
+//    resources turn that into a condition), and a gauge gives the factor per registry.
 //  - A webhook ("look now") makes a check immediate, but at most once per reference every
 //    few seconds, so a flood of webhooks cannot become a flood of requests — unless the notice
 //    announces a digest the reference does not have yet, which is news worth a look at once;
@@ -38,6 +42,19 @@ export interface DigestSource {
     signal?: AbortSignal,
   ): Promise<void>;
   rateLimit?(registry: string): { remaining?: number } | undefined;
+  /** The registry's request budget per minute; undefined: none. */
+  budget?(registry: string): number | undefined;
+}
+
+/** A registry's budget cannot check its references at their intervals. */
+export interface BudgetShortfall {
+  registry: string;
+  /** Requests a minute the registry's references need at their intervals. */
+  neededPerMinute: number;
+  allowedPerMinute: number;
+  intervalMs: number;
+  /** How often the reference is checked instead. */
+  effectiveIntervalMs: number;
 }
 
 export interface WatchSpec {
@@ -70,6 +87,8 @@ export interface TargetState {
   intervalMs: number;
   subscribers: number;
   rateLimitRemaining?: number;
+  /** Set when the registry's budget stretches the interval. */
+  budget?: BudgetShortfall;
 }
 
 export type DigestListener = (event: DigestEvent) => void;
@@ -120,6 +139,8 @@ interface Target {
   recheck: boolean;
   /** A webhook asked: follow-up looks are owed until this is found or the bound passes. */
   awaited?: Awaited;
+  /** Requests a minute this reference adds to its registry's need. */
+  counted: number;
 }
 
 export interface DigestWatcherOptions {
@@ -144,6 +165,10 @@ export class DigestWatcher {
   private readonly clock: Clock;
   private readonly targets = new Map<string, Target>();
   private readonly pausedUntil = new Map<string, number>();
+  /** Per registry: requests a minute its references need, and how much their intervals are stretched (1: not). */
+  private readonly needed = new Map<string, number>();
+  private readonly stretch = new Map<string, number>();
+  private readonly budgetsToReview = new Set<string>();
   private timer: Timer | undefined;
   private timerAt = Infinity;
   private running = false;
@@ -176,6 +201,16 @@ export class DigestWatcher {
           triggers: counter(r, {
             name: 'patchline_watcher_triggers_total',
             help: 'Immediate checks requested by webhooks, by registry.',
+            labelNames: ['registry'] as const,
+          }),
+          needed: gauge(r, {
+            name: 'patchline_watcher_needed_requests_per_minute',
+            help: "Requests a minute a registry's followed references need at their intervals (one HEAD each).",
+            labelNames: ['registry'] as const,
+          }),
+          stretch: gauge(r, {
+            name: 'patchline_watcher_interval_stretch_ratio',
+            help: "How much longer than asked a registry's check intervals are, because of its request budget (1: as asked).",
             labelNames: ['registry'] as const,
           }),
         }
@@ -222,6 +257,7 @@ export class DigestWatcher {
         listeners: new Map(),
         inFlight: false,
         recheck: false,
+        counted: 0,
         state: {
           reference,
           credentials: spec.source.id,
@@ -252,11 +288,13 @@ export class DigestWatcher {
     const t = target;
     return {
       key,
-      state: () => (this.targets.get(key) === t ? { ...t.state } : undefined),
+      state: () => (this.targets.get(key) === t ? this.stateOf(t) : undefined),
       unsubscribe: () => {
         t.listeners.delete(id);
-        if (t.listeners.size === 0) this.targets.delete(key);
-        else this.updateInterval(t);
+        if (t.listeners.size === 0) {
+          this.targets.delete(key);
+          this.account(t, 0);
+        } else this.updateInterval(t);
         this.updateGauges();
         this.scheduleSoon();
       },
@@ -297,13 +335,75 @@ export class DigestWatcher {
   }
 
   states(): TargetState[] {
-    return [...this.targets.values()].map((t) => ({ ...t.state }));
+    return [...this.targets.values()].map((t) => this.stateOf(t));
+  }
+
+  private stateOf(t: Target): TargetState {
+    const stretch = this.stretch.get(t.ref.registry) ?? 1;
+    if (stretch <= 1) return { ...t.state };
+    const registry = t.ref.registry;
+    return {
+      ...t.state,
+      budget: {
+        registry,
+        neededPerMinute: Math.round(this.needed.get(registry) ?? 0),
+        allowedPerMinute: this.options.client.budget?.(registry) ?? 0,
+        intervalMs: t.state.intervalMs,
+        effectiveIntervalMs: Math.round(t.state.intervalMs * stretch),
+      },
+    };
+  }
+
+  /** Sets what the reference adds to its registry's need (0 when it is gone). */
+  private account(t: Target, perMinute: number): void {
+    const registry = t.ref.registry;
+    this.needed.set(registry, (this.needed.get(registry) ?? 0) - t.counted + perMinute);
+    t.counted = perMinute;
+    this.budgetsToReview.add(registry);
+  }
+
+  /**
+   * Compares each changed registry's need with its budget. The subscribers of its references
+   * hear when the interval starts or stops being stretched, or the stretch changes by more
+   * than a tenth (a condition's message says by how much; it should not churn).
+   */
+  private reviewBudgets(): void {
+    for (const registry of this.budgetsToReview) {
+      const needed = this.needed.get(registry) ?? 0;
+      const allowed = this.options.client.budget?.(registry);
+      const stretch = allowed !== undefined && needed > allowed ? needed / allowed : 1;
+      const before = this.stretch.get(registry) ?? 1;
+      if (needed <= 0) {
+        this.needed.delete(registry);
+        this.stretch.delete(registry);
+      } else this.stretch.set(registry, stretch);
+      this.metrics?.needed.set({ registry }, needed);
+      this.metrics?.stretch.set({ registry }, stretch);
+      const crossed = before > 1 !== stretch > 1;
+      if (!crossed && Math.abs(stretch / before - 1) <= 0.1) {
+        this.stretch.set(registry, before); // keep reporting the figure subscribers were told
+        continue;
+      }
+      if (stretch > 1) {
+        this.options.logger.warn('the request budget cannot check every reference at its interval', {
+          registry,
+          neededPerMinute: Math.round(needed),
+          allowedPerMinute: allowed,
+          stretch: Math.round(stretch * 100) / 100,
+        });
+      } else if (before > 1) {
+        this.options.logger.info('the request budget checks every reference at its interval again', { registry });
+      }
+      for (const t of this.targets.values()) if (t.ref.registry === registry) this.healthChanged(t);
+    }
+    this.budgetsToReview.clear();
   }
 
   private updateInterval(t: Target): void {
     const interval = Math.min(...[...t.listeners.values()].map((l) => l.intervalMs));
     const previous = t.state.intervalMs;
     t.state.intervalMs = interval;
+    this.account(t, 60_000 / interval);
     t.state.subscribers = t.listeners.size;
     if (interval !== previous && t.state.checkedAt !== undefined && t.state.failures === 0) {
       t.state.nextCheckAt = Math.max(this.clock.now(), this.nextSlot(t, t.state.checkedAt));
@@ -315,7 +415,7 @@ export class DigestWatcher {
    * interval later. In steady state that is exactly one interval after the last check.
    */
   private nextSlot(t: Target, from: number): number {
-    const interval = t.state.intervalMs;
+    const interval = Math.round(t.state.intervalMs * (this.stretch.get(t.ref.registry) ?? 1));
     const phase = Math.floor(fraction(`${t.ref.registry}|${t.source.id}|${interval}`) * interval);
     const k = Math.ceil((from + interval / 2 - phase) / interval);
     return phase + k * interval;
@@ -346,6 +446,7 @@ export class DigestWatcher {
 
   /** Sets the timer for the earliest due target, or runs the due ones now. */
   private schedule(): void {
+    if (this.budgetsToReview.size > 0) this.reviewBudgets();
     if (!this.running) return;
     const now = this.clock.now();
     let earliest = Infinity;

@@ -9,7 +9,8 @@ describe('configuration file reference (docs/reference/config-file.md)', () => {
 
   it('lists every key with its default, from the values the code applies', () => {
     const row = (key: string) => configKeys().find((r) => r.key === key);
-    assert.equal(row('registries[].requestsPerMinute')?.default, '`600`');
+    assert.equal(row('registries[].requestsPerMinute')?.default, '', 'no cap unless configured or documented');
+    assert.match(row('registries[].requestsPerMinute')?.description ?? '', /docker.io: 1,000/);
     assert.equal(row('registries[].maxConcurrency')?.default, '`8`');
     assert.equal(row('webhooks.maxBodyBytes')?.default, '`1048576`');
     assert.equal(row('webhooks.burst')?.default, '`50`');

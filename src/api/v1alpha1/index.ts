@@ -51,6 +51,8 @@ export const ConditionTypes = {
   UpToDate: 'UpToDate',
   Compliant: 'Compliant',
   RolloutProgressing: 'RolloutProgressing',
+  /** False while a registry's request budget checks the resource's images less often than its interval asks. */
+  IntervalMet: 'IntervalMet',
 } as const;
 
 /** Reasons shared by both kinds. */

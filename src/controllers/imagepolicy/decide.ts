@@ -10,6 +10,8 @@
 // A candidate that fails a check is not rolled out; the last accepted digest is kept in
 // status.latest only while it is the newest, so a refused candidate holds every container
 // where it is (Blocked, saying which check failed).
+import type { BudgetShortfall } from '../../registry/watcher.ts';
+import { intervalCondition } from '../interval-budget.ts';
 import {
   ConditionTypes,
   ReconcileRequestedAt,
@@ -63,6 +65,8 @@ export interface FollowResult {
   digest?: string;
   /** Why there is no digest: the registry failed, or no tag qualifies. */
   error?: string;
+  /** The registry's request budget checks the tag less often than the interval asks. */
+  budget?: BudgetShortfall;
 }
 
 export interface PolicyGathered {
@@ -487,6 +491,7 @@ export const setConditions: PolicyStep = (d) => {
         : { remove: Reconciling },
       compliant,
       progressing(d),
+      intervalCondition([d.gathered.follow.budget], d.generation),
     ],
     d.now,
   );
@@ -518,7 +523,7 @@ const STEPS: readonly PolicyStep[] = [
   planRollout, // per container: follow, roll back, or pin when allowed (rollout.ts)
   planGitOps, // GitOps mode: what git should say, and the commit that says it
   mapScans, // vulnerability counts of what runs, violations above the gate
-  setConditions, // Ready, Stalled, Reconciling, Compliant, RolloutProgressing
+  setConditions, // Ready, Stalled, Reconciling, Compliant, RolloutProgressing, IntervalMet
   scheduleNextLook, // interval, rollout, window
 ];
 

@@ -392,6 +392,7 @@ export class ImagePolicyReconciler implements Reconciler {
     const state = this.deps.watches.state(k, tagRef);
     if (state?.digest) result.digest = state.digest;
     if (state?.error && !result.error) result.error = state.error;
+    if (state?.budget) result.budget = state.budget;
     // A RebuildTrigger that has just confirmed a new digest on this tag: take it now, and
     // have the watcher look (it confirms, and every other follower learns it too).
     const repository = repositoryName(ref);

@@ -1,6 +1,7 @@
 // The rebuild cycle's vocabulary: what the reconciler observes, the action and decision the
 // cycle returns, the build phases, and the small pure helpers the cycle's steps and the
 // reconciler share (revisions, landing, poll intervals).
+import type { BudgetShortfall } from '../../registry/watcher.ts';
 import { createHash } from 'node:crypto';
 import type { RebuildTrigger, RebuildTriggerStatus } from '../../api/v1alpha1/index.ts';
 import type { ProviderName } from '../../builders/types.ts';
@@ -20,6 +21,8 @@ export interface BaseObservation {
   platformDigests?: Record<string, string>;
   checkedAt?: Date;
   error?: string;
+  /** The registry's request budget checks the base less often than the interval asks. */
+  budget?: BudgetShortfall;
 }
 
 export interface SlotObservation {

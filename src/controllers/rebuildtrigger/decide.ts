@@ -1,5 +1,6 @@
 // What a RebuildTrigger's status should be, and the one action to take: a pure function of
 // the resource and what the reconciler gathered.
+import { intervalCondition } from '../interval-budget.ts';
 import {
   ConditionTypes,
   ReconcileRequestedAt,
@@ -19,7 +20,7 @@ import {
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
 import { checkDuration, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { decideCycle } from './cycle.ts';
-import { IN_FLIGHT, type Action, type CycleInput, type CycleSummary } from './cycle-model.ts';
+import { IN_FLIGHT, type Action, type BaseObservation, type CycleInput, type CycleSummary } from './cycle-model.ts';
 import type { ProviderName } from '../../builders/types.ts';
 
 export { providerName };
@@ -77,6 +78,7 @@ function cycleConditions(
   sum: CycleSummary,
   g: number,
   now: Date,
+  bases: readonly BaseObservation[],
 ): Condition[] {
   const condition = (type: string, status: ConditionInput['status'], reason: string, message: string) => ({
     type,
@@ -104,6 +106,10 @@ function cycleConditions(
             'the target was rebuilt on the current base digests, or they have not changed',
           )
         : condition(ConditionTypes.UpToDate, 'False', sum.reason, sum.message),
+      intervalCondition(
+        bases.map((b) => b.budget),
+        g,
+      ),
     ],
     now,
   );
@@ -143,7 +149,7 @@ export function decideRebuildTrigger(
   const manualRetry = requested !== undefined && requested !== previous.lastHandledReconcileAt;
   const cycle = decideCycle({ ...gathered, trigger, provider, now, manualRetry });
   const sum = cycle.summary;
-  const conditions = cycleConditions(previous.conditions, sum, generation, now);
+  const conditions = cycleConditions(previous.conditions, sum, generation, now, gathered.bases);
   const events = [...cycle.events];
   const before = findCondition(previous.conditions, Ready);
   if (sum.stalled && (!before || before.reason !== sum.reason)) {

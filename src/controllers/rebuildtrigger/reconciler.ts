@@ -197,6 +197,7 @@ export class RebuildTriggerReconciler implements Reconciler {
     if (st?.digest) obs.digest = st.digest;
     if (st?.checkedAt) obs.checkedAt = new Date(st.checkedAt);
     if (st?.error) obs.error = st.error;
+    if (st?.budget) obs.budget = st.budget;
     if (obs.digest && spec.platforms?.length) {
       try {
         obs.platformDigests = await this.deps.facts.platformDigests(ref, obs.digest, spec.platforms, source, signal);

@@ -311,4 +311,65 @@ describe('RebuildTrigger decision', () => {
     );
     assert.deepEqual(triggerValidator.validate(t), []);
   });
+
+  it('says when the registry budget stretches the interval of a base (IntervalMet False), and drops it once met', () => {
+    const t = trigger();
+    const base = t.spec.baseImages[0]!.image;
+    const shortfall = {
+      registry: 'mcr.microsoft.com',
+      neededPerMinute: 2000,
+      allowedPerMinute: 600,
+      intervalMs: 60_000,
+      effectiveIntervalMs: 200_000,
+    };
+    const gathered = {
+      bases: [{ image: base, digest: BASE, budget: shortfall }],
+      target: {},
+      slot: { available: true, limit: 1 },
+    };
+    const d = decideRebuildTrigger(t, now, gathered);
+    const met = d.status.conditions?.find((c) => c.type === 'IntervalMet');
+    assert.equal(met?.status, 'False');
+    assert.equal(met?.reason, 'RequestBudgetExceeded');
+    assert.match(met.message, /allows 600 requests a minute .* need 2000 .* every 3m20s instead of every 1m/);
+    const after = decideRebuildTrigger(
+      trigger((x) => (x.status = d.status)),
+      later,
+      { ...gathered, bases: [{ image: base, digest: BASE }] },
+    );
+    assert.equal(
+      after.status.conditions?.find((c) => c.type === 'IntervalMet'),
+      undefined,
+    );
+  });
+});
+
+describe('IntervalMet on an ImagePolicy', () => {
+  it('is False with the figures while the followed tag is checked less often than asked, absent otherwise', () => {
+    const stretched = accepted();
+    stretched.follow.budget = {
+      registry: 'shopregistry.azurecr.io',
+      neededPerMinute: 900,
+      allowedPerMinute: 300,
+      intervalMs: 300_000,
+      effectiveIntervalMs: 900_000,
+    };
+    const d = decideImagePolicy(policy(), now, stretched);
+    const met = d.status.conditions?.find((c) => c.type === 'IntervalMet');
+    assert.equal(met?.status, 'False');
+    assert.match(
+      met.message,
+      /^shopregistry\.azurecr\.io allows 300 requests a minute .* every 15m instead of every 5m/,
+    );
+    assert.equal(ready(d.status)?.status, 'True', 'a stretched interval does not make the policy unready');
+    const fine = decideImagePolicy(
+      policy((p) => (p.status = d.status)),
+      later,
+      accepted(),
+    );
+    assert.equal(
+      fine.status.conditions?.find((c) => c.type === 'IntervalMet'),
+      undefined,
+    );
+  });
 });

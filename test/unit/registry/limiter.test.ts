@@ -55,4 +55,13 @@ describe('RegistryLimiter', () => {
     abort.abort(new Error('shutdown'));
     await assert.rejects(waiting, /shutdown/);
   });
+
+  it('without a per-minute cap, only the concurrency limit holds', async () => {
+    let now = 0;
+    const l = new RegistryLimiter({ maxConcurrency: 2, requestsPerMinute: Infinity, now: () => now });
+    for (let i = 0; i < 10_000; i++) (await l.acquire())();
+    now += 1;
+    for (let i = 0; i < 10_000; i++) (await l.acquire())();
+    assert.equal(l.available(), Infinity);
+  });
 });

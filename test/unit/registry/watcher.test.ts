@@ -396,4 +396,68 @@ describe('DigestWatcher', () => {
     await flushPromises();
     assert.deepEqual(got, [digest(0)]);
   });
+
+  describe('a registry whose request budget cannot meet the intervals', () => {
+    const ref = (i: number) => parseReference(`budget.example.com/team/app${i}:1`);
+    let health: number;
+    const subscribeMany = (n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) =>
+        watcher.subscribe(
+          { reference: ref(from + i), source: anonymousSource, intervalMs: MINUTE },
+          () => undefined,
+          () => health++,
+        ),
+      );
+
+    beforeEach(() => {
+      health = 0;
+      watcher.stop();
+      const budgeted = Object.assign(registry, {
+        budget: (r: string) => (r === 'budget.example.com' ? 60 : undefined),
+      });
+      watcher = new DigestWatcher({ client: budgeted, logger: silentLogger(), clock });
+      watcher.start();
+    });
+
+    it('stretches every interval by the same factor and says so in each state', async () => {
+      const subs = subscribeMany(120);
+      await flushPromises();
+      assert.equal(registry.heads.length, 120, 'the first look at each');
+      assert.deepEqual(subs[0]!.state()?.budget, {
+        registry: 'budget.example.com',
+        neededPerMinute: 120,
+        allowedPerMinute: 60,
+        intervalMs: MINUTE,
+        effectiveIntervalMs: 2 * MINUTE,
+      });
+      assert.equal(health, 120, 'every subscriber heard that its interval is stretched');
+      const times: number[] = [];
+      const head = registry.head.bind(registry);
+      registry.head = (r, source) => {
+        if (r.repository === 'team/app0') times.push(clock.now());
+        return head(r, source);
+      };
+      for (let i = 0; i < 56; i++) await advance(MINUTE / 4);
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      assert.ok(gaps.length >= 5, `${gaps.length + 1} checks in 14 minutes`);
+      assert.deepEqual(new Set(gaps), new Set([2 * MINUTE]), 'every 2 minutes instead of every minute');
+
+      // Half of them leave: the other half fit the budget again.
+      for (const s of subs.slice(60)) s.unsubscribe();
+      await flushPromises();
+      assert.equal(subs[0]!.state()?.budget, undefined);
+      assert.equal(health, 180, 'and heard that the interval is met again');
+    });
+
+    it('a registry without a budget is never stretched', async () => {
+      const subs = Array.from({ length: 200 }, (_, i) =>
+        watcher.subscribe(
+          { reference: parseReference(`free.example.com/team/app${i}:1`), source: anonymousSource, intervalMs: MINUTE },
+          () => undefined,
+        ),
+      );
+      await flushPromises();
+      assert.equal(subs[0]!.state()?.budget, undefined);
+    });
+  });
 });
