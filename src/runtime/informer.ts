@@ -212,7 +212,8 @@ export class Informer<T extends KubeObject> {
         },
         signal,
       });
-      items.push(...page.items);
+      // Slimmed page by page: a relist of 20,000 pods never holds them all as received.
+      for (const received of page.items) items.push(this.shape(received));
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion;
     } while (cont);
@@ -244,8 +245,13 @@ export class Informer<T extends KubeObject> {
     this.metrics?.objects.set({ informer: this.options.name }, this.cache.size);
   }
 
-  private upsert(key: string, received: T): void {
-    const obj = this.options.transform ? this.options.transform(received) : received;
+  /** What the cache keeps of an object as received (the transform, when there is one). */
+  private shape(received: T): T {
+    return this.options.transform ? this.options.transform(received) : received;
+  }
+
+  /** Caches an object already shaped. */
+  private upsert(key: string, obj: T): void {
     const old = this.cache.get(key);
     this.cache.set(key, obj);
     const ns = obj.metadata?.namespace ?? '';
@@ -315,7 +321,7 @@ export class Informer<T extends KubeObject> {
         this.forget(key, old ?? obj);
         this.emit((h) => h.onDelete?.(old ?? obj));
       } else {
-        this.upsert(key, obj);
+        this.upsert(key, this.shape(obj));
       }
       this.metrics?.objects.set({ informer: this.options.name }, this.cache.size);
     }

@@ -58,6 +58,30 @@ describe('Informer (against a fake API server over HTTP)', () => {
     assert.equal(seen.filter((s) => s.startsWith('add')).length, 7);
   });
 
+  it('shapes each list page as it arrives: no page waits raw for the next one', async () => {
+    for (let i = 0; i < 7; i++) server.upsert(`w${i}`, { big: 'x'.repeat(1000) });
+    const shapedBeforePage: number[] = [];
+    let shaped = 0;
+    informer = new Informer<FakeObject>(client, {
+      name: 'widgets',
+      path: server.path,
+      logger: silentLogger(),
+      pageSize: 3,
+      transform: (o) => {
+        shaped++;
+        return { ...(o as FakeObject), spec: {} };
+      },
+    });
+    const fetch = client.requestJson.bind(client);
+    client.requestJson = (<T>(method: string, path: string, options?: Parameters<KubeClient['requestJson']>[2]) => {
+      shapedBeforePage.push(shaped);
+      return fetch<T>(method, path, options);
+    }) as KubeClient['requestJson'];
+    await informer.start();
+    assert.deepEqual(shapedBeforePage, [0, 3, 6], 'every item of a page is shaped before the next page is asked for');
+    assert.ok(informer.list().every((o) => JSON.stringify(o.spec) === '{}'));
+  });
+
   it('delivers watch events as add, update (with the old object) and delete', async () => {
     server.upsert('a');
     await newInformer().start();
