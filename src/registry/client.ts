@@ -209,13 +209,14 @@ export class RegistryClient {
   }
 
   /**
-   * A connection pool. Idle connections are kept 30 s (undici's default is 4 s): the watcher
-   * spreads a registry's checks over the interval, so with the default nearly every check would
-   * find its connection gone. Load balancers in front of registries keep idle connections for
-   * 60 s or more, and a server's Keep-Alive hint still wins. HTTP/2 is used where TLS offers it.
+   * A connection pool. Idle connections are kept 2 minutes (undici's default is 4 s): a
+   * registry's references are checked once an interval (1 minute and up), so with a shorter
+   * keep-alive every cycle would open its connections anew. A server's Keep-Alive hint still
+   * wins, and a connection the server closed meanwhile costs one quick retry (TRANSPORT_BACKOFF).
+   * HTTP/2 is used where TLS offers it.
    */
   private agent(tls: { ca?: string | Buffer }): Agent {
-    const agent = new Agent({ keepAliveTimeout: 30_000, allowH2: true, connect: { ...tls, keepAlive: true } });
+    const agent = new Agent({ keepAliveTimeout: 120_000, allowH2: true, connect: { ...tls, keepAlive: true } });
     agent.on('connect', (origin) => this.metrics?.connections.inc({ registry: origin.host }));
     return agent;
   }

@@ -107,3 +107,21 @@ export function objectPath(type: ResourceType, key: ObjectKey): string {
 export function formatMicroTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * A resource as the operator's cache keeps it: without managedFields and kubectl's
+ * last-applied copy of the spec, which nothing reads and which are often most of the bytes.
+ */
+export function withoutBookkeeping<T extends KubeObject>(received: KubeObject): T {
+  const metadata = received.metadata;
+  if (!metadata || (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined))
+    return received as T;
+  const { managedFields: _managedFields, ...kept } = metadata;
+  if (kept.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _lastApplied, ...annotations } = kept.annotations;
+    kept.annotations = annotations;
+  }
+  return { ...received, metadata: kept } as T;
+}
