@@ -27,7 +27,7 @@ import { NoticeRecorder } from './notify/recorder.ts';
 import { AuditedEventRecorder, KubeEventRecorder } from './runtime/events.ts';
 import { informerSet, type InformerSet } from './runtime/informer-set.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from './runtime/kube-client.ts';
-import { objectPath, type KubeObject, type ResourceType } from './runtime/kube-types.ts';
+import { objectPath, withoutBookkeeping, type KubeObject, type ResourceType } from './runtime/kube-types.ts';
 import { KubeLeaseStore, LeaderElector } from './runtime/leaderelection.ts';
 import { createLogger, type Logger } from './runtime/logger.ts';
 import { Manager } from './runtime/manager.ts';
@@ -56,7 +56,8 @@ import { AdmissionRuntime } from './admission/runtime.ts';
 import { AdmissionReviewer } from './admission/server.ts';
 import { AdmissionTls } from './admission/tls.ts';
 import { serviceHosts } from './admission/certificates.ts';
-import { podChanged, slimPod, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
+import { podChanged, slimWorkload, type Pod, type Workload, type WorkloadKind } from './rollout/workloads.ts';
+import { GovernedPods } from './controllers/governed-pods.ts';
 
 const SHUTDOWN_DEADLINE_MS = 25_000;
 
@@ -143,8 +144,21 @@ function caches(b: Basics, manager: Manager) {
       ...(transform ? { transform } : {}),
       optional,
     });
+  const policies = set<ImagePolicy>(ImagePolicyType, withoutBookkeeping);
   const workloads = WORKLOAD_TYPES.map(({ type, kind }) => set<Workload>(type, slimWorkload(kind)));
-  const pods = set<Pod>(PodType, slimPod);
+  // Pods in full only for the workloads policies govern (GovernedPods), listed once the
+  // policies and workloads are cached.
+  const governedPods = new GovernedPods({ policies, workloads, client: b.client, logger: b.log, registry: b.registry });
+  const pods = informerSet<Pod>(PodType, {
+    namespaces: b.config.watchNamespaces,
+    client: b.client,
+    logger: b.log,
+    registry: b.registry,
+    transform: governedPods.shape,
+    waitBeforeList: () =>
+      Promise.all([...policies.informers, ...workloads.flatMap((s) => s.informers)].map((i) => i.waitForSync())),
+  });
+  governedPods.attach(pods);
   // Trivy Operator's reports (optional CRD), indexed by digest.
   const reports = set<SlimReport>(VulnerabilityReportType, slimReport, true);
   const reportIndex = new ReportIndex();
@@ -158,9 +172,9 @@ function caches(b: Basics, manager: Manager) {
     });
   }
   return {
-    policies: set<ImagePolicy>(ImagePolicyType),
-    triggers: set<RebuildTrigger>(RebuildTriggerType),
-    writeBacks: set<GitWriteBack>(GitWriteBackType),
+    policies,
+    triggers: set<RebuildTrigger>(RebuildTriggerType, withoutBookkeeping),
+    writeBacks: set<GitWriteBack>(GitWriteBackType, withoutBookkeeping),
     workloads,
     pods,
     reports,
@@ -181,6 +195,7 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
   };
   for (const set of c.workloads) set.onChange((w, old) => wakeGoverning(w.metadata.namespace, old ? [w, old] : [w]));
   c.pods.onChange((pod) => {
+    if (pod.stub) return; // a pod of a workload no policy governs
     const [kind, name] = (pod.owner ?? '').split('/');
     const set: InformerSet<Workload> | undefined = c.workloads[WORKLOAD_TYPES.findIndex((t) => t.kind === kind)];
     const owner = set?.get({ namespace: pod.metadata.namespace, name: name ?? '' });
@@ -298,7 +313,7 @@ function imagePolicyController(
       ...shared,
       get: c.policies.get,
       workloads: (ns) => c.workloads.flatMap((set) => set.inNamespace(ns)),
-      pods: c.pods.inNamespace,
+      pods: (namespace: string) => c.pods.inNamespace(namespace).filter((p) => !p.stub),
       triggers: c.triggers.inNamespace,
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       tagLists: registries.tagLists,

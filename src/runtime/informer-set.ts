@@ -12,6 +12,8 @@ export interface InformerSet<T extends KubeObject> {
   list: () => T[];
   /** The cached objects of one namespace. */
   inNamespace: (namespace: string) => T[];
+  /** Caches an object read with a GET when what is cached of it is stale (see Informer.refresh). */
+  refresh: (received: T, isStale: (cached: T) => boolean) => boolean;
   /** Calls `onChange` with every object added or deleted, and every one changed (and its old copy) as `changed` says. */
   onChange: (onChange: (obj: T, old?: T) => void, changed?: (a: T, b: T) => boolean) => void;
 }
@@ -22,8 +24,9 @@ export interface InformerSetOptions<T> {
   client: KubeClient;
   logger: Logger;
   registry: Registry;
-  /** Keeps only what is read of each object (see Informer). */
-  transform?: (received: KubeObject) => T;
+  /** Keeps only what is read of each object, or nothing of it (see Informer). */
+  transform?: (received: KubeObject) => T | undefined;
+  waitBeforeList?: () => Promise<unknown>;
   /** A CRD that may not be installed: a 404 is an empty, synced list. */
   optional?: boolean;
 }
@@ -41,6 +44,7 @@ export function informerSet<T extends KubeObject>(type: ResourceType, options: I
         registry: options.registry,
         ...(options.transform ? { transform: options.transform } : {}),
         ...(options.optional ? { optional: options.optional } : {}),
+        ...(options.waitBeforeList ? { waitBeforeList: options.waitBeforeList } : {}),
       }),
     );
   }
@@ -51,6 +55,10 @@ export function informerSet<T extends KubeObject>(type: ResourceType, options: I
     get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
     list: () => informers.flatMap((i) => i.list()),
     inNamespace: (ns) => (all ?? byNamespace.get(ns))?.listNamespace(ns) ?? [],
+    refresh: (received, isStale) => {
+      const ns = received.metadata?.namespace ?? '';
+      return (all ?? byNamespace.get(ns))?.refresh(received, isStale) ?? false;
+    },
     onChange: (onChange, changed = () => true) => {
       for (const i of informers)
         i.addHandlers({

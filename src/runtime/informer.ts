@@ -42,8 +42,11 @@ export interface InformerOptions<T = unknown> {
   /**
    * Applied to every object before it is cached: keeps only the fields the controllers read
    * (pods and workloads are large and numerous; what is cached is the operator's memory).
+   * Undefined: the object is not kept at all (and one kept before counts as deleted).
    */
-  transform?: (received: KubeObject) => T;
+  transform?: (received: KubeObject) => T | undefined;
+  /** Waited for before the first list: the caches `transform` reads must be filled first. */
+  waitBeforeList?: () => Promise<unknown>;
   /**
    * The resource may not be served (a CRD of another project, such as Trivy Operator's
    * VulnerabilityReport): a 404 counts as an empty, synced cache, so readiness does not wait
@@ -162,7 +165,10 @@ export class Informer<T extends KubeObject> {
     let absent = false;
     while (!signal.aborted) {
       try {
-        if (!this.resourceVersion) await this.relist(signal);
+        if (!this.resourceVersion) {
+          if (this.options.waitBeforeList && !this.synced) await this.options.waitBeforeList();
+          await this.relist(signal);
+        }
         if (absent) log.info('resource now served', { informer: this.options.name });
         absent = false;
         await this.watch(signal);
@@ -213,7 +219,10 @@ export class Informer<T extends KubeObject> {
         signal,
       });
       // Slimmed page by page: a relist of 20,000 pods never holds them all as received.
-      for (const received of page.items) items.push(this.shape(received));
+      for (const received of page.items) {
+        const shaped = this.shape(received);
+        if (shaped) items.push(shaped);
+      }
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion;
     } while (cont);
@@ -246,12 +255,12 @@ export class Informer<T extends KubeObject> {
   }
 
   /** What the cache keeps of an object as received (the transform, when there is one). */
-  private shape(received: T): T {
+  private shape(received: T): T | undefined {
     return this.options.transform ? this.options.transform(received) : received;
   }
 
   /** Caches an object already shaped. */
-  private upsert(key: string, obj: T): void {
+  private upsert(key: string, obj: T, reshaped = false): void {
     const old = this.cache.get(key);
     this.cache.set(key, obj);
     const ns = obj.metadata?.namespace ?? '';
@@ -259,7 +268,32 @@ export class Informer<T extends KubeObject> {
     if (!inNamespace) this.byNamespace.set(ns, (inNamespace = new Map<string, T>()));
     inNamespace.set(key, obj);
     if (!old) this.emit((h) => h.onAdd?.(obj));
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, obj));
+    else if (reshaped || old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      this.emit((h) => h.onUpdate?.(old, obj));
+  }
+
+  /** A cached object the transform no longer keeps: gone, as far as handlers can tell. */
+  private drop(key: string): void {
+    const old = this.cache.get(key);
+    if (!old) return;
+    this.forget(key, old);
+    this.emit((h) => h.onDelete?.(old));
+  }
+
+  /**
+   * Caches an object read outside list+watch (a GET), when what is cached of it still
+   * `isStale` — a watch event applied meanwhile is newer than the read and wins. For a cache
+   * whose transform now keeps more of an object than it did (see GovernedPods).
+   */
+  refresh(received: T, isStale: (cached: T) => boolean): boolean {
+    const key = keyOf(received);
+    const cached = this.cache.get(key);
+    if (!cached || !isStale(cached)) return false;
+    const shaped = this.shape(received);
+    if (!shaped) return false;
+    // The same resourceVersion, but more of it is kept now: handlers hear of it as an update.
+    this.upsert(key, shaped, true);
+    return true;
   }
 
   private forget(key: string, obj: T): void {
@@ -321,7 +355,9 @@ export class Informer<T extends KubeObject> {
         this.forget(key, old ?? obj);
         this.emit((h) => h.onDelete?.(old ?? obj));
       } else {
-        this.upsert(key, this.shape(obj));
+        const shaped = this.shape(obj);
+        if (shaped) this.upsert(key, shaped);
+        else this.drop(key);
       }
       this.metrics?.objects.set({ informer: this.options.name }, this.cache.size);
     }

@@ -1,12 +1,16 @@
-// A registry request budget too small for the intervals, end to end: the operator (a separate
-// process under its shipped RBAC) runs with requestsPerMinute 12 for the local registry; a
-// RebuildTrigger following nine references there at 30 s needs 18 requests a minute. It must
-// say so (IntervalMet False, with the figures), the metric must give the stretch, and once the
-// trigger follows fewer references the condition must go.
+// What keeps the operator economical at scale, end to end (the operator a separate process
+// under its shipped RBAC):
+//   - a registry request budget too small for the intervals: requestsPerMinute 12 for the local
+//     registry, a RebuildTrigger following nine references there at 30 s (18 a minute). It must
+//     say so (IntervalMet False, with the figures), the metric must give the stretch, and once
+//     the trigger follows fewer references the condition must go;
+//   - pods of workloads no policy governs are not cached in full (asserted on the cache, not on
+//     RSS), and the pods of a workload a new policy comes to govern are read at once.
 import assert from 'node:assert/strict';
 import { waitFor } from '../support/manual-clock.ts';
 import { newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
+import { applyPolicy, applyWorkload, runningPods, waitForPolicy, workload } from './support/policies.ts';
 import { RebuildEnv, applyTrigger, createBuildSecret, triggerStatus } from './support/rebuild-env.ts';
 
 describe('a registry request budget too small for the intervals', function () {
@@ -65,5 +69,62 @@ describe('a registry request budget too small for the intervals', function () {
     await waitFor(() => intervalMet() === undefined, 'IntervalMet cleared', 60_000, 200);
     assert.equal(await op.metric('patchline_watcher_interval_stretch_ratio', { registry: env.registry.host }), 1);
     assert.equal(triggerStatus(ns, 'many').conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+  });
+});
+
+describe('pods of workloads no policy governs', function () {
+  this.timeout(180_000);
+  let env: RebuildEnv;
+  let op: Operator;
+
+  before(async () => {
+    env = await RebuildEnv.start();
+    op = await env.operator('op-governed', `e2e-governed-${Date.now()}`);
+    await op.waitForLog((l) => l.message === 'controllers started', 'leading');
+  });
+
+  after(async () => {
+    if (op) assert.equal(await op.stop(), 0);
+    await env?.stop();
+  });
+
+  const governed = () => op.metric('patchline_pods_governed');
+  const cachedPods = () => op.metric('patchline_informer_objects', { informer: 'pods' });
+
+  it('are kept as stubs, and read in full once a policy governs their workload', async () => {
+    const ns = newNamespace('governed');
+    const v1 = await env.pusher.pushImage('shop/gov', '1.0', { seed: `${ns}-v1` });
+    const pinned = `${env.registry.host}/shop/gov@${v1.digest}`;
+    const baseline = await governed();
+    applyWorkload(ns, 'Deployment', 'crowd', pinned, { replicas: 10 });
+    applyWorkload(ns, 'Deployment', 'chosen', pinned, { replicas: 2 });
+    await waitFor(async () => (await runningPods(ns, 'crowd')).length === 10, 'crowd running', 90_000, 200);
+    await waitFor(async () => (await runningPods(ns, 'chosen')).length === 2, 'chosen running', 90_000, 200);
+    await waitFor(async () => (await cachedPods()) >= 12, 'the twelve pods seen (as stubs)', 30_000, 100);
+    assert.equal(await governed(), baseline, 'no pod cached in full: no policy governs them');
+
+    // A policy comes to govern one workload whose pods already run its digest: nothing about
+    // the pods changes, so only reading them again can show what they run.
+    applyPolicy(ns, 'chosen', {
+      image: `${env.registry.host}/shop/gov`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['chosen'] },
+      verify: { registries: [env.registry.host] },
+    });
+    const s = await waitForPolicy(
+      op,
+      ns,
+      'chosen',
+      'up to date from the pods it runs',
+      (x) => workload(x, 'Deployment', 'chosen')?.state === 'UpToDate',
+    );
+    assert.equal(workload(s, 'Deployment', 'chosen')?.runningDigest, v1.digest);
+    let full = NaN;
+    await waitFor(async () => (full = await governed()) === baseline + 2, 'two pods in full', 30_000, 100).catch(
+      (err: unknown) => {
+        throw new Error(`${String(err)}: ${full} pods in full, baseline ${baseline}`);
+      },
+    );
+    assert.equal(await governed(), baseline + 2, 'the ten pods of the ungoverned Deployment stay stubs');
   });
 });

@@ -96,6 +96,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
         ),
       );
     assert.deepEqual(grants(find('ClusterRole', 'patchline-operator')).sort(), [
+      '/pods:get',
       '/pods:list',
       '/pods:watch',
       '/secrets:get',

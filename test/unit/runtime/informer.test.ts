@@ -73,13 +73,53 @@ describe('Informer (against a fake API server over HTTP)', () => {
       },
     });
     const fetch = client.requestJson.bind(client);
-    client.requestJson = (<T>(method: string, path: string, options?: Parameters<KubeClient['requestJson']>[2]) => {
+    client.requestJson = <T>(method: string, path: string, options?: Parameters<KubeClient['requestJson']>[2]) => {
       shapedBeforePage.push(shaped);
       return fetch<T>(method, path, options);
-    }) as KubeClient['requestJson'];
+    };
     await informer.start();
     assert.deepEqual(shapedBeforePage, [0, 3, 6], 'every item of a page is shaped before the next page is asked for');
     assert.ok(informer.list().every((o) => JSON.stringify(o.spec) === '{}'));
+  });
+
+  it('keeps nothing of what the transform refuses, and forgets an object once it refuses it', async () => {
+    server.upsert('kept', { keep: true });
+    server.upsert('refused', { keep: false });
+    const events: string[] = [];
+    informer = new Informer<FakeObject>(client, {
+      name: 'widgets',
+      path: server.path,
+      logger: silentLogger(),
+      transform: (o) => (((o as FakeObject).spec as { keep: boolean }).keep ? (o as FakeObject) : undefined),
+    });
+    informer.addHandlers({
+      onAdd: (o) => events.push(`add ${o.metadata.name}`),
+      onDelete: (o) => events.push(`delete ${o.metadata.name}`),
+    });
+    await informer.start();
+    await waitFor(() => server.openWatches() === 1, 'watch open');
+    assert.deepEqual(informer.keys(), ['default/kept']);
+    server.upsert('kept', { keep: false });
+    await waitFor(() => informer.keys().length === 0, 'kept is refused now');
+    assert.deepEqual(events, ['add kept', 'delete kept']);
+  });
+
+  it('refresh: takes an object read outside the watch only where the cached one is stale, and tells handlers', async () => {
+    server.upsert('a', { stub: true });
+    server.upsert('b', { stub: false });
+    const updates: string[] = [];
+    newInformer();
+    informer.addHandlers({ onUpdate: (_old, now) => updates.push(`${now.metadata.name} ${JSON.stringify(now.spec)}`) });
+    await informer.start();
+    const stale = (o: FakeObject) => (o.spec as { stub: boolean }).stub;
+    const a = { ...informer.get('default/a')!, spec: { stub: false, full: 1 } };
+    const b = { ...informer.get('default/b')!, spec: { stub: false, full: 2 } };
+    assert.equal(informer.refresh(a, stale), true);
+    assert.equal(informer.refresh(b, stale), false, 'b is not stale: what the watch gave is kept');
+    assert.deepEqual(informer.get('default/a')?.spec, { stub: false, full: 1 });
+    assert.deepEqual(informer.get('default/b')?.spec, { stub: false });
+    assert.deepEqual(updates, ['a {"stub":false,"full":1}'], 'an update with the same resourceVersion');
+    assert.equal(informer.refresh({ ...a, metadata: { ...a.metadata, name: 'gone' } }, stale), false);
   });
 
   it('delivers watch events as add, update (with the old object) and delete', async () => {
