@@ -5,7 +5,10 @@
 // time from operator start until every policy is Ready, and at rest for a minute the registry
 // requests and new connections (from the operator's own counters).
 //
-//   node bench/references.ts [--counts 50,500,2000] [--rest-s 60]
+//   node bench/references.ts [--counts 50,500,2000] [--rest-s 60] [--heap-snapshot]
+//
+// --heap-snapshot: at rest, the operator of the largest N writes a V8 heap snapshot (SIGUSR2)
+// into the working directory; `node bench/heap-summary.ts <file>` says what holds the heap.
 //
 // The shape of the comparison table in issue 18 (Flux image-reflector-controller beside
 // Patchline): N, RSS, start to all ready, requests and new connections per minute at rest.
@@ -18,7 +21,11 @@ import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
 
 const { values } = parseArgs({
-  options: { counts: { type: 'string', default: '50,500,2000' }, 'rest-s': { type: 'string', default: '60' } },
+  options: {
+    counts: { type: 'string', default: '50,500,2000' },
+    'rest-s': { type: 'string', default: '60' },
+    'heap-snapshot': { type: 'boolean', default: false },
+  },
 });
 const COUNTS = values.counts.split(',').map(Number);
 const REST_S = Number(values['rest-s']);
@@ -79,12 +86,14 @@ try {
     for (let i = 0; i < docs.length; i += 500)
       kubectl(['apply', '--server-side', '-f', '-'], { input: docs.slice(i, i + 500).join('---\n') });
 
-    const op = await env.operator(`op-bench-refs-${n}`, `bench-refs-${n}`, [
-      '--leader-elect',
-      'false',
-      '--log-level',
-      'warn',
-    ]);
+    const snapshot = values['heap-snapshot'] && n === Math.max(...COUNTS);
+    const op = await env.operator(
+      `op-bench-refs-${n}`,
+      `bench-refs-${n}`,
+      ['--leader-elect', 'false', '--log-level', 'warn'],
+      0,
+      snapshot ? { NODE_OPTIONS: '--heapsnapshot-signal=SIGUSR2' } : {},
+    );
     const t0 = Date.now();
     const readyCount = async (): Promise<number> =>
       (
@@ -105,6 +114,10 @@ try {
     const [r1, c1] = [await requests(), await connections()];
     const rss = await medianRss(op.pid!);
     const heap = await op.metric('nodejs_heap_size_used_bytes');
+    if (snapshot) {
+      process.kill(op.pid!, 'SIGUSR2');
+      await sleep(15_000); // writing a snapshot of a few hundred MiB takes seconds
+    }
     await op.stop();
     kubectl(['delete', 'namespace', ns, '--wait=false']);
     const row: Row = {
