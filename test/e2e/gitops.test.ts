@@ -435,7 +435,9 @@ describe('GitOps mode: Patchline writes to git, Flux applies, Patchline follows 
     const pushed = [first.digest];
     try {
       await op.waitUntil(() => inGit(first.digest), 'the first digest in git');
-      for (let round = 1; round <= 40 && (kills < 20 || round <= 5); round++) {
+      // Rounds go on until the killer has struck 20 times (a round is quick when nothing is
+      // killed: a push is in git within a fraction of a second), with a bound against a hang.
+      for (let round = 1; round <= 200 && (kills < 20 || round <= 5); round++) {
         const image = await e.pusher.pushImage('shop/gitops-chaos', 'live', { seed: `${ns}-${round}` });
         pushed.push(image.digest);
         await op.waitUntil(() => inGit(image.digest), `round ${round}: ${image.digest} in git`, 120_000);
