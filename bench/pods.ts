@@ -3,7 +3,7 @@
 // real test control plane. Prints the operator's RSS and heap before and after, the pods it
 // caches in full (patchline_pods_governed) and in all (stubs included).
 //
-//   node bench/pods.ts [--deployments 20] [--replicas 1000] [--settle-s 30]
+//   node bench/pods.ts [--deployments 20] [--replicas 1000] [--settle-s 30] [--node-options=...]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     deployments: { type: 'string', default: '20' },
     replicas: { type: 'string', default: '1000' },
     'settle-s': { type: 'string', default: '30' },
+    'node-options': { type: 'string' },
   },
 });
 const DEPLOYMENTS = Number(values.deployments);
@@ -43,7 +44,14 @@ try {
     workloads: { names: ['governed'] },
     verify: { registries: [env.registry.host] },
   });
-  const op = await env.operator('op-bench-pods', 'bench-pods', ['--leader-elect', 'false', '--log-level', 'warn']);
+  const nodeOptions = values['node-options'];
+  const op = await env.operator(
+    'op-bench-pods',
+    'bench-pods',
+    ['--leader-elect', 'false', '--log-level', 'warn'],
+    0,
+    nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
+  );
   const cached = () => op.metric('patchline_informer_objects', { informer: 'pods' });
   const full = () => op.metric('patchline_pods_governed');
   await waitFor(async () => (await full()) === 2, 'the two governed pods cached', 120_000, 500);

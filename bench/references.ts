@@ -5,7 +5,7 @@
 // time from operator start until every policy is Ready, and at rest for a minute the registry
 // requests and new connections (from the operator's own counters).
 //
-//   node bench/references.ts [--counts 50,500,2000] [--rest-s 60] [--heap-snapshot]
+//   node bench/references.ts [--counts 50,500,2000] [--rest-s 60] [--heap-snapshot] [--node-options=...]
 //
 // --heap-snapshot: at rest, the operator of the largest N writes a V8 heap snapshot (SIGUSR2)
 // into the working directory; `node bench/heap-summary.ts <file>` says what holds the heap.
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     counts: { type: 'string', default: '50,500,2000' },
     'rest-s': { type: 'string', default: '60' },
     'heap-snapshot': { type: 'boolean', default: false },
+    'node-options': { type: 'string' },
   },
 });
 const COUNTS = values.counts.split(',').map(Number);
@@ -92,7 +93,11 @@ try {
       `bench-refs-${n}`,
       ['--leader-elect', 'false', '--log-level', 'warn'],
       0,
-      snapshot ? { NODE_OPTIONS: '--heapsnapshot-signal=SIGUSR2' } : {},
+      {
+        NODE_OPTIONS: [values['node-options'] ?? '', snapshot ? '--heapsnapshot-signal=SIGUSR2' : '']
+          .filter(Boolean)
+          .join(' '),
+      },
     );
     const t0 = Date.now();
     const readyCount = async (): Promise<number> =>

@@ -135,7 +135,7 @@ describe('Helm chart (charts/patchline)', () => {
     assert.equal(c.image, 'registry.internal/patchline:v9.9.9');
     assert.equal(d.spec.replicas, 3);
     assert.equal(c.resources.limits.memory, '1Gi');
-    assert.equal(env.NODE_OPTIONS, '--max-old-space-size=768');
+    assert.equal(env.NODE_OPTIONS, '--max-old-space-size=768 --max-semi-space-size=2');
     assert.equal(env.PATCHLINE_WATCH_NAMESPACES, 'shop,payments');
     assert.equal(env.PATCHLINE_LOG_LEVEL, 'debug');
     assert.equal(env.PATCHLINE_MAX_BUILDS, '5');
