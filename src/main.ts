@@ -146,8 +146,8 @@ function caches(b: Basics, manager: Manager) {
     });
   const policies = set<ImagePolicy>(ImagePolicyType, withoutBookkeeping);
   const workloads = WORKLOAD_TYPES.map(({ type, kind }) => set<Workload>(type, slimWorkload(kind)));
-  // Pods in full only for the workloads policies govern (GovernedPods), listed once the
-  // policies and workloads are cached.
+  // Pods only of the workloads policies govern (GovernedPods), listed once the policies and
+  // workloads are cached.
   const governedPods = new GovernedPods({ policies, workloads, client: b.client, logger: b.log, registry: b.registry });
   const pods = informerSet<Pod>(PodType, {
     namespaces: b.config.watchNamespaces,
@@ -195,7 +195,6 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
   };
   for (const set of c.workloads) set.onChange((w, old) => wakeGoverning(w.metadata.namespace, old ? [w, old] : [w]));
   c.pods.onChange((pod) => {
-    if (pod.stub) return; // a pod of a workload no policy governs
     const [kind, name] = (pod.owner ?? '').split('/');
     const set: InformerSet<Workload> | undefined = c.workloads[WORKLOAD_TYPES.findIndex((t) => t.kind === kind)];
     const owner = set?.get({ namespace: pod.metadata.namespace, name: name ?? '' });
@@ -313,7 +312,7 @@ function imagePolicyController(
       ...shared,
       get: c.policies.get,
       workloads: (ns) => c.workloads.flatMap((set) => set.inNamespace(ns)),
-      pods: (namespace: string) => c.pods.inNamespace(namespace).filter((p) => !p.stub),
+      pods: c.pods.inNamespace,
       triggers: c.triggers.inNamespace,
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       tagLists: registries.tagLists,

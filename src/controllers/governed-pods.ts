@@ -1,24 +1,19 @@
 // The pod cache keeps what ImagePolicies need of the pods of the workloads they govern, and
-// next to nothing of the others: a cluster's pods are mostly not Patchline's business, and
-// caching them all in full would make the operator's memory grow with the cluster.
-//
-//   - a pod of a governed workload: the slim pod (labels, phase, each container's image ID);
-//   - a pod of any other Deployment, StatefulSet or DaemonSet: a stub (name, owner,
-//     resourceVersion), so that when a policy comes to govern its workload the pods to read
-//     are known without a relist;
-//   - a pod of nothing a policy can select (a bare pod, a Job's): not kept.
+// nothing of the others: a cluster's pods are mostly not Patchline's business, and caching
+// them all would make the operator's memory grow with the cluster.
 //
 // A workload becomes governed when a policy selecting it is created or changed, or when it is
-// created or relabelled; its stubs are then read again one GET each and cached in full, unless
-// a watch event got there first (a stub is only ever replaced, never a full pod). The first
-// list of pods waits for the policies and workloads to be cached, so that it is shaped right.
+// created or relabelled. Its pods may be running already and not change for days, so they are
+// listed then by the workload's selector and cached, except those the watch has brought in the
+// meantime (newer) or reported deleted (the list may predate the deletion). The first list of
+// pods waits for the policies and workloads to be cached, so that it keeps the right ones.
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 import type { InformerSet } from '../runtime/informer-set.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
-import type { KubeObject, ObjectMeta } from '../runtime/kube-types.ts';
+import type { KubeList, KubeObject } from '../runtime/kube-types.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { gauge, type Registry } from '../runtime/metrics.ts';
-import { ownerWorkload, slimPod, type Pod, type Workload } from '../rollout/workloads.ts';
+import { ownerWorkload, slimPod, type LabelSelector, type Pod, type Workload } from '../rollout/workloads.ts';
 import { selectsWorkload } from './imagepolicy/select.ts';
 
 export interface GovernedPodsOptions {
@@ -29,17 +24,25 @@ export interface GovernedPodsOptions {
   registry?: Registry;
 }
 
-/** A pod of a workload no policy governs: enough to find it again. */
-function stubPod(meta: ObjectMeta, owner: string): Pod {
-  return {
-    owner,
-    stub: true,
-    metadata: {
-      name: meta.name ?? '',
-      namespace: meta.namespace ?? '',
-      ...(meta.resourceVersion !== undefined ? { resourceVersion: meta.resourceVersion } : {}),
-    },
-  };
+/** A label selector as the API's labelSelector parameter; undefined when it selects nothing. */
+export function selectorQuery(selector: LabelSelector | undefined): string | undefined {
+  const terms = [
+    ...Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`),
+    ...(selector?.matchExpressions ?? []).map((e) => {
+      switch (e.operator) {
+        case 'In':
+          return `${e.key} in (${(e.values ?? []).join(',')})`;
+        case 'NotIn':
+          return `${e.key} notin (${(e.values ?? []).join(',')})`;
+        case 'Exists':
+          return e.key;
+        case 'DoesNotExist':
+          return `!${e.key}`;
+      }
+    }),
+  ];
+  // An empty selector would list every pod of the namespace: apps/v1 workloads always have one.
+  return terms.length > 0 ? terms.join(',') : undefined;
 }
 
 export class GovernedPods {
@@ -54,7 +57,7 @@ export class GovernedPods {
     this.fullPods = options.registry
       ? gauge(options.registry, {
           name: 'patchline_pods_governed',
-          help: 'Pods cached in full because a policy governs their workload (the others are kept as stubs or not at all).',
+          help: 'Pods cached because a policy governs their workload (the others are not kept).',
           labelNames: [] as const,
         })
       : undefined;
@@ -72,16 +75,11 @@ export class GovernedPods {
     );
   }
 
-  /** The cache the stubs live in (made after this, since its transform is `shape`). */
+  /** The pod cache (made after this, since its transform is `shape`). */
   attach(pods: InformerSet<Pod>): void {
     this.pods = pods;
-    const full = (p: Pod): number => (p.stub ? 0 : 1);
     for (const i of pods.informers) {
-      i.addHandlers({
-        onAdd: (p) => this.countFull(full(p)),
-        onUpdate: (a, b) => this.countFull(full(b) - full(a)),
-        onDelete: (p) => this.countFull(-full(p)),
-      });
+      i.addHandlers({ onAdd: () => this.countFull(1), onDelete: () => this.countFull(-1) });
     }
   }
 
@@ -89,8 +87,8 @@ export class GovernedPods {
   readonly shape = (received: KubeObject): Pod | undefined => {
     const meta = received.metadata ?? {};
     const owner = ownerWorkload(meta);
-    if (!owner) return undefined;
-    return this.governed.has(`${meta.namespace ?? ''}/${owner}`) ? slimPod(received) : stubPod(meta, owner);
+    if (!owner || !this.governed.has(`${meta.namespace ?? ''}/${owner}`)) return undefined;
+    return slimPod(received);
   };
 
   /** Whether a policy governs the workload now (and has since the last review). */
@@ -104,35 +102,43 @@ export class GovernedPods {
    */
   private review(namespace: string, workloads: readonly Workload[]): void {
     const policies = this.o.policies.inNamespace(namespace);
-    const newlyGoverned = new Set<string>();
+    const newlyGoverned: Workload[] = [];
     for (const w of workloads) {
       const key = `${namespace}/${w.kind}/${w.metadata.name}`;
       const exists = this.o.workloads.some((s) => s.get({ namespace, name: w.metadata.name }) === w);
       const governed = exists && policies.some((p) => selectsWorkload(p, w));
       if (governed && !this.governed.has(key)) {
         this.governed.add(key);
-        newlyGoverned.add(`${w.kind}/${w.metadata.name}`);
+        newlyGoverned.push(w);
       } else if (!governed) this.governed.delete(key);
     }
-    if (newlyGoverned.size > 0) void this.readInFull(namespace, newlyGoverned);
+    for (const w of newlyGoverned) void this.readPods(w);
   }
 
-  private async readInFull(namespace: string, owners: ReadonlySet<string>): Promise<void> {
+  /** Lists the pods of a workload that has just become governed, and caches those not cached yet. */
+  private async readPods(w: Workload): Promise<void> {
     const pods = this.pods;
-    if (!pods) return;
-    const stubs = pods.inNamespace(namespace).filter((p) => p.stub && owners.has(p.owner ?? ''));
-    for (const stub of stubs) {
-      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(stub.metadata.name)}`;
-      try {
-        const pod = await this.o.client.requestJson<Pod>('GET', path);
-        pods.refresh(pod, (cached) => cached.stub === true);
-      } catch (err) {
-        // Gone meanwhile (the watch says so too), or unreadable now: its next event brings it.
-        this.o.logger.debug('could not read a newly governed pod', {
-          pod: `${namespace}/${stub.metadata.name}`,
-          error: err instanceof Error ? err.message : String(err),
-        });
+    const labelSelector = selectorQuery(w.spec?.selector);
+    if (!pods || !labelSelector) return;
+    const namespace = w.metadata.namespace;
+    const owner = `${w.kind}/${w.metadata.name}`;
+    try {
+      const list = await this.o.client.requestJson<KubeList<Pod>>(
+        'GET',
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+        { query: { labelSelector } },
+      );
+      for (const pod of list.items) {
+        // Another workload's pods may match the selector too: only this one's are wanted.
+        if (ownerWorkload(pod.metadata) === owner) pods.insertIfAbsent(pod);
       }
+    } catch (err) {
+      // Unreadable now: the pods' next events bring them; say so, since until then the
+      // policy sees no pods for the workload.
+      this.o.logger.warn('could not list the pods of a newly governed workload', {
+        workload: `${namespace}/${owner}`,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -144,7 +150,7 @@ export class GovernedPods {
     this.fullPods?.set(this.full);
   }
 
-  /** Pods cached in full (the others are stubs). */
+  /** Pods cached. */
   fullCount(): number {
     return this.full;
   }

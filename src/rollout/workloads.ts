@@ -28,8 +28,6 @@ export interface Pod extends KubeObject, PodLike {
   metadata: ObjectMeta & { name: string; namespace: string };
   /** The workload that owns the pod, as Kind/name (a Deployment through its ReplicaSet). */
   owner?: string;
-  /** Only name and owner are kept: no policy governed the owner when the pod was last seen (see GovernedPods). */
-  stub?: true;
 }
 
 /**

@@ -12,8 +12,8 @@ export interface InformerSet<T extends KubeObject> {
   list: () => T[];
   /** The cached objects of one namespace. */
   inNamespace: (namespace: string) => T[];
-  /** Caches an object read with a GET when what is cached of it is stale (see Informer.refresh). */
-  refresh: (received: T, isStale: (cached: T) => boolean) => boolean;
+  /** Caches an object read outside list+watch unless it is cached or was just deleted (see Informer.insertIfAbsent). */
+  insertIfAbsent: (received: T) => boolean;
   /** Calls `onChange` with every object added or deleted, and every one changed (and its old copy) as `changed` says. */
   onChange: (onChange: (obj: T, old?: T) => void, changed?: (a: T, b: T) => boolean) => void;
 }
@@ -55,9 +55,9 @@ export function informerSet<T extends KubeObject>(type: ResourceType, options: I
     get: (key) => (all ?? byNamespace.get(key.namespace))?.get(`${key.namespace}/${key.name}`),
     list: () => informers.flatMap((i) => i.list()),
     inNamespace: (ns) => (all ?? byNamespace.get(ns))?.listNamespace(ns) ?? [],
-    refresh: (received, isStale) => {
+    insertIfAbsent: (received) => {
       const ns = received.metadata?.namespace ?? '';
-      return (all ?? byNamespace.get(ns))?.refresh(received, isStale) ?? false;
+      return (all ?? byNamespace.get(ns))?.insertIfAbsent(received) ?? false;
     },
     onChange: (onChange, changed = () => true) => {
       for (const i of informers)

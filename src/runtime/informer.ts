@@ -61,6 +61,9 @@ interface WatchEvent<T> {
   object: T | StatusBody;
 }
 
+/** How long a deletion seen by the watch keeps insertIfAbsent from bringing the object back. */
+const TOMBSTONE_MS = 60_000;
+
 /** Thrown inside the loop to end a watch and relist. */
 class RelistNeeded extends Error {}
 
@@ -260,7 +263,7 @@ export class Informer<T extends KubeObject> {
   }
 
   /** Caches an object already shaped. */
-  private upsert(key: string, obj: T, reshaped = false): void {
+  private upsert(key: string, obj: T): void {
     const old = this.cache.get(key);
     this.cache.set(key, obj);
     const ns = obj.metadata?.namespace ?? '';
@@ -268,8 +271,7 @@ export class Informer<T extends KubeObject> {
     if (!inNamespace) this.byNamespace.set(ns, (inNamespace = new Map<string, T>()));
     inNamespace.set(key, obj);
     if (!old) this.emit((h) => h.onAdd?.(obj));
-    else if (reshaped || old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      this.emit((h) => h.onUpdate?.(old, obj));
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit((h) => h.onUpdate?.(old, obj));
   }
 
   /** A cached object the transform no longer keeps: gone, as far as handlers can tell. */
@@ -281,19 +283,38 @@ export class Informer<T extends KubeObject> {
   }
 
   /**
-   * Caches an object read outside list+watch (a GET), when what is cached of it still
-   * `isStale` — a watch event applied meanwhile is newer than the read and wins. For a cache
-   * whose transform now keeps more of an object than it did (see GovernedPods).
+   * Caches an object read outside list+watch (a list of its own), unless the cache already
+   * holds it — a watch event applied meanwhile is at least as new — or the watch said it was
+   * deleted within the last minute (the read may predate the deletion). For a cache whose
+   * transform now keeps objects it did not keep before (see GovernedPods).
    */
-  refresh(received: T, isStale: (cached: T) => boolean): boolean {
+  insertIfAbsent(received: T): boolean {
     const key = keyOf(received);
-    const cached = this.cache.get(key);
-    if (!cached || !isStale(cached)) return false;
+    if (this.cache.has(key) || this.recentlyDeleted(key)) return false;
     const shaped = this.shape(received);
     if (!shaped) return false;
-    // The same resourceVersion, but more of it is kept now: handlers hear of it as an update.
-    this.upsert(key, shaped, true);
+    this.upsert(key, shaped);
+    this.metrics?.objects.set({ informer: this.options.name }, this.cache.size);
     return true;
+  }
+
+  /** Keys the watch reported deleted, with when: kept a minute, for insertIfAbsent. */
+  private readonly tombstones = new Map<string, number>();
+
+  private recentlyDeleted(key: string): boolean {
+    const at = this.tombstones.get(key);
+    return at !== undefined && Date.now() - at < TOMBSTONE_MS;
+  }
+
+  private tombstone(key: string): void {
+    const now = Date.now();
+    // Oldest first (insertion order): drop the expired ones from the front.
+    for (const [k, at] of this.tombstones) {
+      if (now - at < TOMBSTONE_MS) break;
+      this.tombstones.delete(k);
+    }
+    this.tombstones.delete(key);
+    this.tombstones.set(key, now);
   }
 
   private forget(key: string, obj: T): void {
@@ -351,6 +372,7 @@ export class Informer<T extends KubeObject> {
     if (event.type !== 'BOOKMARK') {
       const key = keyOf(obj);
       if (event.type === 'DELETED') {
+        this.tombstone(key);
         const old = this.cache.get(key);
         this.forget(key, old ?? obj);
         this.emit((h) => h.onDelete?.(old ?? obj));

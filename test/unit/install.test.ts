@@ -96,7 +96,6 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
         ),
       );
     assert.deepEqual(grants(find('ClusterRole', 'patchline-operator')).sort(), [
-      '/pods:get',
       '/pods:list',
       '/pods:watch',
       '/secrets:get',

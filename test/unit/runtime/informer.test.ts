@@ -104,22 +104,28 @@ describe('Informer (against a fake API server over HTTP)', () => {
     assert.deepEqual(events, ['add kept', 'delete kept']);
   });
 
-  it('refresh: takes an object read outside the watch only where the cached one is stale, and tells handlers', async () => {
-    server.upsert('a', { stub: true });
-    server.upsert('b', { stub: false });
-    const updates: string[] = [];
+  it('insertIfAbsent: takes an object read outside the watch unless cached or just deleted', async () => {
+    server.upsert('cached', { v: 1 });
+    server.upsert('doomed', { v: 1 });
+    const added: string[] = [];
     newInformer();
-    informer.addHandlers({ onUpdate: (_old, now) => updates.push(`${now.metadata.name} ${JSON.stringify(now.spec)}`) });
+    informer.addHandlers({ onAdd: (o) => added.push(o.metadata.name) });
     await informer.start();
-    const stale = (o: FakeObject) => (o.spec as { stub: boolean }).stub;
-    const a = { ...informer.get('default/a')!, spec: { stub: false, full: 1 } };
-    const b = { ...informer.get('default/b')!, spec: { stub: false, full: 2 } };
-    assert.equal(informer.refresh(a, stale), true);
-    assert.equal(informer.refresh(b, stale), false, 'b is not stale: what the watch gave is kept');
-    assert.deepEqual(informer.get('default/a')?.spec, { stub: false, full: 1 });
-    assert.deepEqual(informer.get('default/b')?.spec, { stub: false });
-    assert.deepEqual(updates, ['a {"stub":false,"full":1}'], 'an update with the same resourceVersion');
-    assert.equal(informer.refresh({ ...a, metadata: { ...a.metadata, name: 'gone' } }, stale), false);
+    await waitFor(() => server.openWatches() === 1, 'watch open');
+    const doomed = informer.get('default/doomed')!;
+    server.remove('doomed');
+    await waitFor(() => informer.get('default/doomed') === undefined, 'doomed deleted');
+    added.length = 0;
+    const read = (name: string, v: number): FakeObject => ({
+      metadata: { name, namespace: 'default', resourceVersion: '1' },
+      spec: { v },
+    });
+    assert.equal(informer.insertIfAbsent(read('fresh', 7)), true);
+    assert.deepEqual(informer.get('default/fresh')?.spec, { v: 7 });
+    assert.equal(informer.insertIfAbsent(read('cached', 0)), false, 'what the watch gave is at least as new');
+    assert.deepEqual(informer.get('default/cached')?.spec, { v: 1 });
+    assert.equal(informer.insertIfAbsent(doomed), false, 'a read older than the deletion does not bring it back');
+    assert.deepEqual(added, ['fresh']);
   });
 
   it('delivers watch events as add, update (with the old object) and delete', async () => {
