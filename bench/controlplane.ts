@@ -12,16 +12,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KUBECTL, startControlPlane, type ControlPlane } from '../test/support/controlplane.ts';
 import { ROOT } from '../test/support/fixtures.ts';
+import { rssMiB } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: { starts: { type: 'string', default: '5' }, cold: { type: 'boolean', default: false } },
 });
 const starts = Number(values.starts);
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 /** Children of every thread of the process (Go starts children from any thread). */
 function childPids(pid: number): number[] {

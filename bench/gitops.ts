@@ -11,7 +11,6 @@
 //   node bench/gitops.ts [--policies 200] [--rounds 3] [--flux-interval 30s]
 //
 // The operator runs as a separate process under its shipped RBAC, as in the end-to-end suite.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { GitWriteBack, ImagePolicy } from '../src/api/v1alpha1/index.ts';
@@ -20,6 +19,7 @@ import { Flux, fluxCrdFiles, fluxSync } from '../test/support/flux.ts';
 import { GitHttpServer, GitRepos } from '../test/support/git-server.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,10 +32,6 @@ const POLICIES = Number(values.policies);
 const ROUNDS = Number(values.rounds);
 const FLUX_INTERVAL = values['flux-interval'];
 
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const percentile = (xs: number[], p: number): number => {
   const sorted = [...xs].sort((a, b) => a - b);

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: { 'settle-s': { type: 'string', default: '10' }, 'node-options': { type: 'string' } },
@@ -87,11 +88,6 @@ function moduleCosts(): ImportCost[] {
     return { module, rssMiB: MiB(p.rss - base.rss), heapMiB: MiB(p.heap - base.heap), ms: Math.round(p.ms) };
   });
 }
-
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
 
 const costs = moduleCosts();
 console.log('module costs at import (alone, beyond a built-in import):');

@@ -10,13 +10,13 @@
 //   node bench/imagepolicy.ts [--policies 2000] [--deployments 4000] [--fleet 500] [--max-concurrent 50] [--idle-s 60]
 //
 // The operator runs as a separate process under its shipped RBAC, as in the end-to-end suite.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { ImagePolicy } from '../src/api/v1alpha1/index.ts';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,10 +35,6 @@ const MAX_CONCURRENT = Number(values['max-concurrent']);
 const NAMESPACES = Number(values.namespaces);
 const IDLE_S = Number(values['idle-s']);
 
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 interface PolicyList {

@@ -4,13 +4,14 @@
 // the pods it caches (only the governed ones should be).
 //
 //   node bench/pods.ts [--deployments 20] [--replicas 1000] [--settle-s 30] [--node-options=...]
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { applyPolicy, applyWorkload } from '../test/e2e/support/policies.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
+import { sleep } from '../src/runtime/clock.ts';
 
 const { values } = parseArgs({
   options: {
@@ -23,12 +24,6 @@ const { values } = parseArgs({
 const DEPLOYMENTS = Number(values.deployments);
 const REPLICAS = Number(values.replicas);
 const SETTLE_S = Number(values['settle-s']);
-
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 await setUp();
 const env = await RebuildEnv.start();

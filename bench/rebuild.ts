@@ -8,12 +8,12 @@
 //
 // Runs on the real test control plane and the real registry, with the operator as a separate
 // process under its shipped RBAC, exactly as the end-to-end suite does.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv, createBuildSecret } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: {
@@ -25,10 +25,6 @@ const { values } = parseArgs({
 const N = Number(values.triggers);
 const LIMIT = Number(values.limit);
 
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const percentile = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;

@@ -12,13 +12,14 @@
 //
 // The shape of the comparison table in issue 18 (Flux image-reflector-controller beside
 // Patchline): N, RSS, start to all ready, requests and new connections per minute at rest.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { ImagePolicy } from '../src/api/v1alpha1/index.ts';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
+import { rssMiB } from './process-memory.ts';
+import { sleep } from '../src/runtime/clock.ts';
 
 const { values } = parseArgs({
   options: {
@@ -31,11 +32,6 @@ const { values } = parseArgs({
 const COUNTS = values.counts.split(',').map(Number);
 const REST_S = Number(values['rest-s']);
 
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const medianRss = async (pid: number): Promise<number> => {
   const samples: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -91,11 +91,6 @@ export class GovernedPods {
     return slimPod(received);
   };
 
-  /** Whether a policy governs the workload now (and has since the last review). */
-  governs(namespace: string, owner: string): boolean {
-    return this.governed.has(`${namespace}/${owner}`);
-  }
-
   /**
    * Decides again whether the given workloads (of one namespace) are governed; a deleted
    * workload is passed in as it was. Pods of newly governed workloads are read in full.
@@ -145,13 +140,7 @@ export class GovernedPods {
   private full = 0;
 
   private countFull(delta: number): void {
-    if (delta === 0) return;
     this.full += delta;
     this.fullPods?.set(this.full);
-  }
-
-  /** Pods cached. */
-  fullCount(): number {
-    return this.full;
   }
 }
