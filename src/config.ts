@@ -5,6 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from './runtime/duration.ts';
+import { parseLabelSelector } from './runtime/label-selector.ts';
 import type { LogFormat, LogLevel } from './runtime/logger.ts';
 
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -26,6 +27,12 @@ export interface Config {
   };
   /** Namespaces to watch; empty means all. */
   watchNamespaces: string[];
+  /**
+   * Label selector of the ImagePolicies, RebuildTriggers and GitWriteBacks this instance
+   * owns (its shard); empty: all of them. Workloads and pods are not filtered: they are
+   * read for the policies of the shard.
+   */
+  watchLabelSelector: string;
   probe: { host: string; port: number };
   log: { level: LogLevel; format: LogFormat };
   workers: number;
@@ -119,6 +126,12 @@ const SETTINGS = {
     env: 'PATCHLINE_WATCH_NAMESPACES',
     fallback: '',
     help: 'comma-separated namespaces to watch; empty: all',
+  },
+  watchLabelSelector: {
+    flag: 'watch-label-selector',
+    env: 'PATCHLINE_WATCH_LABEL_SELECTOR',
+    fallback: '',
+    help: 'label selector of the Patchline resources this instance owns (a shard), e.g. patchline.dev/shard=one or !patchline.dev/shard; empty: all',
   },
   probeAddress: {
     flag: 'probe-address',
@@ -336,6 +349,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const namespace = r.raw('namespace');
   if (!DNS_LABEL.test(namespace)) r.problem('namespace', `"${namespace}" is not a valid namespace name`);
   const watchNamespaces = r.list('watchNamespaces', DNS_LABEL, 'a valid namespace name');
+  const watchLabelSelector = r.raw('watchLabelSelector');
+  try {
+    parseLabelSelector(watchLabelSelector);
+  } catch (err) {
+    r.problem('watchLabelSelector', `"${watchLabelSelector}" is not a label selector: ${(err as Error).message}`);
+  }
   const probe = r.hostPort('probeAddress');
   const webhook = r.hostPort('webhookAddress');
   const admissionConfig = admission(r);
@@ -350,6 +369,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     identity: r.raw('identity') || `${hostname()}-${process.pid}`,
     leaderElection: leader,
     watchNamespaces,
+    watchLabelSelector,
     probe,
     log,
     workers,

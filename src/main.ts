@@ -135,7 +135,12 @@ function registryParts(b: Basics, manager: Manager, queues: Queues) {
 
 /** The caches: the two kinds, and what ImagePolicies govern and read, cached slim. */
 function caches(b: Basics, manager: Manager) {
-  const set = <T extends KubeObject>(type: ResourceType, transform?: (o: KubeObject) => T, optional = false) =>
+  const set = <T extends KubeObject>(
+    type: ResourceType,
+    transform?: (o: KubeObject) => T,
+    optional = false,
+    labelSelector = '',
+  ) =>
     informerSet<T>(type, {
       namespaces: b.config.watchNamespaces,
       client: b.client,
@@ -143,8 +148,12 @@ function caches(b: Basics, manager: Manager) {
       registry: b.registry,
       ...(transform ? { transform } : {}),
       optional,
+      labelSelector,
     });
-  const policies = set<ImagePolicy>(ImagePolicyType, withoutBookkeeping);
+  // Patchline's own kinds: only this instance's shard of them. What they govern and read is
+  // not sharded by label; it is cached for the policies of the shard (GovernedPods).
+  const shard = b.config.watchLabelSelector;
+  const policies = set<ImagePolicy>(ImagePolicyType, withoutBookkeeping, false, shard);
   const workloads = WORKLOAD_TYPES.map(({ type, kind }) => set<Workload>(type, slimWorkload(kind)));
   // Pods only of the workloads policies govern (GovernedPods), listed once the policies and
   // workloads are cached.
@@ -173,8 +182,8 @@ function caches(b: Basics, manager: Manager) {
   }
   return {
     policies,
-    triggers: set<RebuildTrigger>(RebuildTriggerType, withoutBookkeeping),
-    writeBacks: set<GitWriteBack>(GitWriteBackType, withoutBookkeeping),
+    triggers: set<RebuildTrigger>(RebuildTriggerType, withoutBookkeeping, false, shard),
+    writeBacks: set<GitWriteBack>(GitWriteBackType, withoutBookkeeping, false, shard),
     workloads,
     pods,
     reports,
@@ -428,6 +437,25 @@ async function startWebhooks(
   return webhooks;
 }
 
+/**
+ * The policies admission judges by: every policy of the namespace, whatever its shard — a
+ * pod is admitted by the policies of its namespace, not by those one shard owns. An instance
+ * that owns a shard and serves admission caches all policies a second time (slim, for
+ * reading only); an unsharded instance shares the controller's cache.
+ */
+function admissionPolicies(b: Basics, manager: Manager, c: Caches): InformerSet<ImagePolicy> {
+  if (!b.config.watchLabelSelector) return c.policies;
+  const all = informerSet<ImagePolicy>(ImagePolicyType, {
+    namespaces: b.config.watchNamespaces,
+    client: b.client,
+    logger: b.log,
+    registry: b.registry,
+    transform: withoutBookkeeping,
+  });
+  for (const i of all.informers) manager.addInformer(i);
+  return all;
+}
+
 /** The validating admission webhook, on every replica; undefined when disabled. */
 function startAdmission(
   b: Basics,
@@ -439,11 +467,12 @@ function startAdmission(
   const a = b.config.admission;
   if (!a.address) return undefined;
   const log = b.log.child({ component: 'admission' });
+  const policies = admissionPolicies(b, manager, c);
   const admission = new AdmissionRuntime({
     host: a.address.host,
     port: a.address.port,
     reviewer: new AdmissionReviewer({
-      policies: (ns) => c.policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
+      policies: (ns) => policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
       trust,
       registrySource: (p) => shared.credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
       events: shared.events,
@@ -464,7 +493,7 @@ function startAdmission(
             log,
           }),
         },
-    ready: () => c.policies.informers.every((i) => i.hasSynced()),
+    ready: () => policies.informers.every((i) => i.hasSynced()),
     log,
   });
   manager.addLeaderTask((signal) => void admission.lead(signal));
@@ -505,6 +534,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     identity: config.identity,
     server: client.server,
     watchNamespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
+    shard: config.watchLabelSelector || 'all',
     leaderElection: config.leaderElection.enabled,
   });
 

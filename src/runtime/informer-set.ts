@@ -27,6 +27,8 @@ export interface InformerSetOptions<T> {
   /** Keeps only what is read of each object, or nothing of it (see Informer). */
   transform?: (received: KubeObject) => T | undefined;
   waitBeforeList?: () => Promise<unknown>;
+  /** Only objects with these labels (a shard's selector); empty or undefined: all. */
+  labelSelector?: string;
   /** A CRD that may not be installed: a 404 is an empty, synced list. */
   optional?: boolean;
 }
@@ -45,6 +47,7 @@ export function informerSet<T extends KubeObject>(type: ResourceType, options: I
         ...(options.transform ? { transform: options.transform } : {}),
         ...(options.optional ? { optional: options.optional } : {}),
         ...(options.waitBeforeList ? { waitBeforeList: options.waitBeforeList } : {}),
+        ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
       }),
     );
   }

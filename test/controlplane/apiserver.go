@@ -12,15 +12,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
-	apiapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 )
 
 // credentials are the files the API server and its clients share. They are made fresh
@@ -96,9 +98,19 @@ rules:
 	return c, nil
 }
 
+// apiServer is kube-apiserver running as a child process (`testcp apiserver <flags>`), so
+// that it can be restarted on its port: a restart drops every watch and the watch cache,
+// which is how a test forces the clients' informers to relist (SIGUSR1 to testcp).
 type apiServer struct {
 	url  string
-	done <-chan error
+	args []string
+	log  string
+	// done reports an exit that was not asked for.
+	done chan error
+
+	mu     sync.Mutex
+	child  *exec.Cmd
+	exited chan struct{} // closed when the current child has exited
 }
 
 func startAPIServer(ctx context.Context, o options, etcdURL string, c *credentials) (*apiServer, error) {
@@ -140,12 +152,82 @@ func startAPIServer(ctx context.Context, o options, etcdURL string, c *credentia
 			"--audit-log-maxsize=0",
 		)
 	}
-	cmd := apiapp.NewAPIServerCommand()
-	cmd.SetArgs(args)
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(cmd.Context()) }()
 	_ = ctx
-	return &apiServer{url: "https://127.0.0.1:" + port, done: done}, nil
+	api := &apiServer{url: "https://127.0.0.1:" + port, args: args, log: filepath.Join(o.dir, "apiserver.log"), done: make(chan error, 1)}
+	return api, api.spawn()
+}
+
+func (a *apiServer) spawn() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(a.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, append([]string{"apiserver"}, a.args...)...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return err
+	}
+	exited := make(chan struct{})
+	a.mu.Lock()
+	a.child = cmd
+	a.exited = exited
+	a.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		_ = logFile.Close()
+		close(exited)
+		a.mu.Lock()
+		expected := a.child != cmd
+		a.mu.Unlock()
+		if expected {
+			return
+		}
+		if err == nil {
+			err = fmt.Errorf("exited (log: %s)", a.log)
+		} else {
+			err = fmt.Errorf("%w (log: %s)", err, a.log)
+		}
+		a.done <- err
+	}()
+	return nil
+}
+
+// restart stops the API server (SIGTERM, then SIGKILL after 20 s) and starts it again on
+// the same port with the same flags and etcd.
+func (a *apiServer) restart() error {
+	a.mu.Lock()
+	old, exited := a.child, a.exited
+	a.child = nil
+	a.mu.Unlock()
+	if old != nil && old.Process != nil {
+		_ = old.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = old.Process.Kill()
+			<-exited
+		}
+	}
+	return a.spawn()
+}
+
+// stop asks the API server to shut down; the channel closes when it has.
+func (a *apiServer) stop() <-chan struct{} {
+	a.mu.Lock()
+	child, exited := a.child, a.exited
+	a.child = nil
+	a.mu.Unlock()
+	if child != nil && child.Process != nil {
+		_ = child.Process.Signal(syscall.SIGTERM)
+	}
+	return exited
 }
 
 // waitReady polls /readyz with the admin token until the server says ready, the server

@@ -18,13 +18,23 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
+	apiapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	cmapp "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "apiserver" {
+		cmd := apiapp.NewAPIServerCommand()
+		cmd.SetArgs(os.Args[2:])
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "controller-manager" {
 		cmd := cmapp.NewControllerManagerCommand()
 		cmd.SetArgs(os.Args[2:])
@@ -114,24 +124,43 @@ func run() error {
 	}
 	fmt.Printf("testcp ready in %s: kubeconfig %s (server %s)\n", time.Since(started).Round(time.Millisecond), kubeconfig, api.url)
 
-	select {
-	case <-ctx.Done():
-	case err := <-api.done:
-		if err != nil {
+	// SIGUSR1 restarts the API server: every client's watch ends and the new server's watch
+	// cache starts from a fresh list, so informers resuming from an older resourceVersion are
+	// told it is gone (410) and relist. The count of finished restarts goes to <dir>/restarts.
+	restart := make(chan os.Signal, 1)
+	signal.Notify(restart, syscall.SIGUSR1)
+	restarts := 0
+	for {
+		select {
+		case <-ctx.Done():
+			// A clean close rather than a reset for the clients still connected.
+			exited := api.stop()
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+			}
+			return nil
+		case <-restart:
+			begun := time.Now()
+			if err := api.restart(); err != nil {
+				return fmt.Errorf("kube-apiserver restart: %w", err)
+			}
+			if err := waitReady(ctx, api, creds, o.startTimeout); err != nil {
+				return err
+			}
+			restarts++
+			if err := os.WriteFile(filepath.Join(o.dir, "restarts"), []byte(strconv.Itoa(restarts)+"\n"), 0o600); err != nil {
+				return err
+			}
+			fmt.Printf("testcp: kube-apiserver restarted in %s\n", time.Since(begun).Round(time.Millisecond))
+		case err := <-api.done:
 			return fmt.Errorf("kube-apiserver stopped: %w", err)
+		case err := <-kcm.done:
+			return fmt.Errorf("kube-controller-manager stopped: %v", err)
+		case err := <-etcd.errc:
+			return fmt.Errorf("etcd stopped: %w", err)
 		}
-	case err := <-kcm.done:
-		return fmt.Errorf("kube-controller-manager stopped: %v", err)
-	case err := <-etcd.errc:
-		return fmt.Errorf("etcd stopped: %w", err)
 	}
-	// The API server watches the same signals and shuts itself down; give it a moment so
-	// that clients see a clean close rather than a reset.
-	select {
-	case <-api.done:
-	case <-time.After(10 * time.Second):
-	}
-	return nil
 }
 
 func readyFile(dir string) string { return filepath.Join(dir, "ready") }

@@ -5,10 +5,12 @@
 //     say so (IntervalMet False, with the figures), the metric must give the stretch, and once
 //     the trigger follows fewer references the condition must go;
 //   - pods of workloads no policy governs are not cached (asserted on the cache, not on RSS),
-//     and the pods of a workload a new policy comes to govern are read at once.
+//     and the pods of a workload a new policy comes to govern are read at once;
+//   - an API server restart: every watch expires, every informer relists, and what changes
+//     after it is acted on.
 import assert from 'node:assert/strict';
 import { waitFor } from '../support/manual-clock.ts';
-import { newNamespace } from './support/env.ts';
+import { env as envOf, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
 import { applyPolicy, applyWorkload, runningPods, waitForPolicy, workload } from './support/policies.ts';
 import { RebuildEnv, applyTrigger, createBuildSecret, triggerStatus } from './support/rebuild-env.ts';
@@ -127,5 +129,66 @@ describe('pods of workloads no policy governs', function () {
       },
     );
     assert.equal(await cachedPods(), baseline + 2, 'the ten pods of the ungoverned Deployment are not cached');
+  });
+});
+
+describe('an API server restart (every watch expires)', function () {
+  this.timeout(240_000);
+  let env: RebuildEnv;
+  let op: Operator;
+
+  before(async () => {
+    env = await RebuildEnv.start();
+    // Without leader election: a single API server away for longer than the renew deadline
+    // costs the leader its lease, and the operator exits to restart clean (tested in
+    // leader-election.test.ts); here the same process must see its watches expire.
+    op = await env.operator('op-relist', `e2e-relist-${Date.now()}`, ['--leader-elect', 'false']);
+    await op.waitForLog((l) => l.message === 'controllers started', 'started');
+  });
+
+  after(async () => {
+    if (op) assert.equal(await op.stop(), 0);
+    await env?.stop();
+  });
+
+  const lists = (informer: string) => op.metric('patchline_informer_lists_total', { informer });
+
+  it('makes every informer relist, and the operator goes on acting on what changes after it', async () => {
+    const ns = newNamespace('relist');
+    const v1 = await env.pusher.pushImage('shop/relist', '1.0', { seed: `${ns}-v1` });
+    applyWorkload(ns, 'Deployment', 'web', `${env.registry.host}/shop/relist@${v1.digest}`, { replicas: 2 });
+    applyPolicy(ns, 'web', {
+      image: `${env.registry.host}/shop/relist`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['web'] },
+      verify: { registries: [env.registry.host] },
+    });
+    await waitForPolicy(op, ns, 'web', 'up to date', (s) => s.upToDate === '1/1' && s.latest?.digest === v1.digest);
+    const informers = ['imagepolicies', 'rebuildtriggers', 'gitwritebacks', 'deployments', 'pods'];
+    const before = await Promise.all(informers.map(lists));
+
+    const tookMs = await envOf().cp.restartApiServer();
+    await waitFor(
+      async () => (await Promise.all(informers.map(lists))).every((n, i) => n > before[i]!),
+      `every informer relisted (${informers.join(', ')})`,
+      90_000,
+      200,
+    );
+    assert.ok(
+      op.logs.some((l) => l.message === 'resourceVersion expired; relisting'),
+      `the watches were told their resourceVersion expired (API server back after ${tookMs} ms)`,
+    );
+
+    // The caches are whole again and the watches live: a new digest is rolled out.
+    const v2 = await env.pusher.pushImage('shop/relist', '1.0', { seed: `${ns}-v2` });
+    const s = await waitForPolicy(
+      op,
+      ns,
+      'web',
+      'rolled to the digest pushed after the restart',
+      (x) => x.upToDate === '1/1' && x.latest?.digest === v2.digest,
+    );
+    assert.equal(workload(s, 'Deployment', 'web')?.runningDigest, v2.digest);
+    assert.equal((await runningPods(ns, 'web')).length, 2);
   });
 });

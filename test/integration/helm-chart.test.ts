@@ -4,9 +4,10 @@
 // the rendered objects are valid for a real API server is checked in the e2e suite (helm.test.ts).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import { KUBECTL } from '../support/controlplane.ts';
 import { ROOT } from '../support/fixtures.ts';
 import { CHART, HELM } from '../support/helm.ts';
@@ -46,41 +47,151 @@ function normalised(o: Obj): Obj {
   return copy;
 }
 
+/** Objects of `kubectl kustomize` of an overlay of manifests/ with the given components. */
+function kustomize(components: string[]): Obj[] {
+  const dir = mkdtempSync(join(tmpdir(), 'patchline-overlay-'));
+  // kustomize takes directories outside the overlay only by relative path.
+  const rel = (p: string) => relative(dir, join(ROOT, p));
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    stringify({ resources: [rel('manifests')], ...(components.length ? { components: components.map(rel) } : {}) }),
+  );
+  const r = spawnSync(KUBECTL, ['kustomize', dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
+}
+
+/** The chart's objects equal the kustomize install's, the namespace, image and config comments aside. */
+function assertSameObjects(fromChart: Obj[], fromKustomize: Obj[]): void {
+  const fromHelm = new Map(fromChart.map((o) => [key(o), normalised(o)]));
+  const kustomized = new Map(fromKustomize.filter((o) => o.kind !== 'Namespace').map((o) => [key(o), normalised(o)]));
+  assert.deepEqual([...fromHelm.keys()].sort(), [...kustomized.keys()].sort());
+  for (const [k, o] of kustomized) {
+    const h = fromHelm.get(k)!;
+    // kustomize sets the image from its images: list; the chart from values.
+    if (o.kind === 'Deployment') {
+      const image = (x: Obj) =>
+        (x.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]!;
+      assert.equal(image(h).image, 'ghcr.io/patchline-dev/patchline:v0.1.0');
+      assert.equal(image(o).image, 'ghcr.io/patchline-dev/patchline:v0.1.0');
+    }
+    if (o.kind === 'ConfigMap') {
+      // The chart renders the config from values; the kustomize one carries commented examples.
+      assert.deepEqual(parseAllDocuments(String((h.data as Record<string, string>)['config.yaml']))[0]!.toJS(), {
+        registries: [],
+        webhooks: { receivers: [] },
+      });
+      continue;
+    }
+    assert.deepEqual(h, o, k);
+  }
+}
+
+interface OperatorDeployment extends Obj {
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+  };
+}
+const envOf = (d: Obj): Record<string, string | undefined> =>
+  Object.fromEntries((d as OperatorDeployment).spec.template.spec.containers[0]!.env.map((e) => [e.name, e.value]));
+
 describe('Helm chart (charts/patchline)', () => {
-  let kustomized: Obj[];
-
-  before(function () {
+  it('renders, with default values, the same objects as the kustomize install (the namespace aside)', function () {
     this.timeout(60_000);
-    const r = spawnSync(KUBECTL, ['kustomize', join(ROOT, 'manifests')], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    kustomized = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
-  });
-
-  it('renders, with default values, the same objects as the kustomize install (the namespace aside)', () => {
     const { code, objects, stderr } = helmTemplate(['--include-crds']);
     assert.equal(code, 0, stderr);
-    const fromHelm = new Map(objects.map((o) => [key(o), normalised(o)]));
-    const fromKustomize = new Map(kustomized.filter((o) => o.kind !== 'Namespace').map((o) => [key(o), normalised(o)]));
-    assert.deepEqual([...fromHelm.keys()].sort(), [...fromKustomize.keys()].sort());
-    for (const [k, o] of fromKustomize) {
-      const h = fromHelm.get(k)!;
-      // kustomize sets the image from its images: list; the chart from values.
-      if (o.kind === 'Deployment') {
-        const image = (x: Obj) =>
-          (x.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]!;
-        assert.equal(image(h).image, 'ghcr.io/patchline-dev/patchline:v0.1.0');
-        assert.equal(image(o).image, 'ghcr.io/patchline-dev/patchline:v0.1.0');
-      }
-      if (o.kind === 'ConfigMap') {
-        // The chart renders the config from values; the kustomize one carries commented examples.
-        assert.deepEqual(parseAllDocuments(String((h.data as Record<string, string>)['config.yaml']))[0]!.toJS(), {
-          registries: [],
-          webhooks: { receivers: [] },
-        });
-        continue;
-      }
-      assert.deepEqual(h, o, k);
-    }
+    assertSameObjects(objects, kustomize([]));
+  });
+
+  it('renders shards as the kustomize shards component does: one more instance per shard, its own Lease and Services', function () {
+    this.timeout(60_000);
+    const { code, objects, stderr } = helmTemplate(['--include-crds', '--set', 'shards={one}']);
+    assert.equal(code, 0, stderr);
+    assertSameObjects(objects, kustomize(['manifests/components/shards']));
+
+    const two = helmTemplate(['--set', 'shards={one,two}']).objects;
+    const deployments = two.filter((o) => o.kind === 'Deployment');
+    assert.deepEqual(
+      deployments.map((d) => [
+        d.metadata.name,
+        envOf(d).PATCHLINE_WATCH_LABEL_SELECTOR,
+        envOf(d).PATCHLINE_LEADER_ELECTION_ID,
+      ]),
+      [
+        ['patchline', '!patchline.dev/shard', 'patchline-leader'],
+        ['patchline-shard-one', 'patchline.dev/shard=one', 'patchline-shard-one-leader'],
+        ['patchline-shard-two', 'patchline.dev/shard=two', 'patchline-shard-two-leader'],
+      ],
+    );
+    // Admission stays with the default instance; no Deployment's selector takes another's pods.
+    assert.deepEqual(
+      deployments.map((d) => envOf(d).PATCHLINE_ADMISSION_ADDRESS),
+      ['0.0.0.0:9443', undefined, undefined],
+    );
+    const selectors = deployments.map((d) => (d as OperatorDeployment).spec.selector.matchLabels);
+    for (const [i, a] of selectors.entries())
+      for (const [j, b] of selectors.entries())
+        if (i !== j)
+          assert.ok(
+            Object.entries(a).some(([k, v]) => b[k] !== v),
+            `${i} and ${j} select apart`,
+          );
+    assert.deepEqual(
+      two
+        .filter((o) => o.kind === 'Service')
+        .map((o) => o.metadata.name)
+        .sort(),
+      [
+        'patchline-admission',
+        'patchline-metrics',
+        'patchline-shard-one-metrics',
+        'patchline-shard-one-webhooks',
+        'patchline-shard-two-metrics',
+        'patchline-shard-two-webhooks',
+        'patchline-webhooks',
+      ],
+    );
+    // Without shards, the default instance owns everything (no selector).
+    assert.equal(
+      envOf(helmTemplate().objects.find((o) => o.kind === 'Deployment')!).PATCHLINE_WATCH_LABEL_SELECTOR,
+      undefined,
+    );
+  });
+
+  it('derives every name from the install, so that a second install collides with nothing', () => {
+    const first = helmTemplate().objects;
+    const r = spawnSync(HELM, ['template', 'tenant-b', CHART, '--namespace', 'tenant-b-system'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const second = parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as Obj | null)
+      .filter((o): o is Obj => o !== null);
+    const clusterScoped = (o: Obj) => o.metadata.namespace === undefined;
+    const names = (objs: Obj[]) => new Set(objs.filter(clusterScoped).map(key));
+    const shared = [...names(second)].filter((k) => names(first).has(k));
+    assert.deepEqual(shared, [], 'no cluster-scoped object of the same name');
+    assert.ok(names(second).has('ValidatingWebhookConfiguration/tenant-b-patchline-admission'));
+    assert.ok(names(second).has('ClusterRole/tenant-b-patchline-operator'));
+    const d = second.find((o) => o.kind === 'Deployment')!;
+    assert.equal(d.metadata.name, 'tenant-b-patchline');
+    assert.equal(envOf(d).PATCHLINE_LEADER_ELECTION_ID, 'tenant-b-patchline-leader');
+    assert.equal(envOf(d).PATCHLINE_ADMISSION_WEBHOOK_CONFIGURATION, 'tenant-b-patchline-admission');
+    assert.equal(envOf(d).PATCHLINE_ADMISSION_SECRET, 'tenant-b-patchline-admission-tls');
+    // The names the operator is given are the ones its RBAC grants.
+    const role = second.find(
+      (o) => o.kind === 'ClusterRole' && o.metadata.name === 'tenant-b-patchline-operator',
+    ) as Obj & {
+      rules: { resources: string[]; resourceNames?: string[] }[];
+    };
+    assert.deepEqual(role.rules.find((x) => x.resources.includes('validatingwebhookconfigurations'))?.resourceNames, [
+      'tenant-b-patchline-admission',
+    ]);
+    const binding = second.find((o) => o.kind === 'ClusterRoleBinding') as Obj & {
+      subjects: { name: string; namespace: string }[];
+    };
+    assert.deepEqual(binding.subjects, [
+      { kind: 'ServiceAccount', name: 'tenant-b-patchline', namespace: 'tenant-b-system' },
+    ]);
   });
 
   it('ships the CRDs of crds/, unchanged', () => {

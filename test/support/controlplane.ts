@@ -1,9 +1,10 @@
 // Starts the test control plane (test/controlplane, built by its build.sh into .cache/bin)
 // and waits until it says it is ready.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './fixtures.ts';
+import { waitFor } from './manual-clock.ts';
 
 const BIN_DIR = join(ROOT, '.cache', 'bin');
 const TESTCP = join(BIN_DIR, 'testcp');
@@ -17,6 +18,13 @@ export interface ControlPlane {
   process: ChildProcess;
   /** Milliseconds from spawn to ready. */
   startupMs: number;
+  /**
+   * Restarts kube-apiserver on its port (etcd and the rest keep running): every watch ends
+   * and the new server's watch cache starts afresh, so clients resuming an older
+   * resourceVersion are told 410 Gone and relist. Resolves when it is ready again, with the
+   * milliseconds it took.
+   */
+  restartApiServer(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -72,6 +80,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     auditLog: options.auditLog,
     process: child,
     startupMs,
+    restartApiServer: async () => {
+      const countFile = join(options.dir, 'restarts');
+      const count = (): number => (existsSync(countFile) ? Number(readFileSync(countFile, 'utf8').trim()) : 0);
+      const before = count();
+      const begun = Date.now();
+      child.kill('SIGUSR1');
+      await waitFor(
+        () => {
+          if (child.exitCode !== null || child.signalCode !== null)
+            throw new Error(`control plane exited during an API server restart:\n${output.join('').slice(-4000)}`);
+          return count() > before;
+        },
+        'kube-apiserver restarted and ready',
+        120_000,
+        100,
+      );
+      return Date.now() - begun;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

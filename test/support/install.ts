@@ -55,13 +55,14 @@ export function writeServiceAccountKubeconfig(
   adminKubeconfig: string,
   cluster: { server: string; caFile: string },
   path: string,
+  account: { name: string; namespace: string } = { name: OPERATOR_SA, namespace: OPERATOR_NAMESPACE },
 ): void {
   const token = kubectlWith(adminKubeconfig, [
     'create',
     'token',
-    OPERATOR_SA,
+    account.name,
     '-n',
-    OPERATOR_NAMESPACE,
+    account.namespace,
     '--duration=4h',
   ]).stdout.trim();
   writeFileSync(
@@ -70,8 +71,8 @@ export function writeServiceAccountKubeconfig(
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'cluster', cluster: { server: cluster.server, 'certificate-authority': cluster.caFile } }],
-      users: [{ name: OPERATOR_SA, user: { token } }],
-      contexts: [{ name: 'operator', context: { cluster: 'cluster', user: OPERATOR_SA } }],
+      users: [{ name: account.name, user: { token } }],
+      contexts: [{ name: 'operator', context: { cluster: 'cluster', user: account.name } }],
       'current-context': 'operator',
     }),
     { mode: 0o600 },

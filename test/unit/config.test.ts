@@ -52,6 +52,20 @@ describe('config', () => {
     }
   });
 
+  it('takes a shard selector and refuses one the API server would', () => {
+    assert.equal(loadConfig([], {}).watchLabelSelector, '');
+    const c = loadConfig(['--watch-label-selector', 'patchline.dev/shard in (one, two)'], {});
+    assert.equal(c.watchLabelSelector, 'patchline.dev/shard in (one, two)');
+    assert.equal(
+      loadConfig([], { PATCHLINE_WATCH_LABEL_SELECTOR: '!patchline.dev/shard' }).watchLabelSelector,
+      '!patchline.dev/shard',
+    );
+    assert.throws(
+      () => loadConfig(['--watch-label-selector', 'patchline.dev/shard=one,'], {}),
+      /--watch-label-selector \/ PATCHLINE_WATCH_LABEL_SELECTOR: "patchline.dev\/shard=one," is not a label selector: empty requirement/,
+    );
+  });
+
   it('checks the leader election timings against each other', () => {
     assert.throws(
       () => loadConfig(['--lease-duration', '5s', '--renew-deadline', '10s'], {}),

@@ -89,6 +89,11 @@ export class RebuildEnv {
     });
   }
 
+  /** The operator's config file this environment wrote. */
+  get configFilePath(): string {
+    return this.configFile;
+  }
+
   image(repository: string, tag: string): string {
     return `${this.registry.host}/${repository}:${tag}`;
   }
