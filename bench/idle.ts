@@ -10,11 +10,10 @@
 //
 //   node bench/idle.ts [--settle-s 10]
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
-import { rssMiB } from './process-memory.ts';
+import { rssMiB, shippedNodeOptions } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: { 'settle-s': { type: 'string', default: '10' }, 'node-options': { type: 'string' } },
@@ -22,13 +21,6 @@ const { values } = parseArgs({
 const SETTLE_S = Number(values['settle-s']);
 // As shipped: the NODE_OPTIONS of the install manifests, unless told otherwise.
 const NODE_OPTIONS = values['node-options'] ?? shippedNodeOptions();
-
-function shippedNodeOptions(): string {
-  const manifest = readFileSync(new URL('../manifests/deployment.yaml', import.meta.url), 'utf8');
-  const m = /- name: NODE_OPTIONS\s+value: (.+)/.exec(manifest);
-  if (!m) throw new Error('manifests/deployment.yaml sets no NODE_OPTIONS');
-  return m[1]!.trim();
-}
 
 const MODULES = [
   'winston',

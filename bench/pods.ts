@@ -10,7 +10,7 @@ import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { applyPolicy, applyWorkload } from '../test/e2e/support/policies.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
-import { rssMiB } from './process-memory.ts';
+import { rssMiB, shippedNodeOptions } from './process-memory.ts';
 import { sleep } from '../src/runtime/clock.ts';
 
 const { values } = parseArgs({
@@ -39,13 +39,13 @@ try {
     workloads: { names: ['governed'] },
     verify: { registries: [env.registry.host] },
   });
-  const nodeOptions = values['node-options'];
+  const nodeOptions = values['node-options'] ?? shippedNodeOptions();
   const op = await env.operator(
     'op-bench-pods',
     'bench-pods',
     ['--leader-elect', 'false', '--log-level', 'warn'],
     0,
-    nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
+    { NODE_OPTIONS: nodeOptions },
   );
   const cached = () => op.metric('patchline_informer_objects', { informer: 'pods' });
   const full = () => op.metric('patchline_pods_governed');

@@ -1,7 +1,16 @@
-// The resident memory of a process (Linux /proc), as the benches report it.
+// The resident memory of a process (Linux /proc), as the benches report it, and the V8
+// options the operator ships with.
 import { readFileSync } from 'node:fs';
 
 export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** The NODE_OPTIONS of the install manifests: the benches run the operator as shipped. */
+export function shippedNodeOptions(): string {
+  const manifest = readFileSync(new URL('../manifests/deployment.yaml', import.meta.url), 'utf8');
+  const m = /- name: NODE_OPTIONS\s+value: (.+)/.exec(manifest);
+  if (!m) throw new Error('manifests/deployment.yaml sets no NODE_OPTIONS');
+  return m[1]!.trim();
 }

@@ -18,7 +18,7 @@ import type { ImagePolicy } from '../src/api/v1alpha1/index.ts';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
-import { rssMiB } from './process-memory.ts';
+import { rssMiB, shippedNodeOptions } from './process-memory.ts';
 import { sleep } from '../src/runtime/clock.ts';
 
 const { values } = parseArgs({
@@ -90,7 +90,7 @@ try {
       ['--leader-elect', 'false', '--log-level', 'warn'],
       0,
       {
-        NODE_OPTIONS: [values['node-options'] ?? '', snapshot ? '--heapsnapshot-signal=SIGUSR2' : '']
+        NODE_OPTIONS: [values['node-options'] ?? shippedNodeOptions(), snapshot ? '--heapsnapshot-signal=SIGUSR2' : '']
           .filter(Boolean)
           .join(' '),
       },

@@ -199,8 +199,9 @@ func (a *apiServer) spawn() error {
 	return nil
 }
 
-// restart stops the API server (SIGTERM, then SIGKILL after 20 s) and starts it again on
-// the same port with the same flags and etcd.
+// restart stops the API server (SIGTERM, then SIGKILL after 3 s: it stops listening at once
+// but its process lingers about 20 s more) and starts it again on the same port with the same
+// flags and etcd.
 func (a *apiServer) restart() error {
 	a.mu.Lock()
 	old, exited := a.child, a.exited
@@ -210,7 +211,7 @@ func (a *apiServer) restart() error {
 		_ = old.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(20 * time.Second):
+		case <-time.After(3 * time.Second):
 			_ = old.Process.Kill()
 			<-exited
 		}
