@@ -32,6 +32,7 @@ export interface RawWebhooks {
   requestsPerSecond?: number | null;
   burst?: number | null;
   buildCallbacks?: boolean | null;
+  buildCallbackURL?: string | null;
   tls?: { certFile: string; keyFile: string } | null;
   receivers?: RawReceiver[] | null;
 }
@@ -169,6 +170,15 @@ export const CONFIG_FILE_SCHEMA: JSONSchemaType<RawConfigFile> = {
           default: false,
           description: 'Serve POST /callbacks/builds/<id> for webhook build services that report back.',
           'x-invalid': 'must be true or false',
+        },
+        buildCallbackURL: {
+          type: 'string',
+          nullable: true,
+          pattern: '^https?://[^\\s/@?#]+(/[^\\s?#]*)?$',
+          maxLength: 2048,
+          description:
+            "How build services reach this instance's webhook endpoint (e.g. http://patchline-webhooks.patchline-system.svc): sent with every webhook build start as X-Patchline-Callback-URL (<URL>/callbacks/builds/<id>) and as $(build.callbackURL), so that a service calls back the instance (or shard) that started the build. Implies buildCallbacks.",
+          'x-invalid': 'must be an http(s) URL without credentials, query or fragment',
         },
         tls: {
           type: 'object',

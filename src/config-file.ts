@@ -12,6 +12,7 @@
 //     requestsPerSecond: 10
 //     burst: 50
 //     buildCallbacks: true           # POST /callbacks/builds/<id> from webhook build services
+//     buildCallbackURL: http://patchline-webhooks.patchline-system.svc   # told to them with each build
 //     tls: { certFile: ..., keyFile: ... }
 //     receivers:
 //       - name: internal
@@ -55,6 +56,8 @@ export interface WebhookSettings {
   tls?: { cert: string; key: string };
   /** Serve POST /callbacks/builds/<id> for webhook build services without a statusURL. */
   buildCallbacks?: boolean;
+  /** This instance's webhook endpoint as build services reach it; told to them with each build. */
+  buildCallbackURL?: string;
 }
 
 export interface FileConfig {
@@ -232,6 +235,10 @@ function webhookSettings(raw: RawWebhooks, baseDir: string): WebhookSettings {
   if (raw.requestsPerSecond) webhooks.requestsPerSecond = raw.requestsPerSecond;
   if (raw.burst) webhooks.burst = raw.burst;
   if (raw.buildCallbacks) webhooks.buildCallbacks = true;
+  if (raw.buildCallbackURL) {
+    webhooks.buildCallbacks = true;
+    webhooks.buildCallbackURL = raw.buildCallbackURL.replace(/\/+$/, '');
+  }
   if (raw.tls) {
     const read = (path: string): string => readFileSync(resolve(baseDir, path), 'utf8');
     webhooks.tls = { cert: read(raw.tls.certFile), key: read(raw.tls.keyFile) };

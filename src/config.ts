@@ -42,6 +42,11 @@ export interface Config {
   configFile: string;
   /** Where registry webhooks are received; used when receivers are configured. */
   webhook: { host: string; port: number };
+  /**
+   * How build services reach this instance's webhook endpoint (over the config file's
+   * webhooks.buildCallbackURL): each instance of a sharded install has its own.
+   */
+  buildCallbackURL: string;
   /** Where GitWriteBacks keep their working copies and credential files. */
   gitWorkDir: string;
   /** The validating admission webhook; disabled when address is undefined. */
@@ -164,6 +169,12 @@ const SETTINGS = {
     env: 'PATCHLINE_WEBHOOK_ADDRESS',
     fallback: '0.0.0.0:9090',
     help: 'host:port of the registry webhook receiver',
+  },
+  buildCallbackURL: {
+    flag: 'build-callback-url',
+    env: 'PATCHLINE_BUILD_CALLBACK_URL',
+    fallback: '',
+    help: "this instance's webhook endpoint as build services reach it; sent with webhook builds to call back (over webhooks.buildCallbackURL)",
   },
   gitWorkDir: {
     flag: 'git-work-dir',
@@ -358,6 +369,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const probe = r.hostPort('probeAddress');
   const webhook = r.hostPort('webhookAddress');
   const admissionConfig = admission(r);
+  const buildCallbackURL = r.raw('buildCallbackURL').replace(/\/+$/, '');
+  if (buildCallbackURL && !/^https?:\/\/[^\s/@?#]+(\/[^\s?#]*)?$/.test(buildCallbackURL))
+    r.problem('buildCallbackURL', `"${buildCallbackURL}" is not an http(s) URL without credentials, query or fragment`);
   const workers = r.wholeNumber('workers', 1, 64);
   const maxBuilds = r.wholeNumber('maxBuilds', 1, 10_000);
   const log = { level: r.oneOf('logLevel', LOG_LEVELS), format: r.oneOf('logFormat', LOG_FORMATS) };
@@ -377,6 +391,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     configFile: r.raw('configFile'),
     gitWorkDir: r.raw('gitWorkDir') || join(tmpdir(), 'patchline-git'),
     webhook,
+    buildCallbackURL,
     admission: admissionConfig,
   };
 }

@@ -363,7 +363,7 @@ function rebuildTriggerController(
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       facts: registries.facts,
       slots: new BuildSlots(b.config.maxBuilds, wake(queue), b.registry),
-      providers: defaultProviders(b.client),
+      providers: defaultProviders(b.client, b.fileConfig.webhooks.buildCallbackURL),
       registry: b.registry,
     }),
     workers: b.config.workers,
@@ -594,6 +594,12 @@ async function main(): Promise<void> {
   try {
     config = loadConfig(process.argv.slice(2), process.env);
     fileConfig = config.configFile ? loadConfigFile(config.configFile) : EMPTY_FILE_CONFIG;
+    // The flag (set per instance by the install) over the file (shared by shards).
+    if (config.buildCallbackURL)
+      fileConfig = {
+        ...fileConfig,
+        webhooks: { ...fileConfig.webhooks, buildCallbacks: true, buildCallbackURL: config.buildCallbackURL },
+      };
   } catch (err) {
     process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
     process.exit(2);

@@ -30,6 +30,8 @@ export function createProvider(
   build: RebuildTriggerSpec['build'],
   credentials: ProviderCredentials,
   client: KubeClient,
+  /** This instance's webhook endpoint as build services reach it (webhook callbacks). */
+  callbackBase?: string,
 ): BuildProvider {
   if (build.acrTask) return new AcrTaskProvider(build.acrTask, credentials);
   if (build.githubActions) return new GithubActionsProvider(build.githubActions, credentials);
@@ -38,6 +40,6 @@ export function createProvider(
   if (build.gitlab) return new GitlabProvider(build.gitlab, credentials);
   if (build.tekton) return new TektonProvider(build.tekton, client);
   if (build.job) return new JobProvider(build.job, client);
-  if (build.webhook) return new WebhookProvider(build.webhook, credentials);
+  if (build.webhook) return new WebhookProvider(build.webhook, credentials, callbackBase);
   throw new BuildError('rejected', 'spec.build names no provider');
 }

@@ -13,6 +13,9 @@
 // answers {"status": "queued|running|succeeded|failed|cancelled", "digest", "url", "message"};
 // or, without a statusURL, the service calls back (POST /callbacks/builds/<build id> on the
 // operator's webhook endpoint, signed the same way), and the callback is recorded in status.
+// When the operator knows how services reach it (webhooks.buildCallbackURL), the start says
+// where to call back: X-Patchline-Callback-URL and $(build.callbackURL) — with shards, the
+// instance that started the build.
 import { createHmac } from 'node:crypto';
 import type {
   BuildHandle,
@@ -69,10 +72,19 @@ export class WebhookProvider implements BuildProvider {
   readonly findGraceMs = 0;
   private readonly spec: WebhookSpec;
   private readonly credentials: ProviderCredentials;
+  private readonly callbackBase: string | undefined;
 
-  constructor(spec: WebhookSpec, credentials: ProviderCredentials) {
+  /** callbackBase: this instance's webhook endpoint as the build service reaches it. */
+  constructor(spec: WebhookSpec, credentials: ProviderCredentials, callbackBase?: string) {
     this.spec = spec;
     this.credentials = credentials;
+    this.callbackBase = callbackBase;
+  }
+
+  /** Where the service reports this build, when it is to call back and the operator knows its address. */
+  private callbackURL(req: BuildRequest): string | undefined {
+    if (this.spec.statusURL || !this.callbackBase) return undefined;
+    return `${this.callbackBase}/callbacks/builds/${req.correlationId}`;
   }
 
   private headers(req: BuildRequest, body: string): Record<string, string> {
@@ -82,11 +94,14 @@ export class WebhookProvider implements BuildProvider {
     };
     if (this.credentials?.hmacKey) headers[SIGNATURE_HEADER] = sign(this.credentials.hmacKey, body);
     if (this.credentials?.token) headers.authorization = `Bearer ${this.credentials.token}`;
+    const callback = this.callbackURL(req);
+    if (callback) headers['x-patchline-callback-url'] = callback;
     return headers;
   }
 
   body(req: BuildRequest): string {
-    const vars = variables(req);
+    const callback = this.callbackURL(req);
+    const vars = variables(req, callback ? { 'build.callbackURL': callback } : {});
     if (this.spec.body) {
       let template: unknown;
       try {
@@ -102,6 +117,7 @@ export class WebhookProvider implements BuildProvider {
       trigger: req.trigger,
       base: req.base,
       target: req.target,
+      ...(callback ? { callbackURL: callback } : {}),
     });
   }
 

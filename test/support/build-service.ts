@@ -1,8 +1,9 @@
 // A small build service for tests and the demo, speaking the webhook provider's protocol:
 // POST /builds (HMAC-signed, idempotent by Idempotency-Key) starts a "build" that, after a
 // moment, pushes a new target image to the registry — with the OCI base annotations naming
-// the base it was built on — and GET /builds/<id> reports its status. It counts every build
-// it really started, which is what the exactly-once tests check.
+// the base it was built on — and GET /builds/<id> reports its status, or, in callback mode,
+// the build service reports it to the operator (POST /callbacks/builds/<id>). It counts every
+// build it really started, which is what the exactly-once tests check.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,8 @@ export interface BuildRecord {
   digest?: string;
   startedAt: number;
   requests: number;
+  /** Where the operator asked to be called back, if it did. */
+  callbackURL?: string;
 }
 
 export interface BuildServiceOptions {
@@ -31,12 +34,21 @@ export interface BuildServiceOptions {
   holdStartMs?: number;
   /** Builds for which this returns true fail instead of pushing. */
   fail?: (record: BuildRecord) => boolean;
+  /**
+   * Callback mode: the operator's webhook endpoint (http://host:port), used when the start
+   * request does not say where to call back (X-Patchline-Callback-URL). A finished build is
+   * reported by POST <callbackURL>/callbacks/builds/<id>, signed with hmacKey, tried again
+   * (100 ms doubling, 8 times) until the operator answers 2xx.
+   */
+  callbackURL?: string;
 }
 
 export class BuildService {
   readonly builds = new Map<string, BuildRecord>();
   /** Every POST, including repeats of the same build. */
   readonly posts: string[] = [];
+  /** Status requests (GET /builds/<id>) answered. */
+  statusRequests = 0;
   /** Called on every start request, as it arrives (a test may kill the operator then). */
   onPost: ((id: string) => void) | undefined;
   url = '';
@@ -93,6 +105,9 @@ export class BuildService {
             status: 'queued',
             startedAt: Date.now(),
             requests: 1,
+            ...(req.headers['x-patchline-callback-url']
+              ? { callbackURL: String(req.headers['x-patchline-callback-url']) }
+              : {}),
           };
           this.builds.set(id, record);
           this.run(record);
@@ -107,6 +122,7 @@ export class BuildService {
         }
         const m = /^\/builds\/([a-z0-9]+)$/.exec(url.pathname);
         if (req.method === 'GET' && m) {
+          this.statusRequests++;
           const record = this.builds.get(m[1]!);
           if (!record) return reply(404, { message: 'unknown build' });
           return reply(200, {
@@ -124,6 +140,7 @@ export class BuildService {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     await new Promise<void>((resolve) => {
       this.server?.close(() => resolve());
@@ -165,10 +182,48 @@ export class BuildService {
         });
         record.digest = pushed.digest;
         record.status = 'succeeded';
-      })().catch(() => {
-        record.status = 'failed';
-      });
+      })()
+        .catch(() => {
+          record.status = 'failed';
+        })
+        .then(() => this.callBack(record));
     }, delay);
     this.timers.add(t);
+  }
+
+  /** Callbacks the operator accepted (2xx), by build id. */
+  readonly callbacks: string[] = [];
+  private stopped = false;
+
+  private async callBack(record: BuildRecord): Promise<void> {
+    const target =
+      record.callbackURL ??
+      (this.options.callbackURL ? `${this.options.callbackURL}/callbacks/builds/${record.id}` : undefined);
+    if (!target) return;
+    const body = JSON.stringify({
+      status: record.status,
+      ...(record.digest ? { digest: record.digest } : {}),
+      url: `${this.url}/builds/${record.id}`,
+    });
+    const signature = `sha256=${createHmac('sha256', this.options.hmacKey ?? '')
+      .update(body)
+      .digest('hex')}`;
+    for (let attempt = 0, wait = 100; attempt < 8 && !this.stopped; attempt++, wait *= 2) {
+      try {
+        const res = await fetch(target, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-patchline-signature': signature },
+          body,
+          signal: AbortSignal.timeout(5000),
+        });
+        if (res.ok) {
+          this.callbacks.push(record.id);
+          return;
+        }
+      } catch {
+        // the operator is not there yet, or restarting: tried again below
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 }

@@ -105,6 +105,18 @@ unknown: 1
     }
   });
 
+  it('reads where build services call back, which turns callbacks on', () => {
+    const c = parseConfigFile('webhooks:\n  buildCallbackURL: http://patchline-webhooks.patchline-system.svc/\n', dir);
+    assert.equal(c.webhooks.buildCallbackURL, 'http://patchline-webhooks.patchline-system.svc');
+    assert.equal(c.webhooks.buildCallbacks, true);
+    for (const bad of ['ftp://x', 'http://user:pw@host', 'http://host/?q=1', 'patchline-webhooks'])
+      assert.throws(
+        () => parseConfigFile(`webhooks:\n  buildCallbackURL: "${bad}"\n`, dir),
+        /buildCallbackURL must be an http\(s\) URL without credentials, query or fragment/,
+        bad,
+      );
+  });
+
   it('accepts an empty file', () => {
     assert.deepEqual(parseConfigFile('', dir), { registries: [], webhooks: { receivers: [] }, sigstore: {} });
   });

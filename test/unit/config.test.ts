@@ -66,6 +66,19 @@ describe('config', () => {
     );
   });
 
+  it('takes the callback address of build services, and refuses one that is no http(s) URL', () => {
+    assert.equal(loadConfig([], {}).buildCallbackURL, '');
+    assert.equal(
+      loadConfig([], { PATCHLINE_BUILD_CALLBACK_URL: 'http://patchline-webhooks.patchline-system.svc/' })
+        .buildCallbackURL,
+      'http://patchline-webhooks.patchline-system.svc',
+    );
+    assert.throws(
+      () => loadConfig(['--build-callback-url', 'patchline-webhooks:80'], {}),
+      /--build-callback-url \/ PATCHLINE_BUILD_CALLBACK_URL: "patchline-webhooks:80" is not an http\(s\) URL/,
+    );
+  });
+
   it('checks the leader election timings against each other', () => {
     assert.throws(
       () => loadConfig(['--lease-duration', '5s', '--renew-deadline', '10s'], {}),

@@ -83,6 +83,9 @@ spec:
               value: 0.0.0.0:8080
             - name: PATCHLINE_WEBHOOK_ADDRESS
               value: 0.0.0.0:9090
+            # Webhook builds are told to report back here (the Service of this instance).
+            - name: PATCHLINE_BUILD_CALLBACK_URL
+              value: http://{{ $instance }}-webhooks.$(POD_NAMESPACE).svc
             # Names derived from the install's, so that installs and shards never share one.
             - name: PATCHLINE_LEADER_ELECTION_ID
               value: {{ $instance }}-leader

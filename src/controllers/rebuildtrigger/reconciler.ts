@@ -59,8 +59,8 @@ export interface RebuildTriggerReconcilerDeps {
   now?: () => Date;
 }
 
-export function defaultProviders(client: KubeClient): ProviderFactory {
-  return (trigger, credentials) => createProvider(trigger.spec.build, credentials, client);
+export function defaultProviders(client: KubeClient, callbackBase?: string): ProviderFactory {
+  return (trigger, credentials) => createProvider(trigger.spec.build, credentials, client, callbackBase);
 }
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;

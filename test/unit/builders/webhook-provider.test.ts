@@ -113,6 +113,32 @@ describe('webhook build provider', () => {
     assert.equal((await provider.status(request(), { id: 'x' })).phase, 'Running');
   });
 
+  it('tells the service where to call back when the operator knows its address and there is no status URL', async () => {
+    const req = request();
+    const base = 'http://patchline-shard-one-webhooks.patchline-system.svc';
+    const callback = `${base}/callbacks/builds/${req.correlationId}`;
+    await new WebhookProvider({ url: `http://${server.host}/builds` }, { hmacKey: 'k' }, base).start(req);
+    assert.equal(received[0]!.headers['x-patchline-callback-url'], callback);
+    assert.equal((JSON.parse(received[0]!.body) as { callbackURL?: string }).callbackURL, callback);
+    await new WebhookProvider(
+      { url: `http://${server.host}/builds`, body: '{"notify": "$(build.callbackURL)"}' },
+      { hmacKey: 'k' },
+      base,
+    ).start(req);
+    assert.deepEqual(JSON.parse(received[1]!.body), { notify: callback });
+    // Polled builds are not called back; without the address, the service's own setting holds.
+    await new WebhookProvider(
+      { url: `http://${server.host}/builds`, statusURL: `http://${server.host}/builds/$(build.id)` },
+      { hmacKey: 'k' },
+      base,
+    ).start(req);
+    await new WebhookProvider({ url: `http://${server.host}/builds` }, { hmacKey: 'k' }).start(req);
+    for (const r of received.slice(2)) {
+      assert.equal(r.headers['x-patchline-callback-url'], undefined);
+      assert.equal((JSON.parse(r.body) as { callbackURL?: string }).callbackURL, undefined);
+    }
+  });
+
   it('classifies refusals, outages and nonsense', async () => {
     server.on('POST', '/refuse', (_req, res) => json(res, 400, { message: 'unknown repository' }));
     server.on('POST', '/down', (_req, res) => json(res, 502, {}));
