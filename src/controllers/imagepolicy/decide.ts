@@ -506,6 +506,16 @@ export const setConditions: PolicyStep = (d) => {
 
 /** When to look again: the interval (tag lists, age checks), the rollout, the window. */
 export const scheduleNextLook: PolicyStep = (d) => {
+  // At rest nothing is looked at again on a timer: every change that matters wakes the policy
+  // (a new digest or a registry that stops answering from the digest watcher, which checks at
+  // the interval; workloads, pods, scans, the GitWriteBack, the spec, a requested reconcile).
+  // Only what time alone changes is scheduled: the candidate growing past verify.maxAge.
+  // 10,000 settled policies then cost no reconcile at all.
+  if (atRest(d)) {
+    const agesOutInMs = ageLimitIn(d);
+    if (agesOutInMs !== undefined) d.requeueAfterMs = agesOutInMs;
+    return 'next';
+  }
   let requeue = parseDuration(d.policy.spec.interval ?? '5m');
   if (d.rollout?.requeueAfterMs !== undefined) requeue = Math.min(requeue, d.rollout.requeueAfterMs);
   const win = windowState(d.policy.spec.rollout?.window, d.now);
@@ -514,6 +524,34 @@ export const scheduleNextLook: PolicyStep = (d) => {
   d.requeueAfterMs = requeue;
   return 'next';
 };
+
+/**
+ * Settled: the followed digest read without error, judged and accepted, and every governed
+ * container on it with no rollout followed. Anything else (a refusal re-asked after its cache
+ * expires, facts that could not be read, a rollout, a window, a GitOps change waiting) keeps
+ * looking at the interval.
+ */
+function atRest(d: PolicyDraft): boolean {
+  const follow = d.gathered.follow;
+  return (
+    follow.digest !== undefined &&
+    follow.error === undefined &&
+    d.gathered.factsError === undefined &&
+    d.checkError === undefined &&
+    d.latest?.digest === follow.digest &&
+    d.latest.verified === true &&
+    d.rollout?.requeueAfterMs === undefined &&
+    (d.status.workloads ?? []).every((w) => w.state === 'UpToDate')
+  );
+}
+
+/** Milliseconds until the accepted candidate is older than verify.maxAge (just past it); undefined without a limit. */
+function ageLimitIn(d: PolicyDraft): number | undefined {
+  const maxAge = d.policy.spec.verify?.maxAge;
+  const created = d.gathered.facts?.created;
+  if (!maxAge || !created) return undefined;
+  return Math.max(1_000, created.getTime() + parseDuration(maxAge) - d.now.getTime() + 1_000);
+}
 
 /** The decision's rules, in the order they apply. */
 const STEPS: readonly PolicyStep[] = [

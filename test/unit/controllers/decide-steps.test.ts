@@ -424,6 +424,65 @@ describe('ImagePolicy decision steps', () => {
         expect: (d) => assert.equal(d.requeueAfterMs, 120_000),
       },
       {
+        name: 'at rest (accepted, every container on it): no look on a timer, changes wake the policy',
+        draft: () =>
+          draft(
+            policy({ interval: '1m' }),
+            { follow: { tag: '1.4', digest: D1 }, facts: { served }, observed: [container(D1)] },
+            [judgeCandidate, explainRefusal, planRollout, mapScans],
+          ),
+        outcome: 'next',
+        expect: (d) => {
+          assert.deepEqual(
+            d.status.workloads?.map((w) => w.state),
+            ['UpToDate'],
+          );
+          assert.equal(d.requeueAfterMs, undefined);
+        },
+      },
+      {
+        name: 'at rest with verify.maxAge: looked at again just when the candidate ages out',
+        draft: () =>
+          draft(
+            policy({ interval: '1m', verify: { maxAge: '720h' } }),
+            {
+              follow: { tag: '1.4', digest: D1 },
+              facts: { served, created: new Date(now.getTime() - 719 * 3_600_000) },
+              observed: [container(D1)],
+            },
+            [judgeCandidate, explainRefusal, planRollout, mapScans],
+          ),
+        outcome: 'next',
+        expect: (d) => assert.equal(d.requeueAfterMs, 3_600_000 + 1_000),
+      },
+      {
+        name: 'a refused candidate keeps looking at the interval (its verdict is asked again)',
+        draft: () =>
+          draft(policy({ interval: '1m' }), { follow: { tag: '1.4', digest: D1 }, facts: {} }, [
+            judgeCandidate,
+            explainRefusal,
+            planRollout,
+            mapScans,
+          ]),
+        outcome: 'next',
+        expect: (d) => assert.equal(d.requeueAfterMs, 60_000),
+      },
+      {
+        name: 'a registry that does not answer keeps looking at the interval',
+        draft: () =>
+          draft(
+            policy({ interval: '1m' }, { latest: acceptedLatest }),
+            {
+              follow: { tag: '1.4', digest: D1, error: 'connection refused' },
+              facts: { served },
+              observed: [container(D1)],
+            },
+            [judgeCandidate, explainRefusal, planRollout, mapScans],
+          ),
+        outcome: 'next',
+        expect: (d) => assert.equal(d.requeueAfterMs, 60_000),
+      },
+      {
         name: 'sooner while a rollout is followed',
         draft: () => draft(policy({}, { latest: acceptedLatest }), { observed: [container(D2)] }, [planRollout]),
         outcome: 'next',
