@@ -16,6 +16,14 @@ import {
 import { GitWriteBackReconciler } from './controllers/gitwriteback/reconciler.ts';
 import { ImagePolicyReconciler } from './controllers/imagepolicy/reconciler.ts';
 import { RebuildTriggerReconciler, defaultProviders } from './controllers/rebuildtrigger/reconciler.ts';
+import {
+  BUILD_OBJECTS_SELECTOR,
+  JobType,
+  PipelineRunType,
+  slimBuildObject,
+  triggerKeyOf,
+  type BuildObject,
+} from './controllers/rebuildtrigger/build-objects.ts';
 import { BuildSlots } from './controllers/rebuildtrigger/slots.ts';
 import { CredentialResolver } from './controllers/credentials.ts';
 import { RegistryFacts } from './controllers/registry-facts.ts';
@@ -47,7 +55,8 @@ import { ImageTrust } from './controllers/image-trust.ts';
 import {
   ReportIndex,
   VulnerabilityReportType,
-  slimReport,
+  FindingsPool,
+  slimReportSharing,
   type SlimReport,
 } from './controllers/vulnerability-reports.ts';
 import type { EventRecorder } from './runtime/events.ts';
@@ -169,7 +178,7 @@ function caches(b: Basics, manager: Manager) {
   });
   governedPods.attach(pods);
   // Trivy Operator's reports (optional CRD), indexed by digest.
-  const reports = set<SlimReport>(VulnerabilityReportType, slimReport, true);
+  const reports = set<SlimReport>(VulnerabilityReportType, slimReportSharing(new FindingsPool()), true);
   const reportIndex = new ReportIndex();
   for (const s of workloads) for (const i of s.informers) manager.addInformer(i);
   for (const i of [...pods.informers, ...reports.informers]) manager.addInformer(i);
@@ -180,8 +189,23 @@ function caches(b: Basics, manager: Manager) {
       onDelete: (r) => reportIndex.delete(r),
     });
   }
+  // The Jobs and PipelineRuns Patchline made for builds (the CRD may be absent): their changes
+  // wake the owning trigger.
+  const buildObjects = [JobType, PipelineRunType].map((type) =>
+    informerSet<BuildObject>(type, {
+      namespaces: b.config.watchNamespaces,
+      client: b.client,
+      logger: b.log,
+      registry: b.registry,
+      transform: slimBuildObject,
+      labelSelector: BUILD_OBJECTS_SELECTOR,
+      optional: type === PipelineRunType,
+    }),
+  );
+  for (const i of buildObjects.flatMap((s) => s.informers)) manager.addInformer(i);
   return {
     policies,
+    buildObjects,
     triggers: set<RebuildTrigger>(RebuildTriggerType, withoutBookkeeping, false, shard),
     writeBacks: set<GitWriteBack>(GitWriteBackType, withoutBookkeeping, false, shard),
     workloads,
@@ -250,6 +274,16 @@ function writeBackKey(p: ImagePolicy): string | undefined {
  * GitOps mode: a policy that decides a new value for git wakes its GitWriteBack; a GitWriteBack
  * that pushed (or failed) wakes the policies that name it, which then follow the rollout.
  */
+/** A build's Job or PipelineRun changed (it started, it ended): its trigger looks now, not at its next poll. */
+function wakeTriggersOnBuildObjects(c: Caches, queues: Queues): void {
+  const wakeTrigger = wake(queues.triggers);
+  for (const set of c.buildObjects)
+    set.onChange((o) => {
+      const key = triggerKeyOf(o);
+      if (key) wakeTrigger(key);
+    });
+}
+
 function wakeGitOpsOnChanges(c: Caches, queues: Queues): void {
   const wakeWriteBack = wake(queues.writeBacks);
   const wakePolicy = wake(queues.policies);
@@ -554,6 +588,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const registries = registryParts(b, manager, queues);
   wakePoliciesOnChanges(c, queues);
   wakeGitOpsOnChanges(c, queues);
+  wakeTriggersOnBuildObjects(c, queues);
   const trust = new ImageTrust({
     client: registries.client,
     secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'signature key', signal),

@@ -193,10 +193,16 @@ describe('RebuildTrigger end to end', function () {
     await learned(ns, 'job', base1.digest);
     const base2 = await env.pusher.pushImage('base/job', '1', { seed: `${ns}-b2` });
     let status: RebuildTriggerStatus = {};
-    await until('job build succeeded', () => {
-      status = triggerStatus(ns, 'job');
-      return status.build?.phase === 'Succeeded';
-    });
+    // The Job is watched: its end wakes the trigger at once. Polled, it would be looked at
+    // only after the 60 s fallback, past this wait.
+    await until(
+      'job build succeeded, seen from the watched Job',
+      () => {
+        status = triggerStatus(ns, 'job');
+        return status.build?.phase === 'Succeeded';
+      },
+      30_000,
+    );
     assert.equal(status.build?.outputDigest, output.digest, 'read from the build container termination message');
     const job = JSON.parse(kubectl(['get', 'job', status.build.id!, '-n', ns, '-o', 'json']).stdout) as {
       metadata: { labels: Record<string, string>; ownerReferences: { kind: string; name: string }[] };
@@ -261,10 +267,15 @@ describe('RebuildTrigger end to end', function () {
         },
       }),
     ]);
-    await until('tekton build succeeded, waiting for the target tag to show its digest', () => {
-      status = triggerStatus(ns, 'tk');
-      return status.build?.phase === 'Succeeded' && status.phase === 'Verifying';
-    });
+    // The PipelineRun is watched: its status change wakes the trigger (the fallback look is 60 s away).
+    await until(
+      'tekton build succeeded, waiting for the target tag to show its digest',
+      () => {
+        status = triggerStatus(ns, 'tk');
+        return status.build?.phase === 'Succeeded' && status.phase === 'Verifying';
+      },
+      30_000,
+    );
     assert.equal(status.build?.outputDigest, digest);
     assert.match(status.build?.message ?? '', /Tasks Completed: 2/);
   });

@@ -115,6 +115,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'aquasecurity.github.io/vulnerabilityreports:watch',
       'batch/jobs:create',
       'batch/jobs:get',
+      'batch/jobs:list',
+      'batch/jobs:watch',
       'events.k8s.io/events:create',
       'events.k8s.io/events:patch',
       'patchline.dev/gitwritebacks/status:update',
@@ -131,6 +133,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'patchline.dev/rebuildtriggers:watch',
       'tekton.dev/pipelineruns:create',
       'tekton.dev/pipelineruns:get',
+      'tekton.dev/pipelineruns:list',
+      'tekton.dev/pipelineruns:watch',
     ]);
     assert.deepEqual(grants(find('Role', 'patchline-leader-election')).sort(), [
       'coordination.k8s.io/leases:create',

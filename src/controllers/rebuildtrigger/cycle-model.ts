@@ -80,6 +80,17 @@ export const TERMINAL_FAILED: readonly string[] = ['Failed', 'Cancelled', 'Unkno
 export const VERIFY_TIMEOUT_MS = 15 * 60_000;
 export const RETRY: { baseMs: number; maxMs: number } = { baseMs: 60_000, maxMs: 30 * 60_000 };
 
+/**
+ * Builds whose end the operator is told of as it happens: Jobs and PipelineRuns it watches,
+ * webhook builds that call back (no statusURL). They are looked at again only as a fallback.
+ */
+export function reportsItsEnd(spec: RebuildTrigger['spec']['build']): boolean {
+  return spec.job !== undefined || spec.tekton !== undefined || (spec.webhook !== undefined && !spec.webhook.statusURL);
+}
+
+/** How often a build the operator is told about is looked at anyway (a missed event, a lost callback). */
+export const REPORTED_BUILD_FALLBACK_MS = 60_000;
+
 /** How often a build is polled: every 5 s at first, backing off to once a minute for long builds. */
 export function pollInterval(runningMs: number): number {
   if (runningMs < 60_000) return 5_000;

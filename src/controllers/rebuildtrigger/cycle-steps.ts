@@ -21,6 +21,8 @@ import {
   landedFor,
   ms,
   pollInterval,
+  reportsItsEnd,
+  REPORTED_BUILD_FALLBACK_MS,
   revisionOf,
   type Action,
   type BaseRecord,
@@ -427,7 +429,9 @@ export function finishCycle(draft: CycleDraft): CycleDecision {
     const running = now.getTime() - ms(s.build?.startedAt ?? s.build?.requestedAt);
     draft.requeueAfterMs = Math.min(
       draft.requeueAfterMs ?? Infinity,
-      pollInterval(Number.isFinite(running) ? running : 0),
+      reportsItsEnd(draft.spec.build)
+        ? REPORTED_BUILD_FALLBACK_MS
+        : pollInterval(Number.isFinite(running) ? running : 0),
     );
   }
   s.phase = draft.phase;

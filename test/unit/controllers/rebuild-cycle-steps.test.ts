@@ -460,9 +460,21 @@ describe('rebuild cycle steps', () => {
     });
 
     it('polls a build in flight at its interval', () => {
-      const d = draft(building('Running', 120));
+      const polled = {
+        build: {
+          webhook: { url: 'https://builds.example/builds', statusURL: 'https://builds.example/builds/$(build.id)' },
+          credentialsRef: { name: 'creds' },
+        },
+      };
+      const d = draft(building('Running', 120), { trigger: trigger({}, polled) });
       followBuildInFlight(d);
       assert.equal(finishCycle(d).requeueAfterMs, 15_000);
+    });
+
+    it('looks at a build that reports its end (a callback) only as a fallback', () => {
+      const d = draft(building('Running', 120));
+      followBuildInFlight(d);
+      assert.equal(finishCycle(d).requeueAfterMs, 60_000);
     });
   });
 });

@@ -199,8 +199,30 @@ describe('Rebuild cycle', () => {
     assert.equal(c.step(at(20), { bases: [{ image: BASE, digest: D2 }] }).action.kind, 'start');
   });
 
+  it('looks at a build that reports its end (watched Job or PipelineRun, callback) only as a 60 s fallback', () => {
+    for (const build of [
+      { webhook: { url: 'https://builds.example/builds' }, credentialsRef: { name: 'creds' } },
+      { job: { template: { template: { spec: { containers: [] } } } } },
+      { tekton: { pipelineRef: { name: 'build' } } },
+    ]) {
+      const c = new Cycle({ settle: '0s', build } as never);
+      c.step(at(0));
+      c.step(at(1), { bases: [{ image: BASE, digest: D2 }] });
+      c.outcome(at(2), { handle: { id: 'run-1' } });
+      const poll = c.step(at(3), { bases: [{ image: BASE, digest: D2 }] });
+      assert.equal(poll.action.kind, 'poll', Object.keys(build)[0]);
+      assert.equal(poll.requeueAfterMs, 60_000, Object.keys(build)[0]);
+    }
+  });
+
   it('follows a build: started, polled with backoff, succeeded, landed with verified provenance', () => {
-    const c = new Cycle({ settle: '0s' });
+    const c = new Cycle({
+      settle: '0s',
+      build: {
+        webhook: { url: 'https://builds.example/builds', statusURL: 'https://builds.example/builds/$(build.id)' },
+        credentialsRef: { name: 'creds' },
+      },
+    });
     c.step(at(0));
     c.step(at(1), { bases: [{ image: BASE, digest: D2 }] });
     const started = c.outcome(at(2), { handle: { id: 'run-1', url: 'https://builds.example/run-1' } });
