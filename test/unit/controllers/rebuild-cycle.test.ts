@@ -205,7 +205,7 @@ describe('Rebuild cycle', () => {
       { job: { template: { template: { spec: { containers: [] } } } } },
       { tekton: { pipelineRef: { name: 'build' } } },
     ]) {
-      const c = new Cycle({ settle: '0s', build } as never);
+      const c = new Cycle({ settle: '0s', build });
       c.step(at(0));
       c.step(at(1), { bases: [{ image: BASE, digest: D2 }] });
       c.outcome(at(2), { handle: { id: 'run-1' } });
