@@ -128,6 +128,8 @@ export class Controller {
     }
     this.metrics?.time.observe({ controller: this.name }, (performance.now() - started) / 1000);
     this.queue.forget(key);
+    // This result says when to look next: a timer set by an earlier result no longer holds.
+    this.queue.cancelAfter(key);
     if (result.requeueAfterMs !== undefined && result.requeueAfterMs > 0) {
       this.metrics?.total.inc({ controller: this.name, result: 'requeue_after' });
       this.queue.addAfter(key, result.requeueAfterMs);

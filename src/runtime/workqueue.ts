@@ -3,7 +3,8 @@
 //  - a key is never handed to two workers at once: added while being processed, it is
 //    marked dirty and queued again when the worker calls done();
 //  - per-key exponential backoff for failures (addRateLimited), reset by forget();
-//  - delayed adds (addAfter), keeping the earliest when a key is scheduled twice.
+//  - delayed adds (addAfter), keeping the earliest when a key is scheduled twice, and
+//    dropped (cancelAfter) when a finished reconcile says when to look next.
 // Concurrency is bounded by the number of workers calling get().
 import { backoffDelay, systemClock, type BackoffPolicy, type Clock, type Timer } from './clock.ts';
 import { counter, gauge, histogram, exponentialBuckets, type Registry } from './metrics.ts';
@@ -121,6 +122,16 @@ export class WorkQueue {
       this.add(key);
     });
     this.delayed.set(key, { at, timer });
+  }
+
+  /**
+   * Drops the key's delayed add. A reconcile that succeeded has decided when its key is looked
+   * at next; a timer an earlier reconcile (or a failure's backoff) set is stale, and left to
+   * fire it would make a settled resource reconcile once more for nothing.
+   */
+  cancelAfter(key: string): void {
+    this.delayed.get(key)?.timer.cancel();
+    this.delayed.delete(key);
   }
 
   /** Adds a key after its backoff delay, which doubles with each failure until forget(). */

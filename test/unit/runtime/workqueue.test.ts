@@ -81,6 +81,16 @@ describe('WorkQueue', () => {
     assert.equal(clock.pending(), 0, 'the later schedules were dropped');
   });
 
+  it("cancelAfter drops a key's delayed add", () => {
+    const clock = new ManualClock();
+    const q = new WorkQueue({ name: 't', clock });
+    q.addAfter('a', 1000);
+    q.addAfter('b', 1000);
+    q.cancelAfter('a');
+    clock.advance(1000);
+    assert.equal(q.len(), 1, 'only b');
+  });
+
   it('backs off exponentially per key on failure and resets on forget', () => {
     const clock = new ManualClock();
     const q = new WorkQueue({ name: 't', clock, backoff: { baseMs: 10, maxMs: 100 } });
@@ -190,6 +200,33 @@ describe('Controller', () => {
     c.start();
     await waitFor(() => seen.length === 2, 'the requeued run');
     assert.ok(seen[1]! - seen[0]! >= 25, `second run ${seen[1]! - seen[0]!}ms after the first`);
+    await c.stop();
+  });
+
+  it('a reconcile that settles drops the look an earlier one scheduled (no stale timer fires)', async () => {
+    const clock = new ManualClock();
+    let calls = 0;
+    const c = new Controller({
+      name: 'test',
+      workers: 1,
+      logger: silentLogger(),
+      queue: new WorkQueue({ name: 'test', clock }),
+      reconciler: {
+        reconcile() {
+          calls++;
+          // The first look asks to come back in a minute; the second (woken by an event) settles.
+          return Promise.resolve(calls === 1 ? { requeueAfterMs: 60_000 } : {});
+        },
+      },
+    });
+    c.start();
+    c.enqueue('ns/a');
+    await waitFor(() => calls === 1 && !c.queue.isProcessing('ns/a'), 'first look');
+    c.enqueue('ns/a');
+    await waitFor(() => calls === 2 && !c.queue.isProcessing('ns/a'), 'second look');
+    clock.advance(60_000);
+    await flushPromises();
+    assert.equal(calls, 2, 'the minute-old timer did not fire');
     await c.stop();
   });
 
