@@ -214,7 +214,10 @@ export class WebhookServer {
       const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
       matched += this.options.sink.checkNow(n);
     }
-    this.options.logger.info('registry webhook', {
+    // Registries also report pulls (a digest check is one): those carry no notice, and at a
+    // line per check they would drown the log.
+    const level = parsed.notices.length > 0 ? 'info' : 'debug';
+    this.options.logger[level]('registry webhook', {
       receiver: receiver.name,
       format: receiver.format,
       notices: parsed.notices
