@@ -40,13 +40,9 @@ try {
     verify: { registries: [env.registry.host] },
   });
   const nodeOptions = values['node-options'] ?? shippedNodeOptions();
-  const op = await env.operator(
-    'op-bench-pods',
-    'bench-pods',
-    ['--leader-elect', 'false', '--log-level', 'warn'],
-    0,
-    { NODE_OPTIONS: nodeOptions },
-  );
+  const op = await env.operator('op-bench-pods', 'bench-pods', ['--leader-elect', 'false', '--log-level', 'warn'], 0, {
+    NODE_OPTIONS: nodeOptions,
+  });
   const cached = () => op.metric('patchline_informer_objects', { informer: 'pods' });
   const full = () => op.metric('patchline_pods_governed');
   await waitFor(async () => (await full()) === 2, 'the two governed pods cached', 120_000, 500);

@@ -17,6 +17,7 @@
 //
 //   node bench/scale.ts [--policies 10000] [--deployments 20000] [--references 2000] [--fleet 500]
 //                       [--max-concurrent 50] [--namespaces 20] [--shards 0] [--idle-s 60]
+//                       [--workers N] [--log-level warn] [--heap-snapshot]
 //
 // --shards N (N ≥ 2): N operator instances, Flux-style: the default one owns the policies with no
 // patchline.dev/shard label, instance k the policies labelled shard-k; policies are dealt round
@@ -45,6 +46,9 @@ const { values } = parseArgs({
     namespaces: { type: 'string', default: '20' },
     shards: { type: 'string', default: '0' },
     'idle-s': { type: 'string', default: '60' },
+    workers: { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
+    'heap-snapshot': { type: 'boolean', default: false },
   },
 });
 const POLICIES = Number(values.policies);
@@ -235,11 +239,16 @@ try {
           '--leader-elect',
           'false',
           '--log-level',
-          'warn',
+          values['log-level'],
+          ...(values.workers ? ['--workers', values.workers] : []),
           ...(inst.selector ? ['--watch-label-selector', inst.selector] : []),
         ],
         k % 2,
-        { NODE_OPTIONS: shippedNodeOptions() },
+        {
+          NODE_OPTIONS: [shippedNodeOptions(), values['heap-snapshot'] ? '--heapsnapshot-signal=SIGUSR2' : '']
+            .filter(Boolean)
+            .join(' '),
+        },
       );
     }),
   );
@@ -299,7 +308,57 @@ try {
     registryRequestsPerMinute: perMinute((await sum('patchline_registry_requests_total')) - q0),
     distinctReferences: REFERENCES + 1,
   };
-  const heapMiB = Math.round((await sum('nodejs_heap_size_used_bytes')) / 1048576);
+  if (values['log-level'] === 'debug') {
+    // What was reconciled at rest, and why it was looked at: the operators' own debug lines.
+    const idleStart = new Date(Date.now() - IDLE_S * 1000).toISOString();
+    const lines = instances.flatMap((i) =>
+      i.op!.logs.filter((l) => l.message === 'reconciled' && l.timestamp >= idleStart),
+    );
+    const byKey = new Map<string, number>();
+    for (const l of lines) {
+      const key = `${String(l.controller ?? '')} ${String(l.key ?? l.name ?? '')}`;
+      byKey.set(key, (byKey.get(key) ?? 0) + 1);
+    }
+    const all = instances.flatMap((i) => i.op!.logs);
+    const messages = new Map<string, number>();
+    for (const l of all.filter((x) => x.timestamp >= idleStart))
+      messages.set(l.message, (messages.get(l.message) ?? 0) + 1);
+    log(
+      `log lines: ${all.length}, in the idle window by message: ${JSON.stringify([...messages])}; last: ${JSON.stringify(all.at(-1))}`,
+    );
+    const firstKey = lines[0]?.resource;
+    log(
+      `every reconcile of ${String(firstKey)}: ${JSON.stringify(all.filter((x) => x.message === 'reconciled' && x.resource === firstKey))}`,
+    );
+    log(
+      `other lines in the idle window: ${JSON.stringify(all.filter((x) => x.timestamp >= idleStart && x.message !== 'reconciled').slice(0, 4))}`,
+    );
+    log(
+      `reconciled at rest: ${lines.length}; most often: ${JSON.stringify([...byKey].sort((a, b) => b[1] - a[1]).slice(0, 10))}; sample: ${JSON.stringify(lines.slice(0, 3))}`,
+    );
+  }
+  const mib = async (metric: string): Promise<number> => Math.round((await sum(metric)) / 1048576);
+  const heapMiB = await mib('nodejs_heap_size_used_bytes');
+  const memory = {
+    heapUsedMiB: heapMiB,
+    heapTotalMiB: await mib('nodejs_heap_size_total_bytes'),
+    externalMiB: await mib('nodejs_external_memory_bytes'),
+  };
+  const reconcilesByController = Object.fromEntries(
+    await Promise.all(
+      ['imagepolicy', 'rebuildtrigger', 'gitwriteback'].map(
+        async (c) => [c, await sum('controller_runtime_reconcile_total', { controller: c })] as const,
+      ),
+    ),
+  );
+  log(
+    `memory at rest: ${JSON.stringify(memory)}; reconciles since start by controller: ${JSON.stringify(reconcilesByController)}`,
+  );
+  if (values['heap-snapshot']) {
+    for (const inst of instances) process.kill(inst.op!.pid!, 'SIGUSR2');
+    await sleep(30_000); // a snapshot of a few hundred MiB takes a while to write
+    log('heap snapshots written into the working directory (node bench/heap-summary.ts <file>)');
+  }
   for (const inst of instances)
     log(`${inst.name}: RSS ${inst.rssSettledMiB} MiB settled, ${Math.round(inst.peakRss)} MiB peak`);
   log(
@@ -420,6 +479,7 @@ try {
       rssPeakThroughRelistAndFanOutMiB: Math.round(i.peakRss),
     })),
     heapUsedMiB: heapMiB,
+    memory,
     idle,
     relist,
     fanOut: {
