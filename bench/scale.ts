@@ -316,7 +316,7 @@ try {
     );
     const byKey = new Map<string, number>();
     for (const l of lines) {
-      const key = `${String(l.controller ?? '')} ${String(l.key ?? l.name ?? '')}`;
+      const key = `${JSON.stringify(l.controller ?? '')} ${JSON.stringify(l.resource ?? '')}`;
       byKey.set(key, (byKey.get(key) ?? 0) + 1);
     }
     const all = instances.flatMap((i) => i.op!.logs);
