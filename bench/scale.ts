@@ -17,7 +17,7 @@
 //
 //   node bench/scale.ts [--policies 10000] [--deployments 20000] [--references 2000] [--fleet 500]
 //                       [--max-concurrent 50] [--namespaces 20] [--shards 0] [--idle-s 60]
-//                       [--workers N] [--log-level warn] [--heap-snapshot]
+//                       [--workers N] [--log-level warn] [--heap-snapshot] [--env KEY=VALUE ...]
 //
 // --shards N (N ≥ 2): N operator instances, Flux-style: the default one owns the policies with no
 // patchline.dev/shard label, instance k the policies labelled shard-k; policies are dealt round
@@ -49,6 +49,8 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
     'heap-snapshot': { type: 'boolean', default: false },
+    /** Extra environment for the operators, KEY=VALUE (e.g. MALLOC_ARENA_MAX=2). */
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 const POLICIES = Number(values.policies);
@@ -245,6 +247,7 @@ try {
         ],
         k % 2,
         {
+          ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
           NODE_OPTIONS: [shippedNodeOptions(), values['heap-snapshot'] ? '--heapsnapshot-signal=SIGUSR2' : '']
             .filter(Boolean)
             .join(' '),
