@@ -357,11 +357,7 @@ try {
   log(
     `memory at rest: ${JSON.stringify(memory)}; reconciles since start by controller: ${JSON.stringify(reconcilesByController)}`,
   );
-  if (values['heap-snapshot']) {
-    for (const inst of instances) process.kill(inst.op!.pid!, 'SIGUSR2');
-    await sleep(30_000); // a snapshot of a few hundred MiB takes a while to write
-    log('heap snapshots written into the working directory (node bench/heap-summary.ts <file>)');
-  }
+
   for (const inst of instances)
     log(`${inst.name}: RSS ${inst.rssSettledMiB} MiB settled, ${Math.round(inst.peakRss)} MiB peak`);
   log(
@@ -495,6 +491,12 @@ try {
       overheadS: seconds((operatorFanOutS - baselineFanOutS) * 1000),
     },
   };
+  // Last, so that writing it (which takes memory and time) changes no figure above.
+  if (values['heap-snapshot']) {
+    for (const inst of instances) process.kill(inst.op!.pid!, 'SIGUSR2');
+    await sleep(60_000); // a snapshot of a few hundred MiB takes a while to write
+    log('heap snapshots written into the working directory (node bench/heap-summary.ts <file>)');
+  }
   for (const inst of instances) await inst.op!.stop();
 } finally {
   await env.stop();
