@@ -43,3 +43,25 @@ const top = [...totals].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, Number(
 console.log(`${(all / 1048576).toFixed(1)} MiB in ${snap.nodes.length / width} nodes`);
 for (const [key, t] of top)
   console.log(`${(t.bytes / 1048576).toFixed(2).padStart(8)} MiB ${String(t.count).padStart(9)}  ${key}`);
+
+// Strings held more than once: what interning them (one copy per value) would save.
+const copies = new Map<string, { bytes: number; count: number }>();
+for (let i = 0; i < snap.nodes.length; i += width) {
+  if (types[snap.nodes[i + typeAt]!] !== 'string') continue;
+  const value = snap.strings[snap.nodes[i + nameAt]!]!;
+  const c = copies.get(value) ?? { bytes: 0, count: 0 };
+  c.bytes += snap.nodes[i + sizeAt]!;
+  c.count++;
+  copies.set(value, c);
+}
+const repeated = [...copies].filter(([, c]) => c.count > 1);
+const saving = repeated.reduce((sum, [, c]) => sum + (c.bytes * (c.count - 1)) / c.count, 0);
+console.log(
+  `\nstrings held more than once: ${repeated.length} values, ${(saving / 1048576).toFixed(1)} MiB in the extra copies; the costliest:`,
+);
+for (const [value, c] of repeated
+  .sort((a, b) => (b[1].bytes * (b[1].count - 1)) / b[1].count - (a[1].bytes * (a[1].count - 1)) / a[1].count)
+  .slice(0, Number(values.top)))
+  console.log(
+    `${((c.bytes * (c.count - 1)) / c.count / 1048576).toFixed(2).padStart(8)} MiB ${String(c.count).padStart(9)}×  ${JSON.stringify(value.slice(0, 80))}`,
+  );
