@@ -6,7 +6,10 @@
 // created or relabelled. Its pods may be running already and not change for days, so they are
 // listed then by the workload's selector and cached, except those the watch has brought in the
 // meantime (newer) or reported deleted (the list may predate the deletion). The first list of
-// pods waits for the policies and workloads to be cached, so that it keeps the right ones.
+// pods waits for the policies and workloads to be cached, so that it keeps the right ones: the
+// workloads governed before it are not read one by one (at start, thousands of them at once
+// would be refused by the API server's fairness limits), only those of them whose pods the
+// first list did not bring. Reads run a few at a time.
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 import type { InformerSet } from '../runtime/informer-set.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
@@ -45,12 +48,20 @@ export function selectorQuery(selector: LabelSelector | undefined): string | und
   return terms.length > 0 ? terms.join(',') : undefined;
 }
 
+/** Lists of one workload's pods at once, at most (a policy selecting 500 workloads reads them 8 by 8). */
+const READS_AT_ONCE = 8;
+
 export class GovernedPods {
   private readonly o: GovernedPodsOptions;
   /** namespace/Kind/name of every governed workload. */
   private readonly governed = new Set<string>();
   private pods: InformerSet<Pod> | undefined;
   private readonly fullPods;
+  /** Workloads governed before the pod cache's first list completed: read after it, if it did not bring their pods. */
+  private readonly beforeFirstList = new Map<string, Workload>();
+  /** Reads of newly governed workloads' pods waiting for a slot, and how many run. */
+  private readonly readQueue: Workload[] = [];
+  private reading = 0;
 
   constructor(options: GovernedPodsOptions) {
     this.o = options;
@@ -81,6 +92,38 @@ export class GovernedPods {
     for (const i of pods.informers) {
       i.addHandlers({ onAdd: () => this.countFull(1), onDelete: () => this.countFull(-1) });
     }
+    void Promise.all(pods.informers.map((i) => i.waitForSync())).then(() => this.afterFirstList(pods));
+  }
+
+  /** Reads the pods of the workloads governed before the first list that it did not bring (a workload governed as its pages went by). */
+  private afterFirstList(pods: InformerSet<Pod>): void {
+    for (const [key, w] of this.beforeFirstList) {
+      const owner = `${w.kind}/${w.metadata.name}`;
+      if (this.governed.has(key) && !pods.inNamespace(w.metadata.namespace).some((p) => p.owner === owner))
+        this.read(w);
+    }
+    this.beforeFirstList.clear();
+  }
+
+  private synced(): boolean {
+    return this.pods !== undefined && this.pods.informers.every((i) => i.hasSynced());
+  }
+
+  /** Reads a workload's pods when a slot is free (at most READS_AT_ONCE lists at a time). */
+  private read(w: Workload): void {
+    this.readQueue.push(w);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.reading < READS_AT_ONCE && this.readQueue.length > 0) {
+      const w = this.readQueue.shift()!;
+      this.reading++;
+      void this.readPods(w).finally(() => {
+        this.reading--;
+        this.pump();
+      });
+    }
   }
 
   /** The pod informer's transform. */
@@ -107,7 +150,10 @@ export class GovernedPods {
         newlyGoverned.push(w);
       } else if (!governed) this.governed.delete(key);
     }
-    for (const w of newlyGoverned) void this.readPods(w);
+    for (const w of newlyGoverned) {
+      if (this.synced()) this.read(w);
+      else this.beforeFirstList.set(`${namespace}/${w.kind}/${w.metadata.name}`, w);
+    }
   }
 
   /** Lists the pods of a workload that has just become governed, and caches those not cached yet. */
