@@ -18,7 +18,7 @@ import type { ImagePolicy } from '../src/api/v1alpha1/index.ts';
 import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
-import { rssMiB, shippedNodeOptions } from './process-memory.ts';
+import { medianRssMiB, shippedNodeOptions } from './process-memory.ts';
 import { sleep } from '../src/runtime/clock.ts';
 
 const { values } = parseArgs({
@@ -31,15 +31,6 @@ const { values } = parseArgs({
 });
 const COUNTS = values.counts.split(',').map(Number);
 const REST_S = Number(values['rest-s']);
-
-const medianRss = async (pid: number): Promise<number> => {
-  const samples: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    samples.push(rssMiB(pid));
-    await sleep(1000);
-  }
-  return samples.sort((a, b) => a - b)[2]!;
-};
 
 interface Row {
   references: number;
@@ -59,7 +50,7 @@ try {
   // The idle operator, as the baseline each N is measured against.
   const idle = await env.operator('op-bench-refs-idle', 'bench-refs-idle', ['--log-level', 'warn']);
   await sleep(5000);
-  idleRss = await medianRss(idle.pid!);
+  idleRss = await medianRssMiB(idle.pid!);
   await idle.stop();
 
   let pushed = 0;
@@ -113,7 +104,7 @@ try {
     const [r0, c0] = [await requests(), await connections()];
     await sleep(REST_S * 1000);
     const [r1, c1] = [await requests(), await connections()];
-    const rss = await medianRss(op.pid!);
+    const rss = await medianRssMiB(op.pid!);
     const heap = await op.metric('nodejs_heap_size_used_bytes');
     if (snapshot) {
       process.kill(op.pid!, 'SIGUSR2');

@@ -34,7 +34,7 @@ import { waitFor } from '../test/support/manual-clock.ts';
 import { env as e2e, kubectl, newNamespace, setUp, tearDown } from '../test/e2e/support/env.ts';
 import type { Operator } from '../test/e2e/support/operator.ts';
 import { RebuildEnv } from '../test/e2e/support/rebuild-env.ts';
-import { rssMiB, shippedNodeOptions } from './process-memory.ts';
+import { medianRssMiB, rssMiB, shippedNodeOptions } from './process-memory.ts';
 
 const { values } = parseArgs({
   options: {
@@ -287,15 +287,7 @@ try {
     return n;
   };
   await sleep(15_000); // the settling phase's requeues run out
-  const medianRss = async (pid: number): Promise<number> => {
-    const samples: number[] = [];
-    for (let s = 0; s < 5; s++) {
-      samples.push(rssMiB(pid));
-      await sleep(1000);
-    }
-    return samples.sort((a, b) => a - b)[2]!;
-  };
-  for (const inst of instances) inst.rssSettledMiB = Math.round(await medianRss(inst.op!.pid!));
+  for (const inst of instances) inst.rssSettledMiB = Math.round(await medianRssMiB(inst.op!.pid!));
   const [w0, r0, h0, q0] = [
     await writes(),
     await sum('controller_runtime_reconcile_total'),
