@@ -369,12 +369,13 @@ try {
   }
   const restartMs = await e2e().cp.restartApiServer();
   const rl0 = Date.now();
-  // Every informer of every instance watches again. Most relist (their resourceVersion is older
-  // than the new server's watch cache: 410); one whose watch the server could still serve from
-  // etcd (its cache not yet filled, at 20,000 Deployments) resumes without a relist — also right.
+  // testcp compacts etcd while the server is down: every informer of every instance is told
+  // its resourceVersion is gone (410), relists, and watches again.
   await waitFor(
-    async () => (await watches()).every((n, i) => n >= watchesBefore[i]! + instances.length),
-    'every informer of every instance watching again',
+    async () =>
+      (await watches()).every((n, i) => n >= watchesBefore[i]! + instances.length) &&
+      (await lists()).every((n, i) => n >= listsBefore[i]! + instances.length),
+    'every informer of every instance relisted and watching again',
     600_000,
     250,
   );
@@ -391,7 +392,7 @@ try {
     stillSettled: (await policies()).filter((p) => p.metadata.namespace.startsWith('bench-scale')).every(settled),
   };
   log(
-    `forced relist: kube-apiserver back in ${relist.apiServerRestartS} s, every informer watching again ${relistS} s later (relisted: ${relisted.join(', ') || 'none'}), ${relist.writes} API writes, RSS peak ${JSON.stringify(relist.rssPeakMiB)} MiB, every policy still settled: ${relist.stillSettled}`,
+    `forced relist: kube-apiserver back in ${relist.apiServerRestartS} s, every informer relisted and watching again ${relistS} s later (${relisted.join(', ')}), ${relist.writes} API writes, RSS peak ${JSON.stringify(relist.rssPeakMiB)} MiB, every policy still settled: ${relist.stillSettled}`,
   );
 
   // --- Rollout fan-out -----------------------------------------------------------------------

@@ -200,9 +200,9 @@ func (a *apiServer) spawn() error {
 }
 
 // restart stops the API server (SIGTERM, then SIGKILL after 3 s: it stops listening at once
-// but its process lingers about 20 s more) and starts it again on the same port with the same
-// flags and etcd.
-func (a *apiServer) restart() error {
+// but its process lingers about 20 s more), runs whileStopped, and starts it again on the
+// same port with the same flags and etcd.
+func (a *apiServer) restart(whileStopped func() error) error {
 	a.mu.Lock()
 	old, exited := a.child, a.exited
 	a.child = nil
@@ -215,6 +215,9 @@ func (a *apiServer) restart() error {
 			_ = old.Process.Kill()
 			<-exited
 		}
+	}
+	if err := whileStopped(); err != nil {
+		return err
 	}
 	return a.spawn()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,7 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver"
 	"go.uber.org/zap"
 )
 
@@ -16,9 +19,29 @@ type etcdServer struct {
 	clientURL string
 	errc      <-chan error
 	close     func()
+	server    *etcdserver.EtcdServer
 }
 
 func (e *etcdServer) Close() { e.close() }
+
+// forgetHistory compacts etcd past every revision a client has seen, so that a watch
+// resuming from any resourceVersion handed out so far is refused as expired (410 Gone),
+// whether the API server serves it from its watch cache or from etcd. Two writes first: a
+// watch from resourceVersion R starts at revision R+1, which a compaction at R+1 still keeps.
+func (e *etcdServer) forgetHistory(ctx context.Context) (int64, error) {
+	var revision int64
+	for i := 0; i < 2; i++ {
+		put, err := e.server.Put(ctx, &pb.PutRequest{Key: []byte("/testcp/history-mark"), Value: []byte(strconv.Itoa(i))})
+		if err != nil {
+			return 0, fmt.Errorf("etcd put: %w", err)
+		}
+		revision = put.Header.Revision
+	}
+	if _, err := e.server.Compact(ctx, &pb.CompactionRequest{Revision: revision, Physical: true}); err != nil {
+		return 0, fmt.Errorf("etcd compaction at %d: %w", revision, err)
+	}
+	return revision, nil
+}
 
 // startEtcd runs etcd in this process on two free loopback ports. Fsync is off: the
 // data is a test fixture, and fsync on a busy CI disk costs seconds per write burst.
@@ -61,7 +84,7 @@ func startEtcd(dir string) (*etcdServer, error) {
 		e.Server.Stop()
 		return nil, fmt.Errorf("etcd did not become ready within 60s")
 	}
-	return &etcdServer{clientURL: clientURL.String(), errc: e.Err(), close: e.Close}, nil
+	return &etcdServer{clientURL: clientURL.String(), errc: e.Err(), close: e.Close, server: e.Server}, nil
 }
 
 // freePorts asks the kernel for n free loopback ports. The ports are released before

@@ -124,9 +124,10 @@ func run() error {
 	}
 	fmt.Printf("testcp ready in %s: kubeconfig %s (server %s)\n", time.Since(started).Round(time.Millisecond), kubeconfig, api.url)
 
-	// SIGUSR1 restarts the API server: every client's watch ends and the new server's watch
-	// cache starts from a fresh list, so informers resuming from an older resourceVersion are
-	// told it is gone (410) and relist. The count of finished restarts goes to <dir>/restarts.
+	// SIGUSR1 restarts the API server: every client's watch ends, and etcd is compacted while
+	// the server is down, so that every informer resuming from the resourceVersion it had is
+	// told it is gone (410) and relists — a resumable watch would otherwise hide that path.
+	// The count of finished restarts goes to <dir>/restarts.
 	restart := make(chan os.Signal, 1)
 	signal.Notify(restart, syscall.SIGUSR1)
 	restarts := 0
@@ -142,7 +143,9 @@ func run() error {
 			return nil
 		case <-restart:
 			begun := time.Now()
-			if err := api.restart(); err != nil {
+			var compactedAt int64
+			forget := func() (err error) { compactedAt, err = etcd.forgetHistory(ctx); return err }
+			if err := api.restart(forget); err != nil {
 				return fmt.Errorf("kube-apiserver restart: %w", err)
 			}
 			if err := waitReady(ctx, api, creds, o.startTimeout); err != nil {
@@ -152,7 +155,7 @@ func run() error {
 			if err := os.WriteFile(filepath.Join(o.dir, "restarts"), []byte(strconv.Itoa(restarts)+"\n"), 0o600); err != nil {
 				return err
 			}
-			fmt.Printf("testcp: kube-apiserver restarted in %s\n", time.Since(begun).Round(time.Millisecond))
+			fmt.Printf("testcp: kube-apiserver restarted in %s (etcd compacted at revision %d)\n", time.Since(begun).Round(time.Millisecond), compactedAt)
 		case err := <-api.done:
 			return fmt.Errorf("kube-apiserver stopped: %w", err)
 		case err := <-kcm.done:

@@ -19,10 +19,10 @@ export interface ControlPlane {
   /** Milliseconds from spawn to ready. */
   startupMs: number;
   /**
-   * Restarts kube-apiserver on its port (etcd and the rest keep running): every watch ends
-   * and the new server's watch cache starts afresh, so clients resuming an older
-   * resourceVersion are told 410 Gone and relist. Resolves when it is ready again, with the
-   * milliseconds it took.
+   * Restarts kube-apiserver on its port (etcd and the rest keep running): every watch ends,
+   * and etcd is compacted past every revision handed out while the server is down, so every
+   * client resuming its resourceVersion is told 410 Gone and relists. Resolves when it is
+   * ready again, with the milliseconds it took.
    */
   restartApiServer(): Promise<number>;
   stop(): Promise<void>;
