@@ -3,6 +3,12 @@
 // folded into the first one's series (count and last time) with a patch instead of a new
 // object, as client-go's recorder does. Recording never throws: an event that cannot be
 // written is logged and dropped, so that it can never fail a reconcile.
+//
+// Events are written behind a small, bounded queue: they are the least urgent writes an
+// operator makes, and at a first sync of thousands of resources one Event each would
+// otherwise contend with the status writes that make them Ready (and hold thousands of
+// requests in memory). Like client-go's broadcaster, a full queue drops new Events — each
+// one is still in the audit log (AuditedEventRecorder) — counted and logged.
 import type { KubeClient } from './kube-client.ts';
 import { formatMicroTime, type KubeObject } from './kube-types.ts';
 import type { Logger } from './logger.ts';
@@ -52,9 +58,29 @@ function eventSuffix(nowMs: number): string {
 
 const SERIES_WINDOW_MS = 10 * 60 * 1000;
 const MAX_NOTE = 1024;
+const DROP_LOG_EVERY_MS = 60_000;
+
+/** What an Event names of its object: kept instead of the object while the Event waits. */
+interface Regarding {
+  apiVersion: string | undefined;
+  kind: string | undefined;
+  name: string | undefined;
+  namespace: string | undefined;
+  uid: string | undefined;
+  resourceVersion: string | undefined;
+}
+
+interface QueuedEvent {
+  regarding: Regarding;
+  type: EventType;
+  reason: string;
+  action: string;
+  note: string;
+  at: number;
+}
 
 export interface KubeEventRecorderOptions {
-  client: KubeClient;
+  client: Pick<KubeClient, 'requestJson'>;
   /** reportingController, for example patchline.dev/operator. */
   controller: string;
   /** reportingInstance: this replica's name. */
@@ -62,13 +88,22 @@ export interface KubeEventRecorderOptions {
   logger: Logger;
   registry?: Registry;
   now?: () => number;
+  /** Events written at once (default 2). */
+  maxInFlight?: number;
+  /** Events waiting beyond those; more are dropped (default 1000, client-go's figure). */
+  maxQueued?: number;
 }
 
 export class KubeEventRecorder implements EventRecorder {
   private readonly options: KubeEventRecorderOptions;
   private readonly series = new Map<string, SeriesEntry>();
-  private pending = new Set<Promise<void>>();
+  private readonly queue: QueuedEvent[] = [];
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private dropped = 0;
+  private lastDropLog = -Infinity;
   private readonly written;
+  private readonly droppedTotal;
 
   constructor(options: KubeEventRecorderOptions) {
     this.options = options;
@@ -79,31 +114,82 @@ export class KubeEventRecorder implements EventRecorder {
           labelNames: ['type', 'reason'] as const,
         })
       : undefined;
+    this.droppedTotal = options.registry
+      ? counter(options.registry, {
+          name: 'patchline_events_dropped_total',
+          help: 'Kubernetes Events not written because too many were waiting (each is still in the audit log).',
+          labelNames: [] as const,
+        })
+      : undefined;
   }
 
   record(regarding: KubeObject, type: EventType, reason: string, action: string, note: string): void {
-    const p = this.write(regarding, type, reason, action, note.slice(0, MAX_NOTE)).finally(() =>
-      this.pending.delete(p),
-    );
-    this.pending.add(p);
-  }
-
-  /** Waits for the events being written, at shutdown and in tests. */
-  async flush(): Promise<void> {
-    await Promise.all([...this.pending]);
-  }
-
-  private async write(
-    regarding: KubeObject,
-    type: EventType,
-    reason: string,
-    action: string,
-    note: string,
-  ): Promise<void> {
+    const now = this.now();
+    if (this.queue.length >= (this.options.maxQueued ?? 1000)) {
+      this.drop(now);
+      return;
+    }
     const meta = regarding.metadata ?? {};
-    const namespace = meta.namespace ?? 'default';
-    const now = (this.options.now ?? Date.now)();
-    const key = [meta.uid, type, reason, note].join('\u0000');
+    this.queue.push({
+      regarding: {
+        apiVersion: regarding.apiVersion,
+        kind: regarding.kind,
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resourceVersion: meta.resourceVersion,
+      },
+      type,
+      reason,
+      action,
+      note: note.slice(0, MAX_NOTE),
+      at: now,
+    });
+    this.pump();
+  }
+
+  /** Waits for the events queued and being written, at shutdown and in tests. */
+  async flush(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  private pump(): void {
+    while (this.inFlight < (this.options.maxInFlight ?? 2) && this.queue.length > 0) {
+      const next = this.queue.shift() as QueuedEvent;
+      this.inFlight++;
+      void this.write(next).finally(() => {
+        this.inFlight--;
+        this.pump();
+        if (this.inFlight === 0 && this.queue.length === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      });
+    }
+  }
+
+  private drop(now: number): void {
+    this.dropped++;
+    this.droppedTotal?.inc();
+    if (now - this.lastDropLog < DROP_LOG_EVERY_MS) return;
+    this.lastDropLog = now;
+    this.options.logger.warn('events dropped: more are waiting to be written than the queue holds', {
+      dropped: this.dropped,
+      queued: this.queue.length,
+    });
+    this.dropped = 0;
+  }
+
+  private async write(event: QueuedEvent): Promise<void> {
+    const { regarding, type, reason, action, note, at: now } = event;
+    const namespace = regarding.namespace ?? 'default';
+    const key = [regarding.uid, type, reason, note].join('\u0000');
     this.written?.inc({ type, reason });
     this.prune(now);
     const previous = this.series.get(key);
@@ -130,7 +216,7 @@ export class KubeEventRecorder implements EventRecorder {
             kind: 'Event',
             // client-go's naming: the object's name and the time in hex nanoseconds. (A
             // generateName ending in '.' is rejected by the API server.)
-            metadata: { name: `${meta.name ?? 'object'}.${eventSuffix(now)}`, namespace },
+            metadata: { name: `${regarding.name ?? 'object'}.${eventSuffix(now)}`, namespace },
             eventTime: formatMicroTime(now),
             type,
             reason,
@@ -138,14 +224,7 @@ export class KubeEventRecorder implements EventRecorder {
             note,
             reportingController: this.options.controller,
             reportingInstance: this.options.instance,
-            regarding: {
-              apiVersion: regarding.apiVersion,
-              kind: regarding.kind,
-              name: meta.name,
-              namespace: meta.namespace,
-              uid: meta.uid,
-              resourceVersion: meta.resourceVersion,
-            },
+            regarding,
           },
         },
       );
@@ -155,7 +234,7 @@ export class KubeEventRecorder implements EventRecorder {
     } catch (err) {
       this.options.logger.warn('could not record event', {
         reason,
-        resource: `${namespace}/${meta.name ?? ''}`,
+        resource: `${namespace}/${regarding.name ?? ''}`,
         error: errorMessage(toKubeError(err)),
       });
       // A series whose event vanished starts afresh next time.
