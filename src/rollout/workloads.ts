@@ -46,6 +46,59 @@ export function ownerWorkload(meta: ObjectMeta): string | undefined {
 
 const PATCHLINE_ANNOTATION = 'patchline.dev/';
 
+/**
+ * One copy of each short, oft-repeated string (namespaces, images, phases, condition types and
+ * reasons): JSON.parse gives every object its own copies, which at 20,000 workloads and their
+ * pods is tens of MiB of the same few hundred strings. Bounded, so that it cannot grow with a
+ * cluster's unique names: once full, strings are kept as they came.
+ */
+const INTERN_MAX_ENTRIES = 20_000;
+const INTERN_MAX_LENGTH = 256;
+const interned = new Map<string, string>();
+
+export function intern<T extends string | undefined>(value: T): T {
+  if (value === undefined || value.length > INTERN_MAX_LENGTH) return value;
+  const known = interned.get(value);
+  if (known !== undefined) return known as T;
+  if (interned.size < INTERN_MAX_ENTRIES) interned.set(value, value);
+  return value;
+}
+
+const STATUS_COUNTS = [
+  'observedGeneration',
+  'replicas',
+  'updatedReplicas',
+  'availableReplicas',
+  'readyReplicas',
+  'desiredNumberScheduled',
+  'updatedNumberScheduled',
+  'numberAvailable',
+] as const;
+
+/**
+ * Of a workload's status, what rolloutProgress reads: the counts, the revisions, and the
+ * Progressing condition (its message only when the deadline passed — the one time it is shown).
+ */
+function slimWorkloadStatus(status: NonNullable<Workload['status']>): NonNullable<Workload['status']> {
+  const out: NonNullable<Workload['status']> = {};
+  for (const k of STATUS_COUNTS) if (status[k] !== undefined) out[k] = status[k];
+  if (status.currentRevision !== undefined) out.currentRevision = status.currentRevision;
+  if (status.updateRevision !== undefined) out.updateRevision = status.updateRevision;
+  const progressing = status.conditions?.find((c) => c.type === 'Progressing');
+  if (progressing) {
+    const failed = progressing.reason === 'ProgressDeadlineExceeded';
+    out.conditions = [
+      {
+        type: intern(progressing.type),
+        status: intern(progressing.status),
+        reason: intern(progressing.reason),
+        ...(failed && progressing.message !== undefined ? { message: progressing.message } : {}),
+      },
+    ];
+  }
+  return out;
+}
+
 interface RawWorkload {
   metadata?: ObjectMeta;
   spec?: Workload['spec'] & { strategy?: unknown };
@@ -89,7 +142,7 @@ export function slimWorkload(kind: WorkloadKind): (obj: KubeObject) => Workload 
       kind,
       metadata: {
         name: m.name ?? '',
-        namespace: m.namespace ?? '',
+        namespace: intern(m.namespace ?? ''),
         ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
         ...(m.generation !== undefined ? { generation: m.generation } : {}),
         ...(m.labels ? { labels: m.labels } : {}),
@@ -104,13 +157,13 @@ export function slimWorkload(kind: WorkloadKind): (obj: KubeObject) => Workload 
         template: {
           spec: {
             containers: (spec.template?.spec?.containers ?? []).map((c) => ({
-              name: c.name,
-              ...(c.image !== undefined ? { image: c.image } : {}),
+              name: intern(c.name),
+              ...(c.image !== undefined ? { image: intern(c.image) } : {}),
             })),
           },
         },
       },
-      ...(w.status ? { status: w.status } : {}),
+      ...(w.status ? { status: slimWorkloadStatus(w.status) } : {}),
     };
   };
 }
@@ -124,17 +177,17 @@ export function slimPod(obj: KubeObject): Pod {
     ...(owner ? { owner } : {}),
     metadata: {
       name: m.name ?? '',
-      namespace: m.namespace ?? '',
+      namespace: intern(m.namespace ?? ''),
       ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
       ...(m.labels ? { labels: m.labels } : {}),
       ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
     },
     status: {
-      ...(p.status?.phase ? { phase: p.status.phase } : {}),
+      ...(p.status?.phase ? { phase: intern(p.status.phase) } : {}),
       containerStatuses: (p.status?.containerStatuses ?? []).map((c) => ({
-        name: c.name,
-        ...(c.image !== undefined ? { image: c.image } : {}),
-        ...(c.imageID ? { imageID: c.imageID } : {}),
+        name: intern(c.name),
+        ...(c.image !== undefined ? { image: intern(c.image) } : {}),
+        ...(c.imageID ? { imageID: intern(c.imageID) } : {}),
         ready: c.ready === true,
       })),
     },

@@ -87,7 +87,7 @@ describe('KubeEventRecorder', () => {
 
   it('drops events beyond the queue, counts them, and logs it at most once a minute', async () => {
     const api = new HeldApi();
-    const registry = createRegistry();
+    const registry = createRegistry(false);
     const warnings: Record<string, unknown>[] = [];
     const logger = silentLogger();
     logger.warn = ((message: string, meta: Record<string, unknown>) => {
