@@ -1,6 +1,7 @@
 // The workloads and pods ImagePolicies look at, as cached: only the fields Patchline reads.
 // A cluster's pods and workloads outnumber everything else the operator watches, so the
 // informers keep these slim copies (transform) rather than whole objects.
+import { intern } from '../runtime/intern.ts';
 import type { KubeObject, ManagedFieldsEntry, ObjectMeta } from '../runtime/kube-types.ts';
 import type { PodLike, ContainerStatusLike } from './running.ts';
 import type { WorkloadLike } from './progress.ts';
@@ -45,24 +46,6 @@ export function ownerWorkload(meta: ObjectMeta): string | undefined {
 }
 
 const PATCHLINE_ANNOTATION = 'patchline.dev/';
-
-/**
- * One copy of each short, oft-repeated string (namespaces, images, phases, condition types and
- * reasons): JSON.parse gives every object its own copies, which at 20,000 workloads and their
- * pods is tens of MiB of the same few hundred strings. Bounded, so that it cannot grow with a
- * cluster's unique names: once full, strings are kept as they came.
- */
-const INTERN_MAX_ENTRIES = 20_000;
-const INTERN_MAX_LENGTH = 256;
-const interned = new Map<string, string>();
-
-export function intern<T extends string | undefined>(value: T): T {
-  if (value === undefined || value.length > INTERN_MAX_LENGTH) return value;
-  const known = interned.get(value);
-  if (known !== undefined) return known as T;
-  if (interned.size < INTERN_MAX_ENTRIES) interned.set(value, value);
-  return value;
-}
 
 const STATUS_COUNTS = [
   'observedGeneration',

@@ -2,6 +2,7 @@
 // RFC 3339 strings. client-node's model classes type timestamps as Date because its
 // deserialiser converts them, but objects read through our informers and custom-object
 // calls are raw JSON; these types say what is really there.
+import { intern, internDeep } from './intern.ts';
 
 export interface OwnerReference {
   apiVersion: string;
@@ -112,10 +113,17 @@ const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 /**
  * A resource as the operator's cache keeps it: without managedFields and kubectl's
- * last-applied copy of the spec, which nothing reads and which are often most of the bytes.
+ * last-applied copy of the spec, which nothing reads and which are often most of the bytes;
+ * its spec and status strings shared with the other objects that say the same (intern.ts).
  */
 export function withoutBookkeeping<T extends KubeObject>(received: KubeObject): T {
+  const r = received as KubeObject & { spec?: unknown; status?: unknown };
+  internDeep(r.spec);
+  internDeep(r.status);
+  if (r.apiVersion !== undefined) r.apiVersion = intern(r.apiVersion);
+  if (r.kind !== undefined) r.kind = intern(r.kind);
   const metadata = received.metadata;
+  if (metadata?.namespace !== undefined) metadata.namespace = intern(metadata.namespace);
   if (!metadata || (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined))
     return received as T;
   const { managedFields: _managedFields, ...kept } = metadata;

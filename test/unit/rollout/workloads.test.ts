@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { rolloutProgress } from '../../../src/rollout/progress.ts';
-import { intern, slimWorkload } from '../../../src/rollout/workloads.ts';
+import { slimWorkload } from '../../../src/rollout/workloads.ts';
 
 const deployment = (progressing: Record<string, string>) => ({
   metadata: { name: 'web', namespace: 'shop', generation: 2, resourceVersion: '9', uid: 'u1' },
@@ -61,14 +61,5 @@ describe('slimWorkload', () => {
       state: 'Failed',
       message: 'progress deadline exceeded: ReplicaSet "web-5d9c" has timed out progressing.',
     });
-  });
-});
-
-describe('intern', () => {
-  it('returns what it is given, long strings and undefined included', () => {
-    assert.equal(intern('Running'), 'Running');
-    assert.equal(intern(undefined), undefined);
-    const long = 'x'.repeat(300);
-    assert.equal(intern(long), long);
   });
 });
