@@ -152,8 +152,7 @@ export class WebhookServer {
     // Who the request was for, once known: the label of its metric and log lines.
     const route = { receiver: '-' };
     try {
-      const url = new URL(req.url ?? '/', 'http://webhook.invalid');
-      const parts = url.pathname.split('/').filter(Boolean);
+      const parts = pathSegments(req.url);
       const answer =
         parts[0] === 'callbacks' && this.options.callbacks
           ? await this.buildCallback(req, parts, this.options.callbacks, route)
@@ -183,11 +182,7 @@ export class WebhookServer {
     this.takeToken('callbacks');
     const body = await this.readBody(req);
     this.requireLeader();
-    const answer = await callbacks.receive(
-      decodeURIComponent(parts[2]!),
-      body,
-      headerValue(req, 'x-patchline-signature'),
-    );
+    const answer = await callbacks.receive(parts[2]!, body, headerValue(req, 'x-patchline-signature'));
     if (answer.status >= 400) throw new Refusal(answer.status, answer.message);
     return { status: answer.status, body: { message: answer.message } };
   }
@@ -199,7 +194,7 @@ export class WebhookServer {
     route: { receiver: string },
   ): Promise<Answer> {
     if (parts[0] !== 'hooks' || parts.length < 2 || parts.length > 3) throw new Refusal(404, 'not found');
-    const receiver = this.receivers.get(decodeURIComponent(parts[1]!));
+    const receiver = this.receivers.get(parts[1]!);
     if (!receiver) throw new Refusal(404, 'not found');
     route.receiver = receiver.name;
     if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
@@ -307,7 +302,7 @@ export class WebhookServer {
     switch (auth.type) {
       case 'path':
         // A wrong path token looks like an unknown receiver: nothing to learn by guessing.
-        if (!pathToken || !safeEqual(decodeURIComponent(pathToken), auth.token())) throw new Refusal(404, 'not found');
+        if (!pathToken || !safeEqual(pathToken, auth.token())) throw new Refusal(404, 'not found');
         return;
       case 'bearer': {
         const h = headerValue(req, 'authorization') ?? '';
@@ -354,5 +349,21 @@ function parseNotification(receiver: Receiver, body: Buffer, githubEvent: string
   } catch (err) {
     if (err instanceof PayloadError) throw new Refusal(400, `not a ${receiver.format} notification: ${err.message}`);
     throw err;
+  }
+}
+
+/**
+ * The request path's segments, percent-decoded. A path that is not a valid URL or holds a
+ * malformed escape (`/hooks/%ZZ`) is the sender's mistake: 400, before anything else is read.
+ */
+function pathSegments(rawUrl: string | undefined): string[] {
+  try {
+    const url = new URL(rawUrl ?? '/', 'http://webhook.invalid');
+    return url.pathname
+      .split('/')
+      .filter(Boolean)
+      .map((segment) => decodeURIComponent(segment));
+  } catch {
+    throw new Refusal(400, 'malformed request path');
   }
 }

@@ -357,6 +357,21 @@ describe('webhook server', () => {
     assert.match(((await wrongShape.json()) as { error: string }).error, /not a distribution notification/);
   });
 
+  it('answers a malformed percent-escape in the path 400, before anything else, whatever the route', async () => {
+    for (const path of ['/hooks/%ZZ', '/hooks/reg/%E0%A4%A', '/hooks/hub/%', '/callbacks/builds/%C0']) {
+      const res = await post(path, push, { authorization: 'Bearer bearer-secret' });
+      assert.equal(res.status, 400, path);
+      assert.deepEqual(await res.json(), { error: 'malformed request path' });
+    }
+    // A well-formed escape still names its receiver (and a path token is compared decoded).
+    assert.equal((await post('/hooks/%72eg', push, { authorization: 'Bearer bearer-secret' })).status, 202);
+    assert.equal(
+      (await post('/hooks/hub/path-secret-%30123456789', { repository: { repo_name: 'a/b' }, push_data: { tag: '1' } }))
+        .status,
+      202,
+    );
+  });
+
   it('refuses oversized bodies with 413', async () => {
     const res = await post(
       '/hooks/reg',
