@@ -50,9 +50,21 @@ export function isValidDigest(digest: string): boolean {
   return DIGEST.test(digest);
 }
 
+/** A tag as the distribution spec defines it: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+export function isValidTag(tag: string): boolean {
+  return TAG.test(tag);
+}
+
+/** Whether a string has a digest's shape (algorithm:hex), supported or not. */
+export function looksLikeDigest(text: string): boolean {
+  return ANY_DIGEST.test(text);
+}
+
 export function parseReference(input: string): ImageReference {
-  const text = input.trim();
+  const text = input;
   if (!text) throw new ReferenceError(input, 'empty');
+  // As Docker's parser: surrounding whitespace makes a reference invalid, it is not trimmed.
+  if (text.trim() !== text) throw new ReferenceError(input, 'surrounding whitespace');
   if (HEX64.test(text)) {
     throw new ReferenceError(input, 'a 64-character hexadecimal string is an image id, not a reference');
   }

@@ -13,7 +13,7 @@
 //   github        package / registry_package events: package_version.package_url "ghcr.io/o/n:tag"
 //   generic       {image:"registry/repo:tag"} or {images:[...]}
 import type { PushNotice } from '../watcher.ts';
-import { DOCKER_HUB, ReferenceError, parseReference } from '../reference.ts';
+import { DOCKER_HUB, ReferenceError, isValidTag, looksLikeDigest, parseReference } from '../reference.ts';
 import { INDEX_TYPES, MANIFEST_TYPES } from '../manifest.ts';
 
 export const FORMATS = ['distribution', 'acr', 'harbor', 'dockerhub', 'quay', 'github', 'generic'] as const;
@@ -24,6 +24,8 @@ export class PayloadError extends Error {}
 /** What a payload asks for: notices, or (Event Grid) a subscription handshake to answer. */
 export interface ParsedPayload {
   notices: PushNotice[];
+  /** Why notices of the payload were left out (a tag that is not one), for the log. */
+  skipped?: string[];
   /** Event Grid's subscription validation: echo this code back. */
   validationCode?: string;
 }
@@ -214,8 +216,30 @@ function generic(body: unknown): PushNotice[] {
   });
 }
 
-/** Parses one payload of a format. `event` is a header some senders set (X-GitHub-Event). */
+/**
+ * Parses one payload of a format. `event` is a header some senders set (X-GitHub-Event).
+ * Nothing that is not a valid reference is handed on (repositories are parsed as they are
+ * read; tags here): a tag that is not one is skipped with a reason, and a digest where the tag
+ * goes (Harbor's push by digest) asks for a look at every followed tag of the repository.
+ */
 export function parsePayload(format: WebhookFormat, body: unknown, event?: string): ParsedPayload {
+  const parsed = parseFormat(format, body, event);
+  const notices: PushNotice[] = [];
+  const skipped: string[] = [];
+  for (const n of parsed.notices) {
+    if (n.tag === undefined || isValidTag(n.tag)) notices.push(n);
+    else if (looksLikeDigest(n.tag))
+      notices.push({ ...(n.registry ? { registry: n.registry } : {}), repository: n.repository });
+    else skipped.push(`${n.repository}: "${abbreviate(n.tag)}" is not a tag`);
+  }
+  return { ...parsed, notices, ...(skipped.length > 0 ? { skipped } : {}) };
+}
+
+function abbreviate(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
+function parseFormat(format: WebhookFormat, body: unknown, event: string | undefined): ParsedPayload {
   switch (format) {
     case 'distribution':
       return { notices: distribution(body) };

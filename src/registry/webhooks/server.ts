@@ -204,6 +204,12 @@ export class WebhookServer {
     this.requireLeader();
     const parsed = parseNotification(receiver, body, headerValue(req, 'x-github-event'));
     if (parsed.validationCode) return { status: 200, body: { validationResponse: parsed.validationCode } };
+    if (parsed.skipped) {
+      this.options.logger.warn('registry webhook: notices left out', {
+        receiver: receiver.name,
+        skipped: parsed.skipped.slice(0, 20),
+      });
+    }
     let matched = 0;
     for (const notice of parsed.notices) {
       const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
@@ -220,7 +226,10 @@ export class WebhookServer {
         .slice(0, 20),
       matched,
     });
-    return { status: 202, body: { notices: parsed.notices.length, matched } };
+    return {
+      status: 202,
+      body: { notices: parsed.notices.length, matched, ...(parsed.skipped ? { skipped: parsed.skipped.length } : {}) },
+    };
   }
 
   /** A refusal answers with its status (logged when it is an authentication failure or ours); anything else is a 500. */

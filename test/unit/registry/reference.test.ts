@@ -68,6 +68,9 @@ describe('image references (as Docker normalises them)', () => {
     ['a b', /not a valid path component/],
     [`registry.io/${'a'.repeat(250)}`, /longer than 255/],
     ['registry.io/', /not a valid path component/],
+    [' nginx', /surrounding whitespace/],
+    ['nginx:1.0\n', /surrounding whitespace/],
+    ['\tghcr.io/acme/app', /surrounding whitespace/],
   ];
   for (const [input, message] of invalid) {
     it(`rejects ${JSON.stringify(input.length > 40 ? input.slice(0, 40) + '…' : input)} clearly`, () => {

@@ -98,6 +98,27 @@ describe('registry webhook payloads', () => {
     assert.deepEqual(notices({ digest: D }), [{ repository: 'team/app' }], 'a push by digest names no tag');
   });
 
+  it('hands on only valid tags: others are skipped with a reason; a digest in the tag field looks at every tag', () => {
+    const event = (tag: string) => ({ action: 'push', target: { repository: 'team/app', tag, digest: D } });
+    const bad = ['1.0\u0000x', ' 1.0', '1.0 ', 'ｖ1', 'x'.repeat(100_000), '.hidden', '-rc', '1/2', ''];
+    const parsed = parsePayload('distribution', { events: [event('1.0'), ...bad.map(event)] });
+    assert.deepEqual(parsed.notices, [{ repository: 'team/app', tag: '1.0', digest: D }, { repository: 'team/app' }]);
+    assert.equal(parsed.skipped?.length, bad.length - 1, 'an empty tag is no tag: the push by digest above');
+    assert.ok(parsed.skipped!.every((r) => r.length < 120 && r.startsWith('team/app: ')));
+    // Harbor reports an artifact pushed by digest with the digest where the tag goes.
+    const harbor = parsePayload('harbor', {
+      type: 'PUSH_ARTIFACT',
+      event_data: {
+        repository: { repo_full_name: 'library/nginx' },
+        resources: [{ digest: D, tag: D, resource_url: `harbor.example.com/library/nginx@${D}` }],
+      },
+    });
+    assert.deepEqual(harbor.notices, [{ registry: 'harbor.example.com', repository: 'library/nginx' }]);
+    assert.equal(harbor.skipped, undefined);
+    const hub = parsePayload('dockerhub', { repository: { repo_name: 'team/app' }, push_data: { tag: 'a b' } });
+    assert.deepEqual(hub.notices, []);
+  });
+
   it('dockerhub: no digest, Docker Hub repository names', () => {
     assert.deepEqual(
       parsePayload('dockerhub', {
