@@ -135,10 +135,13 @@ function acr(body: unknown): ParsedPayload {
       if (!code) throw new PayloadError('subscription validation without validationCode');
       return { notices: [], validationCode: code };
     }
-    if (type !== undefined && type.startsWith('Microsoft.ContainerRegistry.')) {
-      if (type !== 'Microsoft.ContainerRegistry.ImagePushed' && type !== 'Microsoft.ContainerRegistry.ImageDeleted')
-        continue;
+    // Event Grid and CloudEvents name the type in full; some relays and the portal's samples
+    // use the short form (ImagePushed). Chart events and others say nothing about images.
+    const short = type?.replace(/^Microsoft\.ContainerRegistry\./, '');
+    if (short === 'ImagePushed' || short === 'ImageDeleted') {
       notices.push(...acrEvent(obj(e.data, `event ${i}.data`), `event ${i}.data`));
+    } else if (type !== undefined && (type !== short || /^Chart(Pushed|Deleted)$/.test(short ?? ''))) {
+      continue;
     } else {
       notices.push(...acrEvent(e, `event ${i}`));
     }
@@ -195,14 +198,41 @@ function github(body: unknown, event: string | undefined): PushNotice[] {
   if (type && type !== 'container' && type !== 'docker') return [];
   const version = isObject(pkg.package_version) ? pkg.package_version : {};
   const url = str(version.package_url);
-  if (url) return [fromImage(url, 'package_version.package_url')];
+  if (url) return [fromImage(githubPackageUrl(url), 'package_version.package_url')];
   const host = hostOf(str(isObject(pkg.registry) ? pkg.registry.url : undefined)) ?? 'ghcr.io';
   const namespace = str(pkg.namespace) ?? str(isObject(pkg.owner) ? pkg.owner.login : undefined);
   const name = str(pkg.name);
   if (!namespace || !name) throw new PayloadError('package name or namespace is missing');
   const meta = isObject(version.container_metadata) ? version.container_metadata : {};
   const tag = str(isObject(meta.tag) ? meta.tag.name : undefined);
-  return [withTag(repositoryOf(host, `${namespace}/${name}`.toLowerCase(), 'package'), tag)];
+  const repository = `${namespace}/${safeDecode(name)}`.toLowerCase();
+  return [withTag(repositoryOf(host, repository, 'package'), tag)];
+}
+
+/**
+ * GitHub's package_url as an image reference. Its quirks: an untagged version ends in a bare
+ * colon ("ghcr.io/acme/app:"), which names every tag; the owner keeps its capitals
+ * ("ghcr.io/Acme/app:1"), where the registry's names are lower case; nested names may come
+ * percent-encoded ("acme/tools%2Fapp").
+ */
+function githubPackageUrl(url: string): string {
+  const bare = url.replace(/^[a-z]+:\/\//i, '').replace(/:$/, '');
+  const lastSlash = bare.lastIndexOf('/');
+  const colon = bare.indexOf(':', lastSlash + 1);
+  const name = colon >= 0 ? bare.slice(0, colon) : bare;
+  const tag = colon >= 0 ? bare.slice(colon) : '';
+  const slash = name.indexOf('/');
+  const host = slash >= 0 ? name.slice(0, slash) : name;
+  const path = slash >= 0 ? safeDecode(name.slice(slash + 1)).toLowerCase() : '';
+  return `${host.toLowerCase()}/${path}${tag}`;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 function generic(body: unknown): PushNotice[] {

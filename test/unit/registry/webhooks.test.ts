@@ -59,6 +59,14 @@ describe('registry webhook payloads', () => {
       expected,
     );
     assert.deepEqual(parsePayload('acr', [{ eventType: 'Microsoft.ContainerRegistry.ChartPushed', data }]).notices, []);
+    // The short forms of the types, in both schemas; deletions ask for a look too.
+    assert.deepEqual(parsePayload('acr', [{ eventType: 'ImagePushed', data }]).notices, expected);
+    assert.deepEqual(parsePayload('acr', { specversion: '1.0', type: 'ImagePushed', data }).notices, expected);
+    const deleted = { ...data, action: 'delete' };
+    assert.deepEqual(parsePayload('acr', [{ eventType: 'ImageDeleted', data: deleted }]).notices, [
+      { registry: 'shop.azurecr.io', repository: 'shop/web', tag: '1.4' },
+    ]);
+    assert.deepEqual(parsePayload('acr', { specversion: '1.0', type: 'ChartPushed', data }).notices, []);
     assert.deepEqual(
       parsePayload('acr', [
         { eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', data: { validationCode: 'abc-123' } },
@@ -173,6 +181,31 @@ describe('registry webhook payloads', () => {
     };
     assert.deepEqual(parsePayload('github', { package: noUrl }, 'package').notices, [
       { registry: 'ghcr.io', repository: 'acme/storefront', tag: '2.0' },
+    ]);
+  });
+
+  it('github: the package_url quirks — a bare colon (untagged), capitals in the owner, encoded nested names', () => {
+    const url = (package_url: string) =>
+      parsePayload(
+        'github',
+        { action: 'published', registry_package: { package_type: 'container', package_version: { package_url } } },
+        'registry_package',
+      ).notices;
+    assert.deepEqual(url('ghcr.io/acme/storefront:'), [{ registry: 'ghcr.io', repository: 'acme/storefront' }]);
+    assert.deepEqual(url('ghcr.io/Acme-Org/StoreFront:V1.2'), [
+      { registry: 'ghcr.io', repository: 'acme-org/storefront', tag: 'V1.2' },
+    ]);
+    assert.deepEqual(url('https://ghcr.io/acme/tools%2Fapp:1'), [
+      { registry: 'ghcr.io', repository: 'acme/tools/app', tag: '1' },
+    ]);
+    const nested = {
+      name: 'tools%2Fapp',
+      namespace: 'Acme',
+      package_type: 'container',
+      package_version: { container_metadata: { tag: { name: '' } } },
+    };
+    assert.deepEqual(parsePayload('github', { package: nested }, 'package').notices, [
+      { registry: 'ghcr.io', repository: 'acme/tools/app' },
     ]);
   });
 
