@@ -179,7 +179,8 @@ export class WebhookServer {
     route.receiver = 'callbacks';
     if (parts[1] !== 'builds' || parts.length !== 3) throw new Refusal(404, 'not found');
     if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
-    this.takeToken('callbacks');
+    // No shared budget before authentication: forged callbacks (unknown build ids, bad
+    // signatures) are refused cheaply by the sink, and must not use up the real builds' budget.
     const body = await this.readBody(req);
     this.requireLeader();
     const answer = await callbacks.receive(parts[2]!, body, headerValue(req, 'x-patchline-signature'));
@@ -198,9 +199,13 @@ export class WebhookServer {
     if (!receiver) throw new Refusal(404, 'not found');
     route.receiver = receiver.name;
     if (req.method !== 'POST') throw new Refusal(405, 'use POST', { allow: 'POST' });
-    this.takeToken(receiver.name);
+    // Authenticate first, then rate-limit the authenticated sender: forged requests are
+    // refused without spending the budget of the receiver they pretend to be. Credentials in
+    // headers or the path are checked before the body is read; a signature needs the body.
+    if (receiver.auth.type !== 'hmac') this.authenticate(receiver, req, undefined, parts[2]);
     const body = await this.readBody(req);
-    this.authenticate(receiver, req, body, parts[2]);
+    if (receiver.auth.type === 'hmac') this.authenticate(receiver, req, body, parts[2]);
+    this.takeToken(receiver.name);
     this.requireLeader();
     const parsed = parseNotification(receiver, body, headerValue(req, 'x-github-event'));
     if (parsed.validationCode) return { status: 200, body: { validationResponse: parsed.validationCode } };
@@ -300,7 +305,12 @@ export class WebhookServer {
     });
   }
 
-  private authenticate(receiver: Receiver, req: IncomingMessage, body: Buffer, pathToken: string | undefined): void {
+  private authenticate(
+    receiver: Receiver,
+    req: IncomingMessage,
+    body: Buffer | undefined,
+    pathToken: string | undefined,
+  ): void {
     const auth = receiver.auth;
     const unauthorized = (scheme?: string): Refusal =>
       new Refusal(
@@ -332,7 +342,9 @@ export class WebhookServer {
       case 'hmac': {
         const name = auth.header ?? HMAC_HEADERS[receiver.format] ?? 'x-patchline-signature';
         const given = (headerValue(req, name) ?? '').trim();
-        const expected = `sha256=${createHmac('sha256', auth.key()).update(body).digest('hex')}`;
+        const expected = `sha256=${createHmac('sha256', auth.key())
+          .update(body ?? Buffer.alloc(0))
+          .digest('hex')}`;
         if (!safeEqual(given.toLowerCase(), expected)) throw unauthorized();
         return;
       }

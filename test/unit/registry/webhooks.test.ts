@@ -455,6 +455,26 @@ describe('webhook server', () => {
     );
   });
 
+  it('authenticates before rate-limiting: a forged flood leaves the real sender its budget', async () => {
+    const forged = await Promise.all(
+      Array.from({ length: 50 }, () => post('/hooks/reg', push, { authorization: 'Bearer forged' })),
+    );
+    assert.deepEqual([...new Set(forged.map((r) => r.status))], [401]);
+    const signed = (body: string) => ({
+      'x-hub-signature-256': `sha256=${createHmac('sha256', 'hmac-secret').update(body).digest('hex')}`,
+      'x-github-event': 'ping',
+    });
+    const forgedSigned = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        post('/hooks/gh', '{}', { 'x-hub-signature-256': 'sha256=00', 'x-github-event': 'ping' }),
+      ),
+    );
+    assert.deepEqual([...new Set(forgedSigned.map((r) => r.status))], [401]);
+    assert.equal((await post('/hooks/reg', push, { authorization: 'Bearer bearer-secret' })).status, 202);
+    assert.equal((await post('/hooks/gh', '{"zen":"x"}', signed('{"zen":"x"}'))).status, 202);
+    assert.equal(notices.length, 1);
+  });
+
   it('on a replica that does not lead, answers 503 with Retry-After after authenticating', async () => {
     leader = false;
     const res = await post('/hooks/reg', push, { authorization: 'Bearer bearer-secret' });
