@@ -36,7 +36,8 @@ const HEX64 = /^[a-f0-9]{64}$/;
 
 function isValidDomain(domain: string): boolean {
   let host = domain;
-  const ipv6 = /^\[([0-9a-fA-F:.]+)\](?::(\d+))?$/.exec(domain);
+  // As Docker's grammar: an IPv6 host is hex digits and colons only (no zone, no dotted tail).
+  const ipv6 = /^\[[0-9a-fA-F:]+\](?::\d+)?$/.exec(domain);
   if (ipv6) return true;
   const colon = host.lastIndexOf(':');
   if (colon >= 0) {
@@ -120,9 +121,10 @@ export function parseReference(input: string): ImageReference {
       );
     }
   }
-  const familiarLength = (registry === DOCKER_HUB ? repository.replace(/^library\//, '') : `${registry}/${repository}`)
-    .length;
-  if (familiarLength > MAX_NAME) throw new ReferenceError(input, `repository name longer than ${MAX_NAME} characters`);
+  // Docker limits the path (without the registry host; library/ included for Docker Hub's
+  // official images, as normalised) to 255 characters.
+  if (repository.length > MAX_NAME)
+    throw new ReferenceError(input, `repository name longer than ${MAX_NAME} characters`);
 
   if (!tag && !digest) tag = 'latest';
   const ref: ImageReference = { registry, repository };
