@@ -18,7 +18,9 @@
 //
 //   node bench/scale.ts [--policies 10000] [--deployments 20000] [--references 2000] [--fleet 500]
 //                       [--max-concurrent 50] [--namespaces 20] [--shards 0] [--idle-s 60]
-//                       [--workers N] [--log-level warn] [--heap-snapshot] [--env KEY=VALUE ...]
+//                       [--workers N] [--log-level warn] [--heap-snapshot] [--cpu-prof] [--env KEY=VALUE ...]
+//
+// --cpu-prof writes each operator's CPU profile (.cpuprofile, whole run) into the working directory.
 //
 // --shards N (N ≥ 2): N operator instances, Flux-style: the default one owns the policies with no
 // patchline.dev/shard label, instance k the policies labelled shard-k; policies are dealt round
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
     'heap-snapshot': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
     /** Extra environment for the operators, KEY=VALUE (e.g. MALLOC_ARENA_MAX=2). */
     env: { type: 'string', multiple: true, default: [] },
   },
@@ -264,7 +267,11 @@ try {
         k % 2,
         {
           ...Object.fromEntries(values.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
-          NODE_OPTIONS: [shippedNodeOptions(), values['heap-snapshot'] ? '--heapsnapshot-signal=SIGUSR2' : '']
+          NODE_OPTIONS: [
+            shippedNodeOptions(),
+            values['heap-snapshot'] ? '--heapsnapshot-signal=SIGUSR2' : '',
+            values['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${process.cwd()}` : '',
+          ]
             .filter(Boolean)
             .join(' '),
         },

@@ -34,7 +34,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { DataValidationCxt } from 'ajv/dist/types/index.js';
-import { parse } from 'yaml';
+import { parseDocument } from 'yaml';
 import { ConfigError } from './config.ts';
 import {
   CONFIG_FILE_SCHEMA,
@@ -266,9 +266,14 @@ function trustedRootSettings(raw: RawSigstore, baseDir: string): TrustedRootSett
 
 /** Reads a configuration file's text; throws ConfigError listing every problem at once. */
 export function parseConfigFile(text: string, baseDir: string, name = 'config file'): FileConfig {
+  // Errors and warnings alike (an unknown tag or directive) are the user's to fix: refused,
+  // each said, rather than printed as a process warning and read some other way.
+  const parsed = parseDocument(text, { logLevel: 'silent' });
+  const yamlProblems = [...parsed.errors, ...parsed.warnings].map((e) => `${name} is not valid YAML: ${e.message}`);
+  if (yamlProblems.length > 0) throw new ConfigError(yamlProblems);
   let doc: unknown;
   try {
-    doc = parse(text) ?? {};
+    doc = parsed.toJS() ?? {};
   } catch (err) {
     throw new ConfigError([`${name} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`]);
   }

@@ -3,6 +3,7 @@
 // semver range that parses. Pure functions; each problem names its field.
 import { validateCronExpression } from 'cron';
 import semver from 'semver';
+import { ReferenceError, parseReference } from '../registry/reference.ts';
 import { parseDuration } from '../runtime/duration.ts';
 
 export interface SpecProblem {
@@ -85,4 +86,15 @@ export function checkSemverRange(field: string, range: string | undefined): Spec
 
 export function describeProblems(problems: readonly SpecProblem[]): string {
   return problems.map((p) => `spec.${p.field}: ${p.message}`).join('; ');
+}
+
+/** An image reference Docker would accept (the schema only bounds its length). */
+export function checkImage(field: string, image: string | undefined): SpecProblem[] {
+  if (image === undefined) return [];
+  try {
+    parseReference(image);
+    return [];
+  } catch (err) {
+    return [{ field, message: err instanceof ReferenceError ? err.message : String(err) }];
+  }
 }

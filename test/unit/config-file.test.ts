@@ -146,5 +146,8 @@ unknown: 1
   it('rejects what is not YAML or not a mapping', () => {
     assert.throws(() => parseConfigFile('a: [', dir), /not valid YAML/);
     assert.throws(() => parseConfigFile('- a', dir), /must be a mapping/);
+    // What YAML only warns about (and would print as a process warning) is refused too.
+    assert.throws(() => parseConfigFile('registries: !custom []', dir), /not valid YAML: .*Unresolved tag: !custom/);
+    assert.throws(() => parseConfigFile('%FOO bar\n---\nregistries: []', dir), /not valid YAML: .*Unknown directive/);
   });
 });

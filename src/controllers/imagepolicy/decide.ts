@@ -33,7 +33,7 @@ import { parseReference, repositoryName, shortDigest } from '../../registry/refe
 import { firstFailure, runChecks, type CandidateFacts, type CheckResult } from '../../verify/checks.ts';
 import type { SeverityCounts } from '../../verify/vulnerabilities.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
-import { checkDuration, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
+import { checkDuration, checkImage, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { windowState } from '../window.ts';
 import { runSteps, type Step } from '../steps.ts';
 import {
@@ -106,6 +106,7 @@ const MAX_VIOLATIONS = 200;
 export function specProblems(policy: ImagePolicy): SpecProblem[] {
   const spec = policy.spec;
   const problems: SpecProblem[] = [];
+  problems.push(...checkImage('image', spec.image));
   problems.push(...checkSemverRange('follow.semver.range', spec.follow.semver?.range));
   problems.push(...checkRegex('follow.pattern.regex', spec.follow.pattern?.regex));
   problems.push(...checkDuration('interval', spec.interval, { minMs: 30_000 }));

@@ -18,7 +18,7 @@ import {
   type ConditionInput,
 } from '../../runtime/conditions.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
-import { checkDuration, checkWindow, type SpecProblem } from '../spec-checks.ts';
+import { checkDuration, checkImage, checkWindow, type SpecProblem } from '../spec-checks.ts';
 import { decideCycle } from './cycle.ts';
 import { IN_FLIGHT, type Action, type BaseObservation, type CycleInput, type CycleSummary } from './cycle-model.ts';
 import type { ProviderName } from '../../builders/types.ts';
@@ -37,6 +37,8 @@ export type Gathered = Omit<CycleInput, 'trigger' | 'provider' | 'now' | 'manual
 export function specProblems(trigger: RebuildTrigger): SpecProblem[] {
   const spec = trigger.spec;
   const problems: SpecProblem[] = [];
+  spec.baseImages.forEach((b, i) => problems.push(...checkImage(`baseImages[${i}].image`, b.image)));
+  problems.push(...checkImage('target.image', spec.target.image));
   if (!providerName(spec.build)) {
     problems.push({ field: 'build', message: `exactly one build provider must be set (${PROVIDERS.join(', ')})` });
   }
