@@ -54,6 +54,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'Service/patchline-webhooks',
       'ConfigMap/patchline-config',
       'PodDisruptionBudget/patchline',
+      'NetworkPolicy/patchline',
       'Service/patchline-admission',
       'ValidatingWebhookConfiguration/patchline-admission',
       'Role/patchline-admission-tls',
@@ -210,6 +211,32 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       commented.length >= 4 && ruleLines.length - commented.length <= 2,
       `${commented.length}/${ruleLines.length} rules commented`,
     );
+  });
+
+  it('admits traffic to the operator only on the ports its container serves', () => {
+    const np = find('NetworkPolicy', 'patchline') as Obj & {
+      spec: {
+        podSelector: { matchLabels: Record<string, string> };
+        policyTypes: string[];
+        ingress: { ports: { port: string; protocol: string }[]; from?: unknown[] }[];
+      };
+    };
+    const d = find('Deployment', 'patchline') as Obj & {
+      spec: {
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { containers: { ports: { name: string }[] }[] };
+        };
+      };
+    };
+    const podLabels = d.spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(np.spec.podSelector.matchLabels))
+      assert.equal(podLabels[k], v, `selects the pods (${k})`);
+    assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+    const open = np.spec.ingress.flatMap((r) => r.ports.map((p) => `${p.port}/${p.protocol}`)).sort();
+    const served = d.spec.template.spec.containers.flatMap((c) => c.ports.map((p) => `${p.name}/TCP`)).sort();
+    assert.deepEqual(open, served);
+    assert.deepEqual(open, ['http-metrics/TCP', 'http-webhooks/TCP', 'https-admission/TCP']);
   });
 
   it('runs two non-root replicas with a read-only root filesystem and no privileges', () => {
