@@ -2,7 +2,6 @@
 # Installs the Debian packages the integration and end-to-end tests use, when missing:
 #   docker-registry  the CNCF distribution registry (a real OCI registry with notifications)
 #   openssl          to make the certificates and keys of the registry's token auth
-#   unzip            to take helm out of its package (scripts/install-helm.sh)
 #   git              the git server of the GitOps tests (smart HTTP through git http-backend)
 #                    and the operator's own git client
 #   gnupg            OpenPGP signing of write-back commits (and verifying them in the tests)
@@ -13,7 +12,6 @@ set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null || [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 command -v openssl >/dev/null || missing+=(openssl)
-command -v unzip >/dev/null || missing+=(unzip)
 command -v git >/dev/null || missing+=(git)
 command -v ssh >/dev/null || missing+=(openssh-client)
 command -v gpg >/dev/null || missing+=(gnupg)
