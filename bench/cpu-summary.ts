@@ -30,7 +30,7 @@ const msPerSample = totalMs / Math.max(1, profile.samples.length);
 
 /** node_modules/<package>, our own src/<folder>, node:internal, or what V8 names (GC, idle). */
 function bucket(url: string, name: string): string {
-  if (!url) return `(${name || 'anonymous'})`;
+  if (!url) return name.startsWith('(') ? name : `(${name || 'anonymous'})`;
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   const ours = /\/(src|dist)\/([^/]+)/.exec(url);

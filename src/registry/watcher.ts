@@ -168,6 +168,8 @@ export class DigestWatcher {
   /** Per registry: requests a minute its references need, and how much their intervals are stretched (1: not). */
   private readonly needed = new Map<string, number>();
   private readonly stretch = new Map<string, number>();
+  /** Listeners across all targets, kept as they come and go (the gauge is set at each). */
+  private subscriberCount = 0;
   private readonly budgetsToReview = new Set<string>();
   private timer: Timer | undefined;
   private timerAt = Infinity;
@@ -271,6 +273,7 @@ export class DigestWatcher {
     }
     const id = this.nextId++;
     target.listeners.set(id, { listener, intervalMs: spec.intervalMs, onHealth });
+    this.subscriberCount++;
     this.updateInterval(target);
     const known = target.state;
     if (known.digest) {
@@ -290,7 +293,7 @@ export class DigestWatcher {
       key,
       state: () => (this.targets.get(key) === t ? this.stateOf(t) : undefined),
       unsubscribe: () => {
-        t.listeners.delete(id);
+        if (t.listeners.delete(id)) this.subscriberCount--;
         if (t.listeners.size === 0) {
           this.targets.delete(key);
           this.account(t, 0);
@@ -434,9 +437,7 @@ export class DigestWatcher {
 
   private updateGauges(): void {
     this.metrics?.targets.set(this.targets.size);
-    let subs = 0;
-    for (const t of this.targets.values()) subs += t.listeners.size;
-    this.metrics?.subscribers.set(subs);
+    this.metrics?.subscribers.set(this.subscriberCount);
   }
 
   /** When a reference may next be checked: its own schedule, or later if its registry is paused. */

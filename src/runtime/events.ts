@@ -59,6 +59,7 @@ function eventSuffix(nowMs: number): string {
 const SERIES_WINDOW_MS = 10 * 60 * 1000;
 const MAX_NOTE = 1024;
 const DROP_LOG_EVERY_MS = 60_000;
+const MAX_SERIES = 20_000;
 
 /** What an Event names of its object: kept instead of the object while the Event waits. */
 interface Regarding {
@@ -102,6 +103,7 @@ export class KubeEventRecorder implements EventRecorder {
   private idleWaiters: (() => void)[] = [];
   private dropped = 0;
   private lastDropLog = -Infinity;
+  private lastPrune = -Infinity;
   private readonly written;
   private readonly droppedTotal;
 
@@ -242,8 +244,20 @@ export class KubeEventRecorder implements EventRecorder {
     }
   }
 
+  /**
+   * Forgets series past their window: at most once a minute (walking every series at each
+   * write cost seconds of CPU at a first sync of 10,000 resources), and never more than
+   * MAX_SERIES of them kept (the oldest go first; a repeat then starts a new Event).
+   */
   private prune(now: number): void {
-    if (this.series.size < 1000) return;
+    if (this.series.size >= MAX_SERIES) {
+      for (const key of this.series.keys()) {
+        this.series.delete(key);
+        if (this.series.size < MAX_SERIES * 0.9) break;
+      }
+    }
+    if (this.series.size < 1000 || now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
     for (const [key, entry] of this.series) if (now - entry.lastSeen >= SERIES_WINDOW_MS) this.series.delete(key);
   }
 }

@@ -26,12 +26,19 @@ export function observeContainers(
   workloads: readonly Workload[],
   pods: readonly Pod[],
 ): ObservedContainer[] {
-  const byKey = new Map(workloads.map((w) => [`${w.kind}/${w.metadata.name}`, w]));
+  // Only the selected workloads and their pods are indexed: a namespace may hold thousands of
+  // others, and this runs at every reconcile of every policy.
+  const wanted = new Set(selected.map((c) => `${c.kind}/${c.name}`));
+  const byKey = new Map<string, Workload>();
+  for (const w of workloads) {
+    const key = `${w.kind}/${w.metadata.name}`;
+    if (wanted.has(key)) byKey.set(key, w);
+  }
   // The pods of each workload, by their controller reference (old ReplicaSets' pods
   // included: they show a rollout still under way).
   const podsByOwner = new Map<string, Pod[]>();
   for (const p of pods) {
-    if (!p.owner) continue;
+    if (!p.owner || !wanted.has(p.owner)) continue;
     const list = podsByOwner.get(p.owner);
     if (list) list.push(p);
     else podsByOwner.set(p.owner, [p]);

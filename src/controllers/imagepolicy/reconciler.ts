@@ -237,10 +237,17 @@ export class ImagePolicyReconciler implements Reconciler {
     ctx: ReconcileContext,
   ): Promise<number | undefined> {
     let retryMs: number | undefined;
+    if (pins.length === 0) return retryMs;
     const namespace = policy.metadata?.namespace ?? '';
     // Every apply states all of Patchline's pins on its workload (they share the field
     // manager): the cached ones, and those applied earlier in this loop.
-    const current = new Map(this.deps.workloads(namespace).map((w) => [`${w.kind}/${w.metadata.name}`, w]));
+    const pinned = new Set(pins.map((p) => `${p.kind}/${p.name}`));
+    const current = new Map(
+      this.deps
+        .workloads(namespace)
+        .filter((w) => pinned.has(`${w.kind}/${w.metadata.name}`))
+        .map((w) => [`${w.kind}/${w.metadata.name}`, w]),
+    );
     const appliedNow = new Map<string, KeptPin[]>();
     for (const p of pins) {
       const kind = p.rollback ? 'rollback' : 'rollout';
