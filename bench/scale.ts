@@ -243,7 +243,7 @@ try {
     },
   });
   await policyWatch.start();
-  const policies = async (): Promise<SlimPolicy[]> => policyWatch.list();
+  const policies = (): Promise<SlimPolicy[]> => Promise.resolve(policyWatch.list());
   const indexOf = (p: SlimPolicy): number => (p.metadata.name === 'fleet' ? 0 : Number(p.metadata.name.slice(2)));
   const settled = (p: SlimPolicy): boolean => {
     const ready = p.status?.conditions?.find((c) => c.type === 'Ready');

@@ -33,7 +33,14 @@ import { parseReference, repositoryName, shortDigest } from '../../registry/refe
 import { firstFailure, runChecks, type CandidateFacts, type CheckResult } from '../../verify/checks.ts';
 import type { SeverityCounts } from '../../verify/vulnerabilities.ts';
 import { decideLifecycle, type DecidedEvent } from '../lifecycle.ts';
-import { checkDuration, checkImage, checkRegex, checkSemverRange, checkWindow, type SpecProblem } from '../spec-checks.ts';
+import {
+  checkDuration,
+  checkImage,
+  checkRegex,
+  checkSemverRange,
+  checkWindow,
+  type SpecProblem,
+} from '../spec-checks.ts';
 import { windowState } from '../window.ts';
 import { runSteps, type Step } from '../steps.ts';
 import {

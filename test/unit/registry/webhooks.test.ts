@@ -112,7 +112,7 @@ describe('registry webhook payloads', () => {
     const parsed = parsePayload('distribution', { events: [event('1.0'), ...bad.map(event)] });
     assert.deepEqual(parsed.notices, [{ repository: 'team/app', tag: '1.0', digest: D }, { repository: 'team/app' }]);
     assert.equal(parsed.skipped?.length, bad.length - 1, 'an empty tag is no tag: the push by digest above');
-    assert.ok(parsed.skipped!.every((r) => r.length < 120 && r.startsWith('team/app: ')));
+    assert.ok(parsed.skipped.every((r) => r.length < 120 && r.startsWith('team/app: ')));
     // Harbor reports an artifact pushed by digest with the digest where the tag goes.
     const harbor = parsePayload('harbor', {
       type: 'PUSH_ARTIFACT',
