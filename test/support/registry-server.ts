@@ -86,6 +86,9 @@ export async function startRegistry(
         timeout: '2s',
         threshold: 3,
         backoff: '500ms',
+        // As a production registry should be set up: pulls (every digest check is one) are not
+        // worth a delivery, and queued behind them a push notification would wait.
+        ignore: { actions: ['pull'] },
       })),
     };
   }
