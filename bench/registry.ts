@@ -8,8 +8,10 @@
 //   - requests per check cycle, by kind and method (token requests included), for 1,000
 //     subscribers over 50 references, without and with changes;
 //   - detection latency from push to subscriber notification, by webhook (also from the
-//     webhook's arrival) and by polling (p50, p99);
+//     webhook's arrival), by webhook under a flood of 1,000 forged deliveries a second, and by
+//     polling (p50, p99);
 // and ends with one line of JSON holding the latency figures.
+import { Agent, request } from 'node:http';
 import { anonymousSource, StaticCredentials, parseDockerConfig } from '../src/registry/auth/credentials.ts';
 import { RegistryClient } from '../src/registry/client.ts';
 import { parseReference } from '../src/registry/reference.ts';
@@ -23,6 +25,7 @@ import { freePort, startRegistry } from '../test/support/registry-server.ts';
 import { TokenIssuer } from '../test/support/token-issuer.ts';
 
 const REFS = 50;
+const FLOOD_RPS = 1000;
 const SUBSCRIBERS = 1000;
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 const run = (section: string): boolean => !only || only === section;
@@ -236,6 +239,57 @@ if (run('latency')) {
     webhookToSubscriberP50Ms: percentile(fromNotice, 50),
     webhookToSubscriberP99Ms: percentile(fromNotice, 99),
   };
+  // The same under a flood of forged deliveries (a wrong token) at FLOOD_RPS: authentication
+  // comes before the receiver's budget, so the flood must not delay the real ones.
+  const forged = new Map<number, number>();
+  let flooding = true;
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  const forge = () =>
+    new Promise<void>((resolve) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: webhookPort,
+          method: 'POST',
+          path: '/hooks/bench',
+          agent,
+          headers: { authorization: 'Bearer forged', 'content-type': 'application/json' },
+        },
+        (res) => {
+          forged.set(res.statusCode ?? 0, (forged.get(res.statusCode ?? 0) ?? 0) + 1);
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', () => {
+        forged.set(-1, (forged.get(-1) ?? 0) + 1);
+        resolve();
+      });
+      req.end(JSON.stringify({ events: [{ action: 'push', target: { repository: 'hook2/app0', tag: 'v1' } }] }));
+    });
+  const flood = (async () => {
+    const started = Date.now();
+    let sent = 0;
+    while (flooding) {
+      const due = Math.floor(((Date.now() - started) / 1000) * FLOOD_RPS) - sent;
+      for (let i = 0; i < due; i++) void forge();
+      sent += Math.max(0, due);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return { sent, seconds: (Date.now() - started) / 1000 };
+  })();
+  const underFlood = await measure('hook2/app', 100, 3_600_000, 5_000);
+  flooding = false;
+  const { sent, seconds } = await flood;
+  agent.destroy();
+  const forgedCodes = Object.fromEntries([...forged].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v]));
+  console.log(
+    `detection by webhook under ${Math.round(sent / seconds)} forged requests a second (${sent} sent, answers ${JSON.stringify(forgedCodes)}): push to subscriber p50 ${percentile(underFlood, 50)} ms, p99 ${percentile(underFlood, 99)} ms`,
+  );
+  latency.forgedRequestsPerSecond = Math.round(sent / seconds);
+  latency.underFloodPushToSubscriberP50Ms = percentile(underFlood, 50);
+  latency.underFloodPushToSubscriberP99Ms = percentile(underFlood, 99);
+  latency.forgedAnswered401 = forged.get(401) ?? 0;
   await webhooks.stop();
   const byPolling = await measure('poll/app', 100, 30_000, 30_000);
   console.log(

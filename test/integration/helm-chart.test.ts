@@ -262,6 +262,14 @@ describe('Helm chart (charts/patchline)', () => {
       ],
       'a changed config rolls the pods',
     );
+    // A released chart pulls the image by the digest the release built and signed.
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const pinned = helmTemplate(['--set', `image.digest=${digest}`]).objects.filter(
+      (o) => o.kind === 'Deployment',
+    ) as (typeof d)[];
+    assert.ok(pinned.length > 0);
+    for (const p of pinned)
+      assert.equal(p.spec.template.spec.containers[0]!.image, `ghcr.io/patchline-dev/patchline@${digest}`);
   });
 
   it('exposes the webhook receiver as asked, and turns admission off or over to cert-manager', () => {
@@ -329,6 +337,7 @@ describe('Helm chart (charts/patchline)', () => {
       ['watchNamespaces={Not_A_Namespace}', /watchNamespaces/],
       ['logLevel=verbose', /logLevel/],
       ['surprise=1', /additional properties 'surprise' not allowed/],
+      ['image.digest=latest', /image\/digest.*does not match pattern/],
     ] as const) {
       const r = helmTemplate(['--set', set]);
       assert.notEqual(r.code, 0, set);
