@@ -15,6 +15,11 @@ export interface OperatorOptions {
   leaseName?: string;
   args?: string[];
   env?: Record<string, string>;
+  /**
+   * How to start it other than `node dist/main.js` from the repository: a command to run node
+   * under (such as setpriv, to change user), the main module, the working directory.
+   */
+  launch?: { prefix: string[]; main: string; cwd: string };
 }
 
 export class Operator {
@@ -42,16 +47,19 @@ export class Operator {
 
   static async start(options: OperatorOptions): Promise<Operator> {
     const port = await freePort();
+    const launch = options.launch ?? { prefix: [], main: join(ROOT, 'dist', 'main.js'), cwd: ROOT };
+    const [command, ...prefixArgs] = [...launch.prefix, process.execPath];
     const child = spawn(
-      process.execPath,
+      command!,
       [
-        join(ROOT, 'dist', 'main.js'),
+        ...prefixArgs,
+        launch.main,
         '--leader-election-id',
         options.leaseName ?? 'patchline-leader',
         ...(options.args ?? []),
       ],
       {
-        cwd: ROOT,
+        cwd: launch.cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: {
           PATH: process.env.PATH ?? '',
