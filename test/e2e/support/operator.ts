@@ -50,7 +50,7 @@ export class Operator {
     const launch = options.launch ?? { prefix: [], main: join(ROOT, 'dist', 'main.js'), cwd: ROOT };
     const [command, ...prefixArgs] = [...launch.prefix, process.execPath];
     const child = spawn(
-      command!,
+      command,
       [
         ...prefixArgs,
         launch.main,
