@@ -11,6 +11,7 @@ export interface AuditEvent {
   objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number };
   requestURI: string;
+  requestReceivedTimestamp?: string;
 }
 
 export function auditEvents(): AuditEvent[] {
