@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds a Go command the tests need from the Go module in <dir> (its go.mod pins the version)
+# into .cache/bin/<name>, once per machine: cached by the hash of the module's go.mod, go.sum,
+# tools.go and build.sh (with this script). Used by test/helm and test/actionlint.
+#
+#   test/go-tool-build.sh <dir> <name> <package> [ldflags...]
+set -euo pipefail
+dir="$1" name="$2" package="$3"
+shift 3
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${GO_TOOL_BIN_DIR:-$root/.cache/bin}"
+
+hash="$(cd "$dir" && cat go.mod go.sum tools.go build.sh "$root/test/go-tool-build.sh" | sha256sum | cut -d' ' -f1)"
+if [[ -x "$out/$name" && -f "$out/$name.sha256" && "$(cat "$out/$name.sha256")" == "$hash" ]]; then
+  echo "$name: up to date ($out/$name)"
+  exit 0
+fi
+if ! command -v go >/dev/null; then
+  echo "$name: Go is required to build $name for the tests (go 1.26 or newer)" >&2
+  exit 1
+fi
+mkdir -p "$out"
+export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
+cd "$dir"
+start=$(date +%s)
+go build -ldflags="-s -w $*" -o "$out/$name" "$package"
+echo "$hash" > "$out/$name.sha256"
+echo "$name: built in $(( $(date +%s) - start ))s"
