@@ -48,6 +48,7 @@ import { RegistryClient } from './registry/client.ts';
 import { DigestWatcher } from './registry/watcher.ts';
 import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
+import { WebhookInbox } from './registry/webhooks/inbox.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
@@ -436,6 +437,24 @@ async function startWebhooks(
 ): Promise<WebhookServer | undefined> {
   const w = b.fileConfig.webhooks;
   if (w.receivers.length === 0 && !w.buildCallbacks) return undefined;
+  const callbacks = w.buildCallbacks
+    ? new BuildCallbacks({
+        ...shared,
+        list: c.triggers.list,
+        enqueue: wake(queues.triggers),
+        logger: b.log.child({ component: 'build-callbacks' }),
+      })
+    : undefined;
+  // With leader election, followers pass deliveries on to the leader through the inbox.
+  const inbox = b.config.leaderElection.enabled
+    ? new WebhookInbox({
+        client: b.client,
+        namespace: b.config.namespace,
+        name: `${b.config.leaderElection.leaseName}-webhook-inbox`,
+        logger: b.log.child({ component: 'webhook-inbox' }),
+        registry: b.registry,
+      })
+    : undefined;
   const webhooks = new WebhookServer({
     host: b.config.webhook.host,
     port: b.config.webhook.port,
@@ -443,16 +462,8 @@ async function startWebhooks(
     // A push makes the watcher look at the pushed tag, and the tag lists of policies that
     // follow a range or pattern in that repository stale (a new tag may qualify).
     sink: { checkNow: (notice) => registries.watcher.checkNow(notice) + registries.tagLists.pushed(notice) },
-    ...(w.buildCallbacks
-      ? {
-          callbacks: new BuildCallbacks({
-            ...shared,
-            list: c.triggers.list,
-            enqueue: wake(queues.triggers),
-            logger: b.log.child({ component: 'build-callbacks' }),
-          }),
-        }
-      : {}),
+    ...(callbacks ? { callbacks } : {}),
+    ...(inbox ? { inbox } : {}),
     logger: b.log,
     registry: b.registry,
     isLeader: () => manager.isLeader(),
@@ -461,6 +472,17 @@ async function startWebhooks(
     ...(w.burst ? { burst: w.burst } : {}),
     ...(w.tls ? { tls: w.tls } : {}),
   });
+  if (inbox) {
+    manager.addLeaderTask((signal) =>
+      inbox.serve(signal, {
+        notices: (receiver, notices) => void webhooks.deliver(receiver, notices),
+        callback: (buildId, body, signature) =>
+          callbacks
+            ? callbacks.receive(buildId, body, signature)
+            : Promise.resolve({ status: 404, message: 'build callbacks are not enabled' }),
+      }),
+    );
+  }
   const at = await webhooks.start();
   b.log.info('receiving registry webhooks', {
     address: `${at.address}:${at.port}`,

@@ -263,7 +263,10 @@ describe('fuzzing (fast-check, seeded)', function () {
       maxBodyBytes: 4096,
       requestsPerSecond: 1_000_000,
       burst: 1_000_000,
-      callbacks: { receive: () => Promise.resolve({ status: 404, message: 'unknown build' }) },
+      callbacks: {
+        receive: () => Promise.resolve({ status: 404, message: 'unknown build' }),
+        check: () => Promise.resolve({ status: 404, message: 'unknown build' }),
+      },
     });
     const { port } = await server.start();
     const send = (method: string, path: string, headers: Record<string, string>, body: string) =>

@@ -138,6 +138,10 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'tekton.dev/pipelineruns:watch',
     ]);
     assert.deepEqual(grants(find('Role', 'patchline-leader-election')).sort(), [
+      '/configmaps:create',
+      '/configmaps:list',
+      '/configmaps:patch',
+      '/configmaps:watch',
       'coordination.k8s.io/leases:create',
       'coordination.k8s.io/leases:get',
       'coordination.k8s.io/leases:update',

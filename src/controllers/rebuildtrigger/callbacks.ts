@@ -9,6 +9,7 @@
 // the trigger is queued to carry on at once.
 import { timingSafeEqual } from 'node:crypto';
 import { RebuildTriggerType, type RebuildTrigger, type RebuildTriggerStatus } from '../../api/v1alpha1/index.ts';
+import type { BuildStatus } from '../../builders/types.ts';
 import { parseReportedStatus, sign } from '../../builders/webhook.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -24,6 +25,13 @@ export interface CallbackAnswer {
 
 export interface BuildCallbackSink {
   receive(buildId: string, body: Buffer, signature: string | undefined): Promise<CallbackAnswer>;
+  check(buildId: string, body: Buffer, signature: string | undefined): Promise<CallbackAnswer | undefined>;
+}
+
+/** An authentic, well-formed callback: the trigger it is for and what it reports. */
+interface Authentic {
+  trigger: RebuildTrigger;
+  reported: BuildStatus;
 }
 
 export interface BuildCallbacksDeps {
@@ -52,7 +60,26 @@ export class BuildCallbacks implements BuildCallbackSink {
     this.deps = deps;
   }
 
+  /**
+   * What a replica that is not the leader checks before passing a callback on (from its own
+   * informer cache and Secret reads): a forged or malformed callback is refused there too.
+   */
+  async check(buildId: string, body: Buffer, signature: string | undefined): Promise<CallbackAnswer | undefined> {
+    const authentic = await this.authenticate(buildId, body, signature);
+    return 'status' in authentic ? authentic : undefined;
+  }
+
   async receive(buildId: string, body: Buffer, signature: string | undefined): Promise<CallbackAnswer> {
+    const authentic = await this.authenticate(buildId, body, signature);
+    if ('status' in authentic) return authentic;
+    return this.record(buildId, authentic);
+  }
+
+  private async authenticate(
+    buildId: string,
+    body: Buffer,
+    signature: string | undefined,
+  ): Promise<Authentic | CallbackAnswer> {
     if (!BUILD_ID.test(buildId)) return { status: 404, message: 'unknown build' };
     const trigger = this.deps.list().find((t) => t.spec.build.webhook && t.status?.build?.correlationId === buildId);
     // The same answer for "no such build" and "not a webhook build": nothing to probe.
@@ -81,6 +108,12 @@ export class BuildCallbacks implements BuildCallbackSink {
     }
     const reported = parseReportedStatus(json);
     if (!reported) return { status: 400, message: 'no known "status" (queued, running, succeeded, failed, cancelled)' };
+    return { trigger, reported };
+  }
+
+  private async record(buildId: string, { trigger, reported }: Authentic): Promise<CallbackAnswer> {
+    const namespace = trigger.metadata?.namespace ?? '';
+    const name = trigger.metadata?.name ?? '';
     const now = (this.deps.now ?? (() => new Date()))();
     const retries = trigger.spec.build.retries ?? 2;
     let events: DecidedEvent[] = [];

@@ -10,9 +10,10 @@
 // crash the operator or make it write anything. A webhook only says "look now": matching
 // references are checked against the registry at once.
 //
-// Only the leader runs the checks; another replica answers 503 with Retry-After, so that
-// senders that retry (distribution, Harbor, ACR) reach the leader, and polling covers the
-// rest.
+// Only the leader runs the checks. Every replica accepts deliveries: a follower
+// authenticates and parses them as the leader would, then passes them on through the
+// webhook inbox (inbox.ts) and answers 202 once they are stored; without an inbox (leader
+// election off: this replica always leads) there is nothing to pass on.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -22,6 +23,7 @@ import { counter, type Registry } from '../../runtime/metrics.ts';
 import type { PushNotice } from '../watcher.ts';
 import { PayloadError, parsePayload, type ParsedPayload, type WebhookFormat } from './formats.ts';
 import { close, listen } from '../../runtime/listen.ts';
+import type { InboxEntry, InboxWriter } from './inbox.ts';
 
 /** A secret read when needed (from a mounted file), so that rotation needs no restart. */
 export type SecretValue = () => string;
@@ -44,6 +46,12 @@ export interface Receiver {
 /** Receives build callbacks; answers with an HTTP status and a short message. */
 export interface CallbackSink {
   receive(buildId: string, body: Buffer, signature: string | undefined): Promise<{ status: number; message: string }>;
+  /** A follower's check before passing a callback on: undefined when authentic and well formed, else the refusal. */
+  check(
+    buildId: string,
+    body: Buffer,
+    signature: string | undefined,
+  ): Promise<{ status: number; message: string } | undefined>;
 }
 
 export interface NoticeSink {
@@ -65,8 +73,10 @@ export interface WebhookServerOptions {
   requestsPerSecond?: number;
   burst?: number;
   tls?: { cert: string; key: string };
-  /** Whether this replica runs the checks; others answer 503. */
+  /** Whether this replica runs the checks; others pass deliveries on through `inbox`. */
   isLeader?: () => boolean;
+  /** Where a follower stores deliveries for the leader; absent, a follower answers 503. */
+  inbox?: InboxWriter;
   now?: () => number;
 }
 
@@ -163,10 +173,24 @@ export class WebhookServer {
     }
   }
 
-  /** Followers cannot act on a notice: the sender retries, and reaches the leader. */
-  private requireLeader(): void {
-    if (this.options.isLeader && !this.options.isLeader())
-      throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
+  private leading(): boolean {
+    return !this.options.isLeader || this.options.isLeader();
+  }
+
+  /** A follower stores an authenticated delivery for the leader; it answers 202 only once stored. */
+  private async passOn(entry: InboxEntry): Promise<void> {
+    const inbox = this.options.inbox;
+    if (!inbox) throw new Refusal(503, 'this replica is not the leader; retry', { 'retry-after': '5' });
+    try {
+      await inbox.put(entry);
+    } catch (err) {
+      // The sender's retry (or the next poll) is the fallback; say why in the log.
+      this.options.logger.warn('registry webhook: cannot pass a delivery on to the leader', {
+        kind: entry.kind,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      throw new Refusal(503, 'cannot accept the delivery now; retry', { 'retry-after': '5' });
+    }
   }
 
   /** POST /callbacks/builds/<id>: a build service reporting on a build (authenticated by the sink). */
@@ -182,8 +206,20 @@ export class WebhookServer {
     // No shared budget before authentication: forged callbacks (unknown build ids, bad
     // signatures) are refused cheaply by the sink, and must not use up the real builds' budget.
     const body = await this.readBody(req);
-    this.requireLeader();
-    const answer = await callbacks.receive(parts[2]!, body, headerValue(req, 'x-patchline-signature'));
+    const buildId = parts[2]!;
+    const signature = headerValue(req, 'x-patchline-signature');
+    if (!this.leading()) {
+      const refused = await callbacks.check(buildId, body, signature);
+      if (refused) throw new Refusal(refused.status, refused.message);
+      await this.passOn({
+        kind: 'callback',
+        buildId,
+        body: body.toString('base64'),
+        ...(signature !== undefined ? { signature } : {}),
+      });
+      return { status: 202, body: { message: 'accepted' } };
+    }
+    const answer = await callbacks.receive(buildId, body, signature);
     if (answer.status >= 400) throw new Refusal(answer.status, answer.message);
     return { status: answer.status, body: { message: answer.message } };
   }
@@ -206,7 +242,6 @@ export class WebhookServer {
     const body = await this.readBody(req);
     if (receiver.auth.type === 'hmac') this.authenticate(receiver, req, body, parts[2]);
     this.takeToken(receiver.name);
-    this.requireLeader();
     const parsed = parseNotification(receiver, body, headerValue(req, 'x-github-event'));
     if (parsed.validationCode) return { status: 200, body: { validationResponse: parsed.validationCode } };
     if (parsed.skipped) {
@@ -215,26 +250,35 @@ export class WebhookServer {
         skipped: parsed.skipped.slice(0, 20),
       });
     }
-    let matched = 0;
-    for (const notice of parsed.notices) {
-      const n = receiver.registry ? { ...notice, registry: receiver.registry } : notice;
-      matched += this.options.sink.checkNow(n);
+    const notices = receiver.registry
+      ? parsed.notices.map((n) => ({ ...n, registry: receiver.registry }))
+      : parsed.notices;
+    const skipped = parsed.skipped ? { skipped: parsed.skipped.length } : {};
+    if (!this.leading()) {
+      if (notices.length > 0) await this.passOn({ kind: 'notices', receiver: receiver.name, notices });
+      this.options.logger.debug('registry webhook passed on to the leader', {
+        receiver: receiver.name,
+        notices: notices.length,
+      });
+      return { status: 202, body: { notices: notices.length, queued: true, ...skipped } };
     }
+    const matched = this.deliver(receiver.name, notices);
+    return { status: 202, body: { notices: notices.length, matched, ...skipped } };
+  }
+
+  /** Hands notices to the watcher, directly or from the inbox; returns how many references matched. */
+  deliver(receiver: string, notices: PushNotice[]): number {
+    let matched = 0;
+    for (const notice of notices) matched += this.options.sink.checkNow(notice);
     // Registries also report pulls (a digest check is one): those carry no notice, and at a
     // line per check they would drown the log.
-    const level = parsed.notices.length > 0 ? 'info' : 'debug';
+    const level = notices.length > 0 ? 'info' : 'debug';
     this.options.logger[level]('registry webhook', {
-      receiver: receiver.name,
-      format: receiver.format,
-      notices: parsed.notices
-        .map((n) => `${n.registry ?? '*'}/${n.repository}${n.tag ? `:${n.tag}` : ''}`)
-        .slice(0, 20),
+      receiver,
+      notices: notices.map((n) => `${n.registry ?? '*'}/${n.repository}${n.tag ? `:${n.tag}` : ''}`).slice(0, 20),
       matched,
     });
-    return {
-      status: 202,
-      body: { notices: parsed.notices.length, matched, ...(parsed.skipped ? { skipped: parsed.skipped.length } : {}) },
-    };
+    return matched;
   }
 
   /** A refusal answers with its status (logged when it is an authentication failure or ours); anything else is a 500. */

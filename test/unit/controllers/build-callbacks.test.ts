@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import type { RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
 import { BuildCallbacks } from '../../../src/controllers/rebuildtrigger/callbacks.ts';
 import { WebhookServer } from '../../../src/registry/webhooks/server.ts';
+import type { InboxEntry } from '../../../src/registry/webhooks/inbox.ts';
 import { MemoryEventRecorder } from '../../../src/runtime/events.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import type { StatusWriter } from '../../../src/runtime/status.ts';
@@ -41,6 +42,8 @@ describe('Build callbacks', () => {
   let current: RebuildTrigger;
   let key: string | undefined;
   let leader = true;
+  let callbacks: BuildCallbacks;
+  const stored: InboxEntry[] = [];
   const enqueued: string[] = [];
   const events = new MemoryEventRecorder();
   const status: StatusWriter = {
@@ -58,7 +61,7 @@ describe('Build callbacks', () => {
       port: 0,
       receivers: [],
       sink: { checkNow: () => 0 },
-      callbacks: new BuildCallbacks({
+      callbacks: (callbacks = new BuildCallbacks({
         list: () => [current],
         credentials: {
           buildCredentials: (): Promise<Record<string, string>> => {
@@ -72,10 +75,11 @@ describe('Build callbacks', () => {
         enqueue: (k) => enqueued.push(k),
         logger: silentLogger(),
         now: () => new Date('2026-11-22T10:05:00Z'),
-      }),
+      })),
       logger: silentLogger(),
       maxBodyBytes: 4096,
       isLeader: () => leader,
+      inbox: { put: (entry: InboxEntry) => Promise.resolve(void stored.push(entry)) },
     });
     base = `http://127.0.0.1:${(await server.start()).port}`;
   });
@@ -85,6 +89,7 @@ describe('Build callbacks', () => {
     key = 'callback-key';
     leader = true;
     enqueued.length = 0;
+    stored.length = 0;
     events.events.length = 0;
   });
 
@@ -122,13 +127,31 @@ describe('Build callbacks', () => {
     assert.deepEqual(enqueued, []);
   });
 
-  it('answers 404 for an unknown build, 400 for a body it cannot read, 403 without a key, 503 off the leader', async () => {
+  it('off the leader: checks the callback, stores it for the leader, refuses a forged one', async () => {
+    leader = false;
+    const body = JSON.stringify({ status: 'succeeded', digest: DIGEST });
+    assert.equal((await post(ID, body, 'wrong-key')).status, 401);
+    assert.equal((await post('plunknown', body)).status, 404);
+    assert.equal((await post(ID, JSON.stringify({ status: 'exploded' }))).status, 400);
+    assert.equal(stored.length, 0, 'nothing forged or malformed is stored');
+    const res = await post(ID, body);
+    assert.equal(res.status, 202);
+    assert.equal(current.status?.build?.phase, 'Running', 'a follower records nothing itself');
+    assert.equal(stored.length, 1);
+    const entry = stored[0]!;
+    assert.ok(entry.kind === 'callback');
+    // The leader receives the stored callback as if it had come directly.
+    const answer = await callbacks.receive(entry.buildId, Buffer.from(entry.body, 'base64'), entry.signature);
+    assert.equal(answer.status, 202);
+    assert.equal(current.status?.build?.phase, 'Succeeded');
+    assert.equal(current.status?.build?.outputDigest, DIGEST);
+  });
+
+  it('answers 404 for an unknown build, 400 for a body it cannot read, 403 without a key', async () => {
     assert.equal((await post('plunknown', JSON.stringify({ status: 'failed' }))).status, 404);
     assert.equal((await post('../etc', '{}')).status, 404);
     assert.equal((await post(ID, 'not json')).status, 400);
     assert.equal((await post(ID, JSON.stringify({ status: 'exploded' }))).status, 400);
-    leader = false;
-    assert.equal((await post(ID, JSON.stringify({ status: 'failed' }))).status, 503);
     leader = true;
     key = undefined;
     assert.equal((await post(ID, JSON.stringify({ status: 'failed' }), 'x')).status, 403);

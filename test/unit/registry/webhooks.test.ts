@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { PayloadError, parsePayload } from '../../../src/registry/webhooks/formats.ts';
 import { WebhookServer, type Receiver } from '../../../src/registry/webhooks/server.ts';
+import type { InboxEntry } from '../../../src/registry/webhooks/inbox.ts';
 import type { PushNotice } from '../../../src/registry/watcher.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
 import { createRegistry } from '../../../src/runtime/metrics.ts';
@@ -266,6 +267,16 @@ describe('webhook server', () => {
   let leader = true;
   let now = 0;
   const metrics = createRegistry(false);
+  // The follower's inbox: what it stored, or a failure to store.
+  const stored: InboxEntry[] = [];
+  let inboxDown = false;
+  const inbox = {
+    put: (entry: InboxEntry) => {
+      if (inboxDown) return Promise.reject(new Error('the API server is unreachable'));
+      stored.push(entry);
+      return Promise.resolve();
+    },
+  };
   const receivers: Receiver[] = [
     {
       name: 'reg',
@@ -300,6 +311,7 @@ describe('webhook server', () => {
       requestsPerSecond: 1,
       burst: 5,
       isLeader: () => leader,
+      inbox,
       now: () => now,
     });
     const at = await server.start();
@@ -308,6 +320,8 @@ describe('webhook server', () => {
   after(() => server.stop());
   beforeEach(() => {
     notices.length = 0;
+    stored.length = 0;
+    inboxDown = false;
     leader = true;
     now += 60_000; // refill rate-limit buckets between tests
   });
@@ -475,13 +489,52 @@ describe('webhook server', () => {
     assert.equal(notices.length, 1);
   });
 
-  it('on a replica that does not lead, answers 503 with Retry-After after authenticating', async () => {
+  it('on a replica that does not lead, authenticates, parses and stores the notices for the leader', async () => {
     leader = false;
+    const res = await post('/hooks/reg', push, { authorization: 'Bearer bearer-secret' });
+    assert.equal(res.status, 202);
+    assert.deepEqual(await res.json(), { notices: 1, queued: true });
+    assert.deepEqual(stored, [
+      {
+        kind: 'notices',
+        receiver: 'reg',
+        notices: [{ registry: 'registry.internal:5000', repository: 'team/app', tag: '1.4' }],
+      },
+    ]);
+    assert.equal(notices.length, 0, 'a follower checks nothing itself');
+    // Refused exactly as the leader refuses: nothing forged or malformed is stored.
+    assert.equal((await post('/hooks/reg', push, { authorization: 'Bearer nope' })).status, 401);
+    assert.equal((await post('/hooks/reg', '{"events": 3', { authorization: 'Bearer bearer-secret' })).status, 400);
+    // A delivery with no push in it (a pull) needs no leader.
+    const pull = { events: [{ action: 'pull', target: { repository: 'team/app', tag: '1.4' } }] };
+    assert.equal((await post('/hooks/reg', pull, { authorization: 'Bearer bearer-secret' })).status, 202);
+    assert.equal(stored.length, 1);
+    // What the leader hands on from the inbox reaches the watcher as a direct delivery does.
+    const entry = stored[0]!;
+    assert.equal(entry.kind, 'notices');
+    if (entry.kind === 'notices') assert.equal(server.deliver(entry.receiver, entry.notices), 1);
+    assert.deepEqual(notices, [{ registry: 'registry.internal:5000', repository: 'team/app', tag: '1.4' }]);
+  });
+
+  it('on a replica that does not lead and cannot store, answers 503 with Retry-After', async () => {
+    leader = false;
+    inboxDown = true;
     const res = await post('/hooks/reg', push, { authorization: 'Bearer bearer-secret' });
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('retry-after'), '5');
-    assert.equal((await post('/hooks/reg', push, { authorization: 'Bearer nope' })).status, 401);
     assert.equal(notices.length, 0);
+  });
+
+  it('answers Event Grid subscription validation on a replica that does not lead', async () => {
+    leader = false;
+    const res = await post(
+      '/hooks/acr',
+      [{ eventType: 'Microsoft.EventGrid.SubscriptionValidationEvent', data: { validationCode: 'code-7' } }],
+      { 'x-patchline-token': 'header-secret' },
+    );
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { validationResponse: 'code-7' });
+    assert.equal(stored.length, 0);
   });
 
   it('answers Event Grid subscription validation', async () => {
