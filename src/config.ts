@@ -49,6 +49,11 @@ export interface Config {
   buildCallbackURL: string;
   /** Where GitWriteBacks keep their working copies and credential files. */
   gitWorkDir: string;
+  /**
+   * The ServiceAccount (in the resource's namespace) to act as for tenant actions — build
+   * objects, pins — when the resource names none; empty: the operator acts as itself then.
+   */
+  defaultServiceAccount: string;
   /** The validating admission webhook; disabled when address is undefined. */
   admission: {
     address?: { host: string; port: number };
@@ -170,6 +175,12 @@ const SETTINGS = {
     fallback: '0.0.0.0:9090',
     help: 'host:port of the registry webhook receiver',
   },
+  defaultServiceAccount: {
+    flag: 'default-service-account',
+    env: 'PATCHLINE_DEFAULT_SERVICE_ACCOUNT',
+    fallback: '',
+    help: "the ServiceAccount of a resource's namespace to act as (impersonation) when its spec names none; set, no tenant action runs with the operator's own rights",
+  },
   buildCallbackURL: {
     flag: 'build-callback-url',
     env: 'PATCHLINE_BUILD_CALLBACK_URL',
@@ -235,6 +246,7 @@ export function usage(): string {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Reads settings (flag over environment variable over default), collecting every problem. */
 class SettingsReader {
@@ -372,6 +384,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   const buildCallbackURL = r.raw('buildCallbackURL').replace(/\/+$/, '');
   if (buildCallbackURL && !/^https?:\/\/[^\s/@?#]+(\/[^\s?#]*)?$/.test(buildCallbackURL))
     r.problem('buildCallbackURL', `"${buildCallbackURL}" is not an http(s) URL without credentials, query or fragment`);
+  const defaultServiceAccount = r.raw('defaultServiceAccount');
+  if (defaultServiceAccount && !DNS_SUBDOMAIN.test(defaultServiceAccount))
+    r.problem('defaultServiceAccount', `"${defaultServiceAccount}" is not a valid ServiceAccount name`);
   const workers = r.wholeNumber('workers', 1, 64);
   const maxBuilds = r.wholeNumber('maxBuilds', 1, 10_000);
   const log = { level: r.oneOf('logLevel', LOG_LEVELS), format: r.oneOf('logFormat', LOG_FORMATS) };
@@ -392,6 +407,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     gitWorkDir: r.raw('gitWorkDir') || join(tmpdir(), 'patchline-git'),
     webhook,
     buildCallbackURL,
+    defaultServiceAccount,
     admission: admissionConfig,
   };
 }

@@ -49,6 +49,7 @@ import { DigestWatcher } from './registry/watcher.ts';
 import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 import { WebhookInbox } from './registry/webhooks/inbox.ts';
+import { actingAs } from './runtime/impersonation.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
@@ -361,8 +362,10 @@ function imagePolicyController(
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       tagLists: registries.tagLists,
       facts: registries.facts,
-      pin: (request, signal) => applyPin(b.client, request, signal),
-      release: (workload, policy, signal) => releasePins(b.client, workload, policy, signal),
+      // Pins are made as the ServiceAccount the policy (or the operator's default) names.
+      pin: (request, signal, actor) => applyPin(actingAs(b.client, actor), request, signal),
+      release: (workload, policy, signal, actor) => releasePins(actingAs(b.client, actor), workload, policy, signal),
+      defaultServiceAccount: b.config.defaultServiceAccount,
       patch: async (key, operations, signal) => {
         await b.client.requestJson('PATCH', objectPath(ImagePolicyType, key), {
           body: operations,
@@ -398,7 +401,7 @@ function rebuildTriggerController(
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       facts: registries.facts,
       slots: new BuildSlots(b.config.maxBuilds, wake(queue), b.registry),
-      providers: defaultProviders(b.client, b.fileConfig.webhooks.buildCallbackURL),
+      providers: defaultProviders(b.client, b.fileConfig.webhooks.buildCallbackURL, b.config.defaultServiceAccount),
       registry: b.registry,
     }),
     workers: b.config.workers,

@@ -4,6 +4,7 @@
 // Exactly once: the object's name is derived from the trigger and the correlation id, so
 // the API server refuses a second create (409) and the existing object is adopted. The
 // object is owned by the trigger, so deleting the trigger deletes its builds.
+import { actingAs, describeActor, type Actor } from '../runtime/impersonation.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { KubeApiError, isAlreadyExists, isNotFound, toKubeError } from '../runtime/errors.ts';
 import type { BuildHandle, BuildPhase, BuildProvider, BuildRequest, BuildStatus } from './types.ts';
@@ -53,13 +54,15 @@ function ownerAndLabels(req: BuildRequest, name: string): Record<string, unknown
 }
 
 /** Turns an API failure into the exactly-once classes. */
-function classify(err: unknown, what: string): BuildError {
+function classify(err: unknown, what: string, actor?: Actor): BuildError {
   const e = toKubeError(err);
   if (e instanceof KubeApiError) {
     if (e.code === 429) return new BuildError('throttled', `${what}: ${e.message}`, { status: 429 });
     if (e.code >= 500) return new BuildError('unavailable', `${what}: ${e.message}`, { status: e.code });
     if (e.code === 403)
-      return new BuildError('rejected', `${what}: the operator is not allowed to (${e.message})`, { status: 403 });
+      return new BuildError('rejected', `${what}: forbidden: ${describeActor(actor)} may not (${e.message})`, {
+        status: 403,
+      });
     return new BuildError('rejected', `${what}: ${e.message}`, { status: e.code });
   }
   return new BuildError('unavailable', `${what}: ${e.message}`, { cause: err });
@@ -72,11 +75,12 @@ async function createOnce(
   body: unknown,
   what: string,
   signal?: AbortSignal,
+  actor?: Actor,
 ): Promise<void> {
   try {
-    await client.requestJson('POST', path, { body, ...(signal ? { signal } : {}) });
+    await actingAs(client, actor).requestJson('POST', path, { body, ...(signal ? { signal } : {}) });
   } catch (err) {
-    if (!isAlreadyExists(err)) throw classify(err, `creating ${what}`);
+    if (!isAlreadyExists(err)) throw classify(err, `creating ${what}`, actor);
   }
 }
 
@@ -107,10 +111,13 @@ export class JobProvider implements BuildProvider {
   readonly findGraceMs = 0;
   private readonly spec: JobSpec;
   private readonly client: KubeClient;
+  /** Creates the Job (impersonated); the operator itself follows it. */
+  private readonly actor: Actor | undefined;
 
-  constructor(spec: JobSpec, client: KubeClient) {
+  constructor(spec: JobSpec, client: KubeClient, actor?: Actor) {
     this.spec = spec;
     this.client = client;
+    this.actor = actor;
   }
 
   private path(req: BuildRequest, name?: string): string {
@@ -144,7 +151,7 @@ export class JobProvider implements BuildProvider {
         },
       },
     };
-    await createOnce(this.client, this.path(req), body, `Job ${req.trigger.namespace}/${name}`, signal);
+    await createOnce(this.client, this.path(req), body, `Job ${req.trigger.namespace}/${name}`, signal, this.actor);
     return { id: name };
   }
 
@@ -220,10 +227,13 @@ export class TektonProvider implements BuildProvider {
   readonly findGraceMs = 0;
   private readonly spec: TektonSpec;
   private readonly client: KubeClient;
+  /** Creates the PipelineRun (impersonated); the operator itself follows it. */
+  private readonly actor: Actor | undefined;
 
-  constructor(spec: TektonSpec, client: KubeClient) {
+  constructor(spec: TektonSpec, client: KubeClient, actor?: Actor) {
     this.spec = spec;
     this.client = client;
+    this.actor = actor;
   }
 
   private path(req: BuildRequest, name?: string): string {
@@ -249,7 +259,10 @@ export class TektonProvider implements BuildProvider {
       },
     };
     try {
-      await this.client.requestJson('POST', this.path(req), { body, ...(signal ? { signal } : {}) });
+      await actingAs(this.client, this.actor).requestJson('POST', this.path(req), {
+        body,
+        ...(signal ? { signal } : {}),
+      });
     } catch (err) {
       if (isNotFound(err))
         throw new BuildError(
@@ -257,7 +270,8 @@ export class TektonProvider implements BuildProvider {
           'Tekton Pipelines is not installed in this cluster (no tekton.dev/v1 PipelineRun resource)',
           { status: 404 },
         );
-      if (!isAlreadyExists(err)) throw classify(err, `creating PipelineRun ${req.trigger.namespace}/${name}`);
+      if (!isAlreadyExists(err))
+        throw classify(err, `creating PipelineRun ${req.trigger.namespace}/${name}`, this.actor);
     }
     return { id: name };
   }

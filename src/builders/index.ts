@@ -1,5 +1,6 @@
 // Creates the provider a trigger's spec.build names, with its credentials.
 import type { RebuildTriggerSpec } from '../api/v1alpha1/index.ts';
+import type { Actor } from '../runtime/impersonation.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { AcrTaskProvider } from './acr.ts';
 import { CloudBuildProvider } from './cloudbuild.ts';
@@ -32,14 +33,16 @@ export function createProvider(
   client: KubeClient,
   /** This instance's webhook endpoint as build services reach it (webhook callbacks). */
   callbackBase?: string,
+  /** Who creates build objects in the cluster; undefined: the operator itself. */
+  actor?: Actor,
 ): BuildProvider {
   if (build.acrTask) return new AcrTaskProvider(build.acrTask, credentials);
   if (build.githubActions) return new GithubActionsProvider(build.githubActions, credentials);
   if (build.cloudBuild) return new CloudBuildProvider(build.cloudBuild, credentials);
   if (build.codeBuild) return new CodeBuildProvider(build.codeBuild, credentials);
   if (build.gitlab) return new GitlabProvider(build.gitlab, credentials);
-  if (build.tekton) return new TektonProvider(build.tekton, client);
-  if (build.job) return new JobProvider(build.job, client);
+  if (build.tekton) return new TektonProvider(build.tekton, client, actor);
+  if (build.job) return new JobProvider(build.job, client, actor);
   if (build.webhook) return new WebhookProvider(build.webhook, credentials, callbackBase);
   throw new BuildError('rejected', 'spec.build names no provider');
 }

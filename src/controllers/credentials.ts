@@ -4,6 +4,7 @@
 // tokens and digest checks are shared too. Secrets are read only when named, by name.
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { isNotFound, errorMessage, toKubeError } from '../runtime/errors.ts';
+import { isObjectName } from '../runtime/kube-types.ts';
 import { AzureRegistryCredentials, EcrCredentials, GoogleCredentials } from '../registry/auth/cloud.ts';
 import {
   ChainedCredentials,
@@ -96,6 +97,8 @@ export class CredentialResolver {
     signal?: AbortSignal,
   ): Promise<Record<string, string>> {
     const key = `${namespace}/${name}`;
+    // A name is a name in this namespace: nothing that could reach another path ("../x").
+    if (!isObjectName(name)) throw new CredentialError(`the ${purpose} Secret name "${name}" is not a valid name`);
     const cached = this.secrets.get(key);
     if (cached && this.now() - cached.at < 60_000) return cached.data;
     let secret: SecretObject;

@@ -74,6 +74,7 @@ function codeOf(err: unknown): number | undefined {
 
 export const isNotFound = (err: unknown): boolean => codeOf(err) === 404;
 export const isConflict = (err: unknown): boolean => codeOf(err) === 409;
+export const isForbidden = (err: unknown): boolean => codeOf(err) === 403;
 export const isGone = (err: unknown): boolean => codeOf(err) === 410;
 export const isAlreadyExists = (err: unknown): boolean => {
   const e = toKubeError(err);

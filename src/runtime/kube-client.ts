@@ -24,6 +24,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Whole-request timeout; 0 disables it (watches use bodyTimeout instead). */
   timeoutMs?: number;
+  /** Extra request headers (impersonation); they never replace authentication. */
+  headers?: Record<string, string>;
 }
 
 export interface StreamOptions {
@@ -31,6 +33,7 @@ export interface StreamOptions {
   signal: AbortSignal;
   /** Longest silence between two chunks before the stream counts as dead. */
   bodyTimeoutMs: number;
+  headers?: Record<string, string>;
 }
 
 export interface KubeClientOptions {
@@ -171,6 +174,7 @@ class SharedPoolClient implements KubeClient {
 
   async requestJson<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const headers: Record<string, string> = {
+      ...options.headers,
       ...(await this.authHeaders()),
       accept: 'application/json',
       'user-agent': this.userAgent,
@@ -207,7 +211,12 @@ class SharedPoolClient implements KubeClient {
   }
 
   async stream(path: string, options: StreamOptions): Promise<Dispatcher.ResponseData> {
-    const headers = { ...(await this.authHeaders()), accept: 'application/json', 'user-agent': this.userAgent };
+    const headers = {
+      ...options.headers,
+      ...(await this.authHeaders()),
+      accept: 'application/json',
+      'user-agent': this.userAgent,
+    };
     const response = await request(this.url(path, options.query), {
       method: 'GET',
       headers,

@@ -133,3 +133,14 @@ export function withoutBookkeeping<T extends KubeObject>(received: KubeObject): 
   }
   return { ...received, metadata: kept } as T;
 }
+
+const OBJECT_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Whether a name can be an object's name (a DNS subdomain, as Secrets and ServiceAccounts
+ * need): checked before a name from a spec goes into a request path, so that nothing ("..",
+ * a slash) reaches past the object of the namespace it was meant for.
+ */
+export function isObjectName(name: string): boolean {
+  return OBJECT_NAME.test(name);
+}

@@ -89,6 +89,18 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
     }
   });
 
+  it('lets the operator impersonate ServiceAccounts only: no users, groups or other identities', () => {
+    const impersonating = objects
+      .filter((x) => x.kind === 'ClusterRole' || x.kind === 'Role')
+      .flatMap((o) => ((o.rules as Rule[] | undefined) ?? []).filter((r) => r.verbs.includes('impersonate')));
+    assert.ok(impersonating.length > 0);
+    for (const rule of impersonating) {
+      assert.deepEqual(rule.apiGroups, ['']);
+      assert.deepEqual(rule.resources, ['serviceaccounts']);
+      assert.deepEqual(rule.verbs, ['impersonate']);
+    }
+  });
+
   it('grants the operator exactly the verbs its code uses, bound to its ServiceAccount', () => {
     const grants = (o: Obj): string[] =>
       ((o.rules as Rule[]) ?? []).flatMap((r) =>
@@ -101,6 +113,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       '/pods:watch',
       '/secrets:get',
       '/serviceaccounts:get',
+      '/serviceaccounts:impersonate',
       'admissionregistration.k8s.io/validatingwebhookconfigurations:get',
       'admissionregistration.k8s.io/validatingwebhookconfigurations:patch',
       'apps/daemonsets:list',

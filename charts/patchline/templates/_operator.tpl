@@ -114,6 +114,10 @@ spec:
             {{- end }}
             - name: PATCHLINE_CONFIG_FILE
               value: /etc/patchline/config/config.yaml
+            {{- with $root.Values.defaultServiceAccount }}
+            - name: PATCHLINE_DEFAULT_SERVICE_ACCOUNT
+              value: {{ . | quote }}
+            {{- end }}
             {{- with $root.Values.watchNamespaces }}
             - name: PATCHLINE_WATCH_NAMESPACES
               value: {{ join "," . | quote }}

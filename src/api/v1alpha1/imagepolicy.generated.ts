@@ -57,6 +57,13 @@ export interface ImagePolicySpec {
    */
   rollout?: Rollout;
   /**
+   * A ServiceAccount of this namespace that Patchline acts as (Kubernetes impersonation) when
+   * it changes its workloads (pins and releases images): the request has that
+   * ServiceAccount's rights, not the operator's. Empty: the operator's
+   * --default-service-account, or the operator itself when none is set.
+   */
+  serviceAccountName?: string;
+  /**
    * Stop following, checking and rolling; a rollout in progress is still followed to its end.
    */
   suspend?: boolean;

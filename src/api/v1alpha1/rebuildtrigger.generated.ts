@@ -60,6 +60,13 @@ export interface RebuildTriggerSpec {
    */
   registryAuth?: RegistryAuth;
   /**
+   * A ServiceAccount of this namespace that Patchline acts as (Kubernetes impersonation) when
+   * it creates its build objects (Jobs, Tekton PipelineRuns): the request has that
+   * ServiceAccount's rights, not the operator's. Empty: the operator's
+   * --default-service-account, or the operator itself when none is set.
+   */
+  serviceAccountName?: string;
+  /**
    * How long a new base digest must stay unchanged before a build starts; another change
    * restarts the wait. Base images are often re-pushed several times while platforms are
    * added.

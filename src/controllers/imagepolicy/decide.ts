@@ -64,6 +64,8 @@ const PolicyReasons = {
   RolloutFailed: 'RolloutFailed',
   /** Another field manager keeps setting the image back. */
   RevertLoop: 'RevertLoop',
+  /** The ServiceAccount Patchline acts as may not patch the workloads (RBAC). */
+  PinForbidden: 'PinForbidden',
 } as const;
 
 export interface FollowResult {
@@ -88,6 +90,8 @@ export interface PolicyGathered {
   scans?: ReadonlyMap<string, ContainerScan>;
   /** GitOps mode: what the policy's GitWriteBack reports for it. */
   gitOps?: GitOpsRecord;
+  /** The last pins were refused by RBAC (the ServiceAccount acted as may not patch): why. */
+  pinsForbidden?: string;
 }
 
 /** What the scan of a running digest found, judged by the policy's vulnerability gate. */
@@ -434,6 +438,13 @@ function readiness(d: PolicyDraft): { ready: ConditionInput; stalled?: Condition
     return {
       ready: condition(Ready, 'False', PolicyReasons.RolloutFailed, message, g),
       stalled: condition(Stalled, 'True', PolicyReasons.RolloutFailed, message, g),
+    };
+  }
+  if (d.gathered.pinsForbidden) {
+    const message = d.gathered.pinsForbidden;
+    return {
+      ready: condition(Ready, 'False', PolicyReasons.PinForbidden, message, g),
+      stalled: condition(Stalled, 'True', PolicyReasons.PinForbidden, message, g),
     };
   }
   const followError = follow.error ? ` (the registry cannot be read now: ${follow.error})` : '';

@@ -50,6 +50,8 @@ import { chooseTag } from './follow.ts';
 import type { GitOpsRecord, PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
 import { selectContainers, violationsOf } from './select.ts';
+import { isForbidden } from '../../runtime/errors.ts';
+import { actorFor, describeActor, type Actor } from '../../runtime/impersonation.ts';
 
 export interface ImagePolicyReconcilerDeps {
   get(key: ObjectKey): ImagePolicy | undefined;
@@ -64,9 +66,12 @@ export interface ImagePolicyReconcilerDeps {
   tagLists: TagLists;
   credentials: CredentialResolver;
   facts: RegistryFacts;
-  pin(request: PinRequest, signal: AbortSignal): Promise<void>;
+  /** Pins a container; `actor` undefined: with the operator's own rights. */
+  pin(request: PinRequest, signal: AbortSignal, actor: Actor | undefined): Promise<void>;
   /** Releases a deleted policy's pins on a workload (rollout/pin.ts); whether it had any. */
-  release(workload: PinnedWorkload, policy: string, signal: AbortSignal): Promise<boolean>;
+  release(workload: PinnedWorkload, policy: string, signal: AbortSignal, actor: Actor | undefined): Promise<boolean>;
+  /** The ServiceAccount to act as when a policy names none (--default-service-account); empty: the operator. */
+  defaultServiceAccount?: string;
   /** A JSON patch of the ImagePolicy itself (its finalizer). */
   patch(key: ObjectKey, operations: readonly JsonPatchOperation[], signal: AbortSignal): Promise<void>;
   /** Signatures and attestations: keys from Secrets, artefacts from registries, the trust root. */
@@ -92,6 +97,8 @@ const CREATED_RETRY_MS = 10 * 60_000;
 export class ImagePolicyReconciler implements Reconciler {
   private readonly deps: ImagePolicyReconcilerDeps;
   private readonly createdFailures = new Map<string, number>();
+  /** Policies whose last pins the API server refused as forbidden, with why: Stalled until they pass. */
+  private readonly pinsForbidden = new Map<string, string>();
   private readonly pins;
   private readonly gitOpsTimes;
 
@@ -157,6 +164,8 @@ export class ImagePolicyReconciler implements Reconciler {
     }
 
     const gathered = await this.gather(k, policy, now, ctx);
+    const forbidden = this.pinsForbidden.get(k);
+    if (forbidden) gathered.pinsForbidden = forbidden;
     const decision = decideImagePolicy(policy, now, gathered);
     await this.write(policy, decision, ctx);
     // No pin without the finalizer that releases it when the policy is deleted.
@@ -166,7 +175,9 @@ export class ImagePolicyReconciler implements Reconciler {
         : [{ op: 'add', path: '/metadata/finalizers', value: [PinsFinalizer] }];
       await this.deps.patch(key, ops, ctx.signal);
     }
-    const retryMs = await this.applyPins(k, policy, decision.pins, ctx);
+    let retryMs = await this.applyPins(k, policy, decision.pins, ctx);
+    // Forbidden pins (or their end) change Ready and Stalled: written at the next reconcile, soon.
+    if (this.pinsForbidden.get(k) !== forbidden) retryMs = Math.min(retryMs ?? Infinity, 1_000);
     const next = Math.min(decision.requeueAfterMs ?? Infinity, retryMs ?? Infinity);
     return Number.isFinite(next) ? requeueAfter(next) : done;
   }
@@ -237,8 +248,13 @@ export class ImagePolicyReconciler implements Reconciler {
     ctx: ReconcileContext,
   ): Promise<number | undefined> {
     let retryMs: number | undefined;
-    if (pins.length === 0) return retryMs;
+    if (pins.length === 0) {
+      this.pinsForbidden.delete(k);
+      return retryMs;
+    }
     const namespace = policy.metadata?.namespace ?? '';
+    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    let forbidden: string | undefined;
     // Every apply states all of Patchline's pins on its workload (they share the field
     // manager): the cached ones, and those applied earlier in this loop.
     const pinned = new Set(pins.map((p) => `${p.kind}/${p.name}`));
@@ -278,7 +294,7 @@ export class ImagePolicyReconciler implements Reconciler {
         ...(others.length > 0 ? { others } : {}),
       };
       try {
-        await this.deps.pin(request, ctx.signal);
+        await this.deps.pin(request, ctx.signal, actor);
         appliedNow.set(workload, [
           ...others,
           { container: p.container, image: p.image, annotation: pinAnnotationValue(request) },
@@ -289,11 +305,16 @@ export class ImagePolicyReconciler implements Reconciler {
         if (ctx.signal.aborted) throw err;
         this.pins?.inc({ pin: kind, result: 'failed' });
         const note = `${p.kind}/${p.name}/${p.container}: cannot set the image to ${p.image}: ${message(err)}`;
+        // Refused by RBAC: retrying will not help until someone grants it; the policy stalls.
+        if (isForbidden(err))
+          forbidden ??= `cannot pin ${p.kind}/${p.name}: forbidden: ${describeActor(actor)} cannot patch ${p.kind.toLowerCase()}s in namespace ${namespace} (${message(err)})`;
         ctx.log.warn('pin failed; will try again', { error: message(err), workload });
         this.deps.events.record(withKind(policy, 'ImagePolicy'), 'Warning', 'PinFailed', 'Rollout', note);
         retryMs = 30_000;
       }
     }
+    if (forbidden) this.pinsForbidden.set(k, forbidden);
+    else this.pinsForbidden.delete(k);
     return retryMs;
   }
 
@@ -306,6 +327,8 @@ export class ImagePolicyReconciler implements Reconciler {
     const index = finalizers.indexOf(PinsFinalizer);
     if (index < 0) return done;
     const k = keyOf(key);
+    this.pinsForbidden.delete(k);
+    const actor = actorFor(key.namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
     let released = 0;
     for (const w of this.deps.workloads(key.namespace)) {
       const workload: PinnedWorkload = {
@@ -315,7 +338,7 @@ export class ImagePolicyReconciler implements Reconciler {
         annotations: w.metadata.annotations ?? {},
         containers: w.spec?.template?.spec?.containers ?? [],
       };
-      if (await this.deps.release(workload, k, ctx.signal)) released++;
+      if (await this.deps.release(workload, k, ctx.signal, actor)) released++;
     }
     await this.deps.patch(
       key,

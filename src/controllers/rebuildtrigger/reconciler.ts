@@ -42,6 +42,7 @@ import {
   type RebuildTriggerDecision,
 } from './decide.ts';
 import type { BuildSlots } from './slots.ts';
+import { actorFor } from '../../runtime/impersonation.ts';
 
 export type ProviderFactory = (trigger: RebuildTrigger, credentials: ProviderCredentials) => BuildProvider;
 
@@ -59,8 +60,23 @@ export interface RebuildTriggerReconcilerDeps {
   now?: () => Date;
 }
 
-export function defaultProviders(client: KubeClient, callbackBase?: string): ProviderFactory {
-  return (trigger, credentials) => createProvider(trigger.spec.build, credentials, client, callbackBase);
+/**
+ * Providers for a trigger; build objects in the cluster are created as the ServiceAccount the
+ * trigger (or the operator's default) names, so a tenant gets no Job it could not create itself.
+ */
+export function defaultProviders(
+  client: KubeClient,
+  callbackBase?: string,
+  defaultServiceAccount = '',
+): ProviderFactory {
+  return (trigger, credentials) =>
+    createProvider(
+      trigger.spec.build,
+      credentials,
+      client,
+      callbackBase,
+      actorFor(trigger.metadata?.namespace ?? '', trigger.spec.serviceAccountName, defaultServiceAccount),
+    );
 }
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;

@@ -4,6 +4,7 @@
 // Reads are cached briefly, so that many checks cost one read.
 import type { KubeClient } from '../../runtime/kube-client.ts';
 import { isNotFound, errorMessage, toKubeError } from '../../runtime/errors.ts';
+import { isObjectName } from '../../runtime/kube-types.ts';
 import {
   ANONYMOUS,
   CredentialError,
@@ -104,6 +105,9 @@ export class KubeCredentials implements CredentialSource {
   }
 
   private async get<T>(path: string, what: string, signal?: AbortSignal): Promise<T> {
+    // The last segment is a name from a spec: a name in this namespace, nothing that reaches past it.
+    const name = decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+    if (!isObjectName(name)) throw new CredentialError(`${what}: "${name}" is not a valid name`);
     try {
       return await this.client.requestJson<T>('GET', path, signal ? { signal } : {});
     } catch (err) {

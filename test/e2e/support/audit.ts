@@ -7,6 +7,8 @@ export interface AuditEvent {
   stage: 'ResponseStarted' | 'ResponseComplete' | 'Panic';
   verb: string;
   user: { username: string };
+  /** Set when the request was made as someone else (Impersonate-User). */
+  impersonatedUser?: { username?: string };
   userAgent?: string;
   objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number };

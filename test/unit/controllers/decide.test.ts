@@ -92,6 +92,20 @@ describe('ImagePolicy decision', () => {
     );
   });
 
+  it('stalls when the ServiceAccount it acts as may not pin the workloads, and recovers when it may', () => {
+    const why =
+      'cannot pin Deployment/web: forbidden: ServiceAccount shop/default cannot patch deployments in namespace shop (…)';
+    const d = decideImagePolicy(policy(), now, { ...accepted(), pinsForbidden: why });
+    assert.equal(ready(d.status)?.status, 'False');
+    assert.equal(ready(d.status)?.reason, 'PinForbidden');
+    assert.equal(ready(d.status)?.message, why);
+    assert.equal(stalled(d.status)?.status, 'True');
+    assert.equal(stalled(d.status)?.reason, 'PinForbidden');
+    const after = decideImagePolicy({ ...policy(), status: d.status }, later, accepted());
+    assert.equal(ready(after.status)?.reason, 'Accepted');
+    assert.equal(stalled(after.status), undefined);
+  });
+
   it('is idempotent: deciding again on its own output, later, changes nothing and records no event', () => {
     const first = decideImagePolicy(policy(), now, accepted());
     const second = decideImagePolicy(

@@ -9,6 +9,9 @@ import {
   normalizeAuthKey,
   parseDockerConfig,
 } from '../../../src/registry/auth/credentials.ts';
+import { KubeCredentials } from '../../../src/registry/auth/kube-credentials.ts';
+import { CredentialResolver } from '../../../src/controllers/credentials.ts';
+import type { KubeClient } from '../../../src/runtime/kube-client.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -119,5 +122,29 @@ describe('docker config credentials', () => {
     assert.equal(chain.id, 'anonymous+a+b');
     assert.deepEqual(await chain.credentialFor('quay.io'), { kind: 'basic', username: 'b', password: '2' });
     assert.deepEqual(await chain.credentialFor('docker.io'), { kind: 'anonymous' });
+  });
+});
+
+describe('credentials named by a resource', () => {
+  it('reads a Secret or ServiceAccount only by a valid name in the namespace: nothing reaches past it', async () => {
+    const paths: string[] = [];
+    const client: KubeClient = {
+      server: 'https://k8s.example',
+      requestJson: <T>(_m: string, path: string) => {
+        paths.push(path);
+        return Promise.resolve({ data: {} } as T);
+      },
+      stream: () => Promise.reject(new Error('no')),
+      close: () => Promise.resolve(),
+    };
+    const resolver = new CredentialResolver(client);
+    for (const name of ['../../kube-system/secrets/admin', 'a/b', '..', 'UPPER', '']) {
+      await assert.rejects(resolver.secretData('shop', name, 'build credentials'), /is not a valid name/, name);
+      const source = new KubeCredentials(client, { namespace: 'shop', serviceAccountName: name || 'x/y' });
+      await assert.rejects(source.credentialFor('r.example'), /is not a valid name/, name);
+    }
+    assert.deepEqual(paths, [], 'no request was made');
+    await resolver.secretData('shop', 'build-creds.v2', 'build credentials');
+    assert.deepEqual(paths, ['/api/v1/namespaces/shop/secrets/build-creds.v2']);
   });
 });
