@@ -64,6 +64,8 @@ export interface Config {
     certHosts: string[];
     /** Serve a certificate from these files (cert-manager) instead of managing one. */
     certDir: string;
+    /** Only the API server's calls, by their client certificate (CA file); empty: no check. */
+    clientCAFile: string;
     /** Time allowed for signature checks, below the webhook's timeoutSeconds. */
     deadlineMs: number;
   };
@@ -229,6 +231,12 @@ const SETTINGS = {
     fallback: '',
     help: 'directory with tls.crt and tls.key (cert-manager); empty: self-managed',
   },
+  admissionClientCA: {
+    flag: 'admission-client-ca',
+    env: 'PATCHLINE_ADMISSION_CLIENT_CA',
+    fallback: '',
+    help: 'PEM file of the CA whose client certificates the API server presents to the webhook; set, calls without one are refused at the TLS handshake',
+  },
   admissionTimeout: {
     flag: 'admission-timeout',
     env: 'PATCHLINE_ADMISSION_TIMEOUT',
@@ -361,6 +369,7 @@ function admission(r: SettingsReader): Config['admission'] {
     service: r.raw('admissionService'),
     certHosts,
     certDir: r.raw('admissionCertDir'),
+    clientCAFile: r.raw('admissionClientCA'),
     deadlineMs,
   };
 }

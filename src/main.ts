@@ -530,8 +530,14 @@ function startAdmission(
   const admission = new AdmissionRuntime({
     host: a.address.host,
     port: a.address.port,
+    // Read once: a CA for client certificates changes with the API server's configuration.
+    ...(a.clientCAFile ? { clientCA: readFileSync(a.clientCAFile, 'utf8') } : {}),
     reviewer: new AdmissionReviewer({
       policies: (ns) => policies.inNamespace(ns).filter((p) => p.spec.suspend !== true),
+      // The owner of a Pod or ReplicaSet, for the labels that select it (a sharded instance
+      // caches only its own policies' workloads: a policy selecting by name still applies).
+      workload: (ns, kind, name) =>
+        c.workloads.flatMap((set) => set.inNamespace(ns)).find((w) => w.kind === kind && w.metadata.name === name),
       trust,
       registrySource: (p) => shared.credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
       events: shared.events,

@@ -1,21 +1,34 @@
 // Admission review, the pure part: read an AdmissionReview v1, find the images a Pod or a
 // pod-owning workload introduces, judge them by the namespace's ImagePolicies, and write the
-// answer. The rules, from the policies of the object's namespace:
-//   - registry: the image must come from a registry one of the policies approves (the union
-//     of their verify.registries; no rule when none lists any);
-//   - digest: a Pod's image must be pinned by digest when a policy asks for it
+// answer.
+//
+// Which policies judge a container (the scope):
+//   - governed (the default): the policies that govern it — it runs an image of the
+//     repository the policy follows, or it is a container the policy selects by name in a
+//     workload it selects (for a Pod or ReplicaSet: the Deployment, StatefulSet or DaemonSet
+//     that owns it). An injected sidecar, or a workload no policy governs, is not judged:
+//     refusing it would fail far from whoever applied it (FailedCreate on a ReplicaSet).
+//   - all (a namespace labelled patchline.dev/admission-scope=all): every policy of the
+//     namespace judges every container, so that the registry rule has teeth for everything.
+// The rules, from the judging policies:
+//   - registry: the image must come from a registry one of them approves (the union of
+//     their verify.registries; no rule when none lists any);
+//   - digest: a Pod's image must be pinned by digest when one of them asks for it
 //     (verify.requireDigest). Workload templates are not held to it: Patchline pins the
 //     containers it governs, and the pods they create carry the digest;
 //   - signature: an image of a repository a policy follows with verify.signature must carry
 //     a valid signature by one of its authorities (checked by the caller: I/O).
-// Only images the request introduces are judged (on UPDATE, those not in the old object), so
-// scaling or relabelling a workload is never blocked by what already runs.
+// Every finding names the policies behind it. Only images the request introduces are judged
+// (on UPDATE, those not in the old object), so scaling or relabelling a workload is never
+// blocked by what already runs.
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
+import { selectsWorkload, type WorkloadObject } from '../controllers/imagepolicy/select.ts';
 import { parseReference, repositoryName } from '../registry/reference.ts';
 import { repositoryOf } from '../rollout/running.ts';
 import { approvedRegistry } from '../verify/checks.ts';
 
 export type AdmissionMode = 'enforce' | 'warn';
+export type AdmissionScope = 'governed' | 'all';
 
 export interface AdmissionRequest {
   uid: string;
@@ -66,6 +79,8 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
 export interface PodImage {
   /** containers[web], initContainers[migrate], ephemeralContainers[debug]. */
   container: string;
+  /** The container's name (web). */
+  name: string;
   image: string;
 }
 
@@ -104,8 +119,10 @@ export function imagesOf(kind: string, object: unknown): PodImage[] | undefined 
     const list = spec[field];
     if (!Array.isArray(list)) continue;
     for (const c of list) {
-      if (isObject(c) && typeof c.image === 'string')
-        out.push({ container: `${field}[${typeof c.name === 'string' ? c.name : '?'}]`, image: c.image });
+      if (isObject(c) && typeof c.image === 'string') {
+        const name = typeof c.name === 'string' ? c.name : '?';
+        out.push({ container: `${field}[${name}]`, name, image: c.image });
+      }
     }
   }
   return out;
@@ -126,7 +143,59 @@ export interface AdmissionFinding {
   image: string;
   rule: AdmissionRule;
   message: string;
+  /** The ImagePolicies whose rule this is. */
+  policies?: string[];
 }
+
+/** The workload whose containers a request's pod spec is: policies select workloads, not pods. */
+export type OwningWorkload = Pick<WorkloadObject, 'kind' | 'metadata'>;
+
+const SELECTABLE = ['Deployment', 'StatefulSet', 'DaemonSet'] as const;
+const isSelectable = (kind: unknown): kind is OwningWorkload['kind'] =>
+  typeof kind === 'string' && (SELECTABLE as readonly string[]).includes(kind);
+
+/**
+ * The Deployment, StatefulSet or DaemonSet a request's pod spec belongs to: the object itself,
+ * or the owner of a ReplicaSet or Pod (a Deployment's Pod through its ReplicaSet, named
+ * <deployment>-<pod-template-hash>). `lookup` returns the cached workload, for its labels.
+ */
+export function owningWorkload(
+  request: AdmissionRequest,
+  lookup: (kind: OwningWorkload['kind'], name: string) => OwningWorkload | undefined,
+): OwningWorkload | undefined {
+  const o = isObject(request.object) ? request.object : {};
+  const meta = isObject(o.metadata) ? o.metadata : {};
+  const labels = isObject(meta.labels) ? (meta.labels as Record<string, string>) : {};
+  const kind = request.kind.kind;
+  if (isSelectable(kind)) return { kind, metadata: { name: request.name, labels } };
+  const owners = Array.isArray(meta.ownerReferences) ? meta.ownerReferences.filter(isObject) : [];
+  const owner = owners.find((r) => r.controller === true) ?? owners[0];
+  if (!owner || typeof owner.name !== 'string') return undefined;
+  let ownerKind = owner.kind;
+  let ownerName = owner.name;
+  if (ownerKind === 'ReplicaSet' && kind === 'Pod') {
+    const hash = labels['pod-template-hash'];
+    if (!hash || !ownerName.endsWith(`-${hash}`)) return undefined;
+    ownerKind = 'Deployment';
+    ownerName = ownerName.slice(0, -hash.length - 1);
+  }
+  if (!isSelectable(ownerKind)) return undefined;
+  return lookup(ownerKind, ownerName) ?? { kind: ownerKind, metadata: { name: ownerName } };
+}
+
+/** Whether a policy governs a container: an image of its repository, or a container it selects by name. */
+function governs(
+  policy: ImagePolicy,
+  image: PodImage,
+  repository: string | undefined,
+  owner?: OwningWorkload,
+): boolean {
+  if (repository !== undefined && repositoryOf(policy.spec.image) === repository) return true;
+  const named = policy.spec.workloads.containers;
+  return !!owner && !!named?.includes(image.name) && selectsWorkload(policy, owner);
+}
+
+const policyName = (p: ImagePolicy): string => p.metadata?.name ?? '';
 
 /** What needs a signature check: an image, its digest, and the policies that ask for it. */
 export interface SignatureDemand {
@@ -136,33 +205,44 @@ export interface SignatureDemand {
   policies: ImagePolicy[];
 }
 
+export interface JudgeOptions {
+  /** Default governed: each container is judged by the policies that govern it. */
+  scope?: AdmissionScope;
+  /** The workload the pod spec belongs to, for policies that select containers by name. */
+  owner?: OwningWorkload;
+}
+
 /** Judges the registry and digest rules; lists the signature checks the caller must run. */
 export function judgeImages(
   kind: string,
   images: readonly PodImage[],
   policies: readonly ImagePolicy[],
+  options: JudgeOptions = {},
 ): { findings: AdmissionFinding[]; signatures: SignatureDemand[] } {
-  const registries = [...new Set(policies.flatMap((p) => p.spec.verify?.registries ?? []))].sort();
-  const requireDigest = kind === 'Pod' && policies.some((p) => p.spec.verify?.requireDigest !== false);
   const findings: AdmissionFinding[] = [];
   const signatures: SignatureDemand[] = [];
-  for (const { container, image } of images) {
+  for (const item of images) {
+    const { container, image } = item;
     let digest: string | undefined;
     let repository: string | undefined;
+    let unparsable: string | undefined;
     try {
       const ref = parseReference(image);
       digest = ref.digest;
       repository = repositoryName(ref);
     } catch (err) {
+      unparsable = err instanceof Error ? err.message : String(err);
+    }
+    const judging =
+      options.scope === 'all' ? policies : policies.filter((p) => governs(p, item, repository, options.owner));
+    const listing = judging.filter((p) => (p.spec.verify?.registries ?? []).length > 0);
+    const registries = [...new Set(listing.flatMap((p) => p.spec.verify?.registries ?? []))].sort();
+    const by = (ps: readonly ImagePolicy[]) => ({ policies: ps.map(policyName) });
+    if (unparsable !== undefined) {
       // An unparsable image cannot be from an approved registry; without that rule the
       // kubelet is left to refuse it.
       if (registries.length > 0)
-        findings.push({
-          container,
-          image,
-          rule: 'registry',
-          message: err instanceof Error ? err.message : String(err),
-        });
+        findings.push({ container, image, rule: 'registry', message: unparsable, ...by(listing) });
       continue;
     }
     if (registries.length > 0 && !approvedRegistry(image, registries)) {
@@ -171,9 +251,12 @@ export function judgeImages(
         image,
         rule: 'registry',
         message: `not from an approved registry (${registries.join(', ')})`,
+        ...by(listing),
       });
     }
-    if (requireDigest && !digest) findings.push({ container, image, rule: 'digest', message: 'not pinned by digest' });
+    const pinning = kind === 'Pod' ? judging.filter((p) => p.spec.verify?.requireDigest !== false) : [];
+    if (pinning.length > 0 && !digest)
+      findings.push({ container, image, rule: 'digest', message: 'not pinned by digest', ...by(pinning) });
     const signing = policies.filter((p) => p.spec.verify?.signature && repositoryOf(p.spec.image) === repository);
     if (signing.length > 0) signatures.push({ container, image, ...(digest ? { digest } : {}), policies: signing });
   }
@@ -195,7 +278,8 @@ export interface AdmissionResponse {
 const MAX_WARNINGS = 10;
 
 export function describeFinding(f: AdmissionFinding): string {
-  return `${f.container} ${f.image}: ${f.rule}: ${f.message}`;
+  const policies = f.policies?.length ? ` (ImagePolicy ${f.policies.join(', ')})` : '';
+  return `${f.container} ${f.image}: ${f.rule}${policies}: ${f.message}`;
 }
 
 /** The answer: allowed with nothing to say, warned (warn mode), or refused naming every finding. */

@@ -15,6 +15,8 @@ export interface AdmissionRuntimeOptions {
   reviewer: AdmissionReviewer;
   /** Self-managed certificates, or files from cert-manager. */
   certificates: { kind: 'managed'; tls: AdmissionTls } | { kind: 'files'; dir: string };
+  /** CA (PEM) of the API server's client certificate; absent: no client certificate asked for. */
+  clientCA?: string;
   /** True once the caches the reviews read are synced. */
   ready: () => boolean;
   log: Logger;
@@ -56,10 +58,14 @@ export class AdmissionRuntime {
       tls,
       reviewer: this.o.reviewer,
       log: this.o.log,
+      ...(this.o.clientCA ? { clientCA: this.o.clientCA } : {}),
     });
     const at = await server.start();
     this.server = server;
-    this.o.log.info('serving admission reviews', { address: `${at.address}:${at.port}` });
+    this.o.log.info('serving admission reviews', {
+      address: `${at.address}:${at.port}`,
+      clientCertificates: Boolean(this.o.clientCA),
+    });
   }
 
   /** Looks for the current certificate and serves it. */

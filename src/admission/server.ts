@@ -1,8 +1,10 @@
 // The validating admission webhook, served by every replica over HTTPS:
-//   POST /admission/enforce   namespaces labelled patchline.dev/admission=enforce: refuse
-//   POST /admission/warn      namespaces labelled patchline.dev/admission=warn: allow, warn
-// (the webhook configuration sends each namespace to its path by label, so no namespace is
-// read here). Registry and digest rules are answered from the policy cache at once; signature
+//   POST /admission/enforce[/all]   namespaces labelled patchline.dev/admission=enforce: refuse
+//   POST /admission/warn[/all]      namespaces labelled patchline.dev/admission=warn: allow, warn
+// /all: the namespace is also labelled patchline.dev/admission-scope=all, and every policy
+// judges every container; otherwise each container is judged by the policies that govern it
+// (review.ts). The webhook configuration sends each namespace to its path by label, so no
+// namespace is read here. Registry and digest rules are answered from the policy cache at once; signature
 // checks go to the registry (cached verdicts are shared with the ImagePolicy reconciler) and
 // must finish within a deadline below the API server's timeout. A check that cannot finish
 // refuses in enforce mode and warns in warn mode, saying so. Bodies are size-limited and
@@ -26,14 +28,19 @@ import {
   judgeImages,
   parseAdmissionReview,
   type AdmissionFinding,
+  owningWorkload,
   type AdmissionMode,
   type AdmissionResponse,
+  type AdmissionScope,
+  type OwningWorkload,
   type SignatureDemand,
 } from './review.ts';
 
 export interface AdmissionDeps {
   /** The ImagePolicies of a namespace (from the informer cache). */
   policies(namespace: string): ImagePolicy[];
+  /** A cached Deployment, StatefulSet or DaemonSet, for the labels its policies select by. */
+  workload?(namespace: string, kind: OwningWorkload['kind'], name: string): OwningWorkload | undefined;
   trust: ImageTrust;
   /** Registry credentials for reading a policy's signatures. */
   registrySource(policy: ImagePolicy): CredentialSource;
@@ -124,14 +131,15 @@ export class AdmissionReviewer {
   }
 
   /** Answers one review (the body as received). Throws AdmissionFormatError for a malformed one. */
-  async review(body: unknown, mode: AdmissionMode): Promise<AdmissionResponse> {
+  async review(body: unknown, mode: AdmissionMode, scope: AdmissionScope = 'governed'): Promise<AdmissionResponse> {
     const started = process.hrtime.bigint();
     const request = parseAdmissionReview(body);
     const images = introducedImages(request);
     const policies = this.deps.policies(request.namespace);
     let findings: AdmissionFinding[] = [];
     if (images.length > 0 && policies.length > 0) {
-      const judged = judgeImages(request.kind.kind, images, policies);
+      const owner = owningWorkload(request, (kind, name) => this.deps.workload?.(request.namespace, kind, name));
+      const judged = judgeImages(request.kind.kind, images, policies, { scope, ...(owner ? { owner } : {}) });
       findings = judged.findings;
       if (judged.signatures.length > 0) {
         const signal = AbortSignal.timeout(this.deps.deadlineMs);
@@ -183,6 +191,11 @@ export interface AdmissionServerOptions {
   port: number;
   /** The serving certificate and key (PEM). */
   tls: { cert: string; key: string };
+  /**
+   * CA (PEM) of the client certificate the API server presents (its AdmissionConfiguration's
+   * kubeConfigFile): set, a caller without a certificate it signed fails the TLS handshake.
+   */
+  clientCA?: string;
   reviewer: AdmissionReviewer;
   log: Logger;
 }
@@ -198,9 +211,18 @@ export class AdmissionServer {
   }
 
   async start(): Promise<AddressInfo> {
-    this.server = createServer({ cert: this.served.cert, key: this.served.key, minVersion: 'TLSv1.2' }, (req, res) => {
-      void this.handle(req, res);
-    });
+    const clientCA = this.options.clientCA;
+    this.server = createServer(
+      {
+        cert: this.served.cert,
+        key: this.served.key,
+        minVersion: 'TLSv1.2',
+        ...(clientCA ? { ca: clientCA, requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
     return listen(this.server, this.options.host, this.options.port);
   }
 
@@ -208,7 +230,11 @@ export class AdmissionServer {
   useCertificate(tls: { cert: string; key: string }): void {
     if (tls.cert === this.served.cert && tls.key === this.served.key) return;
     this.served = tls;
-    this.server?.setSecureContext({ cert: tls.cert, key: tls.key });
+    this.server?.setSecureContext({
+      cert: tls.cert,
+      key: tls.key,
+      ...(this.options.clientCA ? { ca: this.options.clientCA } : {}),
+    });
     this.options.log.info('admission serving certificate reloaded');
   }
 
@@ -222,9 +248,10 @@ export class AdmissionServer {
       res.end(JSON.stringify(body));
     };
     const path = new URL(req.url ?? '/', 'https://x').pathname;
-    const mode: AdmissionMode | undefined =
-      path === '/admission/enforce' ? 'enforce' : path === '/admission/warn' ? 'warn' : undefined;
-    if (!mode) return reply(404, { message: 'not found' });
+    const route = /^\/admission\/(enforce|warn)(\/all)?$/.exec(path);
+    if (!route) return reply(404, { message: 'not found' });
+    const mode = route[1] as AdmissionMode;
+    const scope: AdmissionScope = route[2] ? 'all' : 'governed';
     if (req.method !== 'POST') return reply(405, { message: 'POST only' });
     if (!(req.headers['content-type'] ?? '').startsWith('application/json'))
       return reply(415, { message: 'expected application/json' });
@@ -242,7 +269,7 @@ export class AdmissionServer {
       } catch {
         return reply(400, { message: 'body is not JSON' });
       }
-      reply(200, await this.options.reviewer.review(body, mode));
+      reply(200, await this.options.reviewer.review(body, mode, scope));
     } catch (err) {
       if (err instanceof AdmissionFormatError) return reply(400, { message: err.message });
       this.options.log.error('admission review failed', { error: err instanceof Error ? err.message : String(err) });

@@ -325,7 +325,7 @@ describe('Helm chart (charts/patchline)', () => {
     assert.equal(vwc.metadata.annotations?.['cert-manager.io/inject-ca-from'], 'patchline-system/patchline-admission');
     assert.deepEqual(
       vwc.webhooks.map((w) => w.failurePolicy),
-      ['Fail', 'Fail'],
+      ['Fail', 'Fail', 'Fail', 'Fail'],
     );
     assert.ok(env(cm).includes('PATCHLINE_ADMISSION_CERT_DIR'));
   });

@@ -191,7 +191,22 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       ]),
       [
         ['enforce.admission.patchline.dev', '/admission/enforce', ['enforce']],
+        ['enforce-all.admission.patchline.dev', '/admission/enforce/all', ['enforce']],
         ['warn.admission.patchline.dev', '/admission/warn', ['warn']],
+        ['warn-all.admission.patchline.dev', '/admission/warn/all', ['warn']],
+      ],
+    );
+    // Exactly one webhook per namespace: the scope label picks the "all" variant or the other.
+    assert.deepEqual(
+      config.webhooks.map((w) => {
+        const scope = w.namespaceSelector.matchExpressions.find((e) => e.key === 'patchline.dev/admission-scope');
+        return [scope?.operator, scope?.values];
+      }),
+      [
+        ['NotIn', ['all']],
+        ['In', ['all']],
+        ['NotIn', ['all']],
+        ['In', ['all']],
       ],
     );
     for (const w of config.webhooks) {

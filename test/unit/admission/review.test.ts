@@ -3,9 +3,11 @@ import type { ImagePolicy } from '../../../src/api/v1alpha1/index.ts';
 import {
   AdmissionFormatError,
   admissionResponse,
+  describeFinding,
   imagesOf,
   introducedImages,
   judgeImages,
+  owningWorkload,
   parseAdmissionReview,
 } from '../../../src/admission/review.ts';
 
@@ -60,8 +62,8 @@ describe('admission review', () => {
     assert.deepEqual(
       imagesOf('Pod', { spec: { ...podSpec(['app:1']), ephemeralContainers: [{ name: 'dbg', image: 'busybox' }] } }),
       [
-        { container: 'containers[c0]', image: 'app:1' },
-        { container: 'ephemeralContainers[dbg]', image: 'busybox' },
+        { container: 'containers[c0]', name: 'c0', image: 'app:1' },
+        { container: 'ephemeralContainers[dbg]', name: 'dbg', image: 'busybox' },
       ],
     );
     for (const kind of ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'])
@@ -88,38 +90,126 @@ describe('admission review', () => {
     );
   });
 
-  it('holds images to the union of approved registries, and pods to digests', () => {
+  const img = (name: string, image: string) => ({ container: `containers[${name}]`, name, image });
+
+  it('in scope "all": holds every image to the union of approved registries, and pods to digests', () => {
     const policies = [
       policy({ registries: ['registry.acme.io'] }),
       policy({ registries: ['ghcr.io/acme'], requireDigest: false }),
     ];
     const images = [
-      { container: 'containers[a]', image: `registry.acme.io/shop/web@${digest}` },
-      { container: 'containers[b]', image: 'ghcr.io/acme/tool:1' },
-      { container: 'containers[c]', image: 'ghcr.io/acme-evil/tool:1' },
-      { container: 'containers[d]', image: 'not a reference' },
+      img('a', `registry.acme.io/shop/web@${digest}`),
+      img('b', 'ghcr.io/acme/tool:1'),
+      img('c', 'ghcr.io/acme-evil/tool:1'),
+      img('d', 'not a reference'),
     ];
-    const pod = judgeImages('Pod', images, policies);
+    const pod = judgeImages('Pod', images, policies, { scope: 'all' });
     assert.deepEqual(
       pod.findings.map((f) => `${f.container} ${f.rule}`),
       ['containers[b] digest', 'containers[c] registry', 'containers[c] digest', 'containers[d] registry'],
     );
-    const deployment = judgeImages('Deployment', images, policies);
+    const deployment = judgeImages('Deployment', images, policies, { scope: 'all' });
     assert.deepEqual(
       deployment.findings.map((f) => `${f.container} ${f.rule}`),
       ['containers[c] registry', 'containers[d] registry'],
     );
-    assert.deepEqual(judgeImages('Pod', images, []).findings, []);
+    assert.deepEqual(judgeImages('Pod', images, [], { scope: 'all' }).findings, []);
+  });
+
+  it('by default judges each container by the policies that govern it: an injected sidecar or an ungoverned workload is left alone', () => {
+    const web = policy({ registries: ['registry.acme.io'] });
+    web.spec.workloads = { names: ['web'], containers: ['app'] };
+    const tool = policy({ registries: ['ghcr.io/acme'], requireDigest: false }, 'ghcr.io/acme/tool');
+    tool.metadata = { name: 'tool', namespace: 'shop' };
+    const owner = { kind: 'Deployment' as const, metadata: { name: 'web' } };
+    // A Pod of Deployment web: its app container (selected by name) and an injected sidecar.
+    const pod = judgeImages(
+      'Pod',
+      [
+        img('app', 'docker.io/evil/app:1'),
+        img('istio-proxy', 'docker.io/istio/proxyv2:1.22'),
+        img('t', 'ghcr.io/acme/tool:2'),
+      ],
+      [web, tool],
+      { owner },
+    );
+    assert.deepEqual(
+      pod.findings.map(describeFinding),
+      [
+        'containers[app] docker.io/evil/app:1: registry (ImagePolicy web): not from an approved registry (registry.acme.io)',
+        'containers[app] docker.io/evil/app:1: digest (ImagePolicy web): not pinned by digest',
+      ],
+      'the sidecar is not judged; the tool image is governed by a policy that does not ask for digests',
+    );
+    // The same images in another Deployment, which no policy selects: nothing to say.
+    const other = judgeImages('Deployment', [img('app', 'docker.io/evil/app:1')], [web, tool], {
+      owner: { kind: 'Deployment', metadata: { name: 'batch' } },
+    });
+    assert.deepEqual(other.findings, []);
+    // An image of a followed repository is governed wherever it runs (a CronJob here).
+    const cron = judgeImages(
+      'CronJob',
+      [img('t', 'ghcr.io/acme/tool:2'), img('x', 'docker.io/library/busybox:1')],
+      [{ ...tool, spec: { ...tool.spec, verify: { registries: ['registry.acme.io'] } } }],
+    );
+    assert.deepEqual(cron.findings.map(describeFinding), [
+      'containers[t] ghcr.io/acme/tool:2: registry (ImagePolicy tool): not from an approved registry (registry.acme.io)',
+    ]);
+  });
+
+  it('finds the workload a Pod or ReplicaSet belongs to, for policies that select containers by name', () => {
+    const request = (kind: string, metadata: Record<string, unknown>) =>
+      parseAdmissionReview(review(kind, { metadata, spec: {} }));
+    const cached = { kind: 'Deployment' as const, metadata: { name: 'web', labels: { tier: 'front' } } };
+    const lookup = (kind: string, name: string) => (kind === 'Deployment' && name === 'web' ? cached : undefined);
+    const rsOwner = [{ kind: 'ReplicaSet', name: 'web-5d8f7c', controller: true }];
+    assert.equal(
+      owningWorkload(
+        request('Pod', { name: 'web-5d8f7c-x', labels: { 'pod-template-hash': '5d8f7c' }, ownerReferences: rsOwner }),
+        lookup,
+      ),
+      cached,
+    );
+    assert.equal(
+      owningWorkload(
+        request('Pod', { name: 'p', labels: { 'pod-template-hash': 'other' }, ownerReferences: rsOwner }),
+        lookup,
+      ),
+      undefined,
+    );
+    assert.deepEqual(
+      owningWorkload(
+        request('Pod', { name: 'db-0', ownerReferences: [{ kind: 'StatefulSet', name: 'db', controller: true }] }),
+        lookup,
+      ),
+      { kind: 'StatefulSet', metadata: { name: 'db' } },
+    );
+    assert.equal(
+      owningWorkload(
+        request('ReplicaSet', {
+          name: 'web-1',
+          ownerReferences: [{ kind: 'Deployment', name: 'web', controller: true }],
+        }),
+        lookup,
+      ),
+      cached,
+    );
+    assert.deepEqual(owningWorkload(request('DaemonSet', { name: 'agent', labels: { a: 'b' } }), lookup), {
+      kind: 'DaemonSet',
+      metadata: { name: 'agent', labels: { a: 'b' } },
+    });
+    assert.equal(owningWorkload(request('Pod', { name: 'bare' }), lookup), undefined);
+    assert.equal(
+      owningWorkload(request('Job', { name: 'j', ownerReferences: [{ kind: 'CronJob', name: 'c' }] }), lookup),
+      undefined,
+    );
   });
 
   it('asks for signature checks of the repositories that policies with verify.signature follow', () => {
     const signing = policy({ signature: { keys: [{ secretRef: { name: 'cosign' } }] }, requireDigest: false });
     const r = judgeImages(
       'Pod',
-      [
-        { container: 'containers[web]', image: `registry.acme.io/shop/web@${digest}` },
-        { container: 'containers[side]', image: 'registry.acme.io/shop/sidecar:1' },
-      ],
+      [img('web', `registry.acme.io/shop/web@${digest}`), img('side', 'registry.acme.io/shop/sidecar:1')],
       [signing],
     );
     assert.deepEqual(
