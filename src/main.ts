@@ -50,6 +50,7 @@ import { WebhookServer } from './registry/webhooks/server.ts';
 import { BuildCallbacks } from './controllers/rebuildtrigger/callbacks.ts';
 import { WebhookInbox } from './registry/webhooks/inbox.ts';
 import { actingAs } from './runtime/impersonation.ts';
+import { fencedClient } from './runtime/fence.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
@@ -100,6 +101,8 @@ interface Basics {
   log: Logger;
   registry: Registry;
   client: KubeClient;
+  /** What the controllers write with: fenced by the leader lease when leader election is on. */
+  writer: KubeClient;
 }
 
 /** The controllers' work queues, made first: the parts below wake keys on them. */
@@ -312,8 +315,20 @@ function wakeGitOpsOnChanges(c: Caches, queues: Queues): void {
  * log line (what, why, which resource), and the ones a GitWriteBack's spec.notify asks for are
  * sent on as notices.
  */
-function sharedParts(b: Basics, c: Caches): { shared: Shared; kubeEvents: KubeEventRecorder; notifier: Notifier } {
+function sharedParts(
+  b: Basics,
+  c: Caches,
+): { shared: Shared; kubeEvents: KubeEventRecorder; admissionEvents: KubeEventRecorder; notifier: Notifier } {
   const kubeEvents = new KubeEventRecorder({
+    client: b.writer,
+    controller: EVENT_CONTROLLER,
+    instance: b.config.identity,
+    logger: b.log,
+    registry: b.registry,
+  });
+  // Admission answers on every replica, leader or not: its Events are not the leader's
+  // writes, so they go through the unfenced client.
+  const admissionEvents = new KubeEventRecorder({
     client: b.client,
     controller: EVENT_CONTROLLER,
     instance: b.config.identity,
@@ -329,8 +344,9 @@ function sharedParts(b: Basics, c: Caches): { shared: Shared; kubeEvents: KubeEv
   const audited = new AuditedEventRecorder(kubeEvents, b.log.child({ component: 'audit' }));
   const events = new NoticeRecorder(audited, { writeBack: c.writeBacks.get, policy: c.policies.get, notifier });
   return {
-    shared: { status: new KubeStatusWriter(b.client, b.registry), events, credentials },
+    shared: { status: new KubeStatusWriter(b.writer, b.registry), events, credentials },
     kubeEvents,
+    admissionEvents,
     notifier,
   };
 }
@@ -363,11 +379,11 @@ function imagePolicyController(
       tagLists: registries.tagLists,
       facts: registries.facts,
       // Pins are made as the ServiceAccount the policy (or the operator's default) names.
-      pin: (request, signal, actor) => applyPin(actingAs(b.client, actor), request, signal),
-      release: (workload, policy, signal, actor) => releasePins(actingAs(b.client, actor), workload, policy, signal),
+      pin: (request, signal, actor) => applyPin(actingAs(b.writer, actor), request, signal),
+      release: (workload, policy, signal, actor) => releasePins(actingAs(b.writer, actor), workload, policy, signal),
       defaultServiceAccount: b.config.defaultServiceAccount,
       patch: async (key, operations, signal) => {
-        await b.client.requestJson('PATCH', objectPath(ImagePolicyType, key), {
+        await b.writer.requestJson('PATCH', objectPath(ImagePolicyType, key), {
           body: operations,
           contentType: 'application/json-patch+json',
           signal,
@@ -401,7 +417,7 @@ function rebuildTriggerController(
       watches: new ResourceWatches(registries.watcher, wake(queue)),
       facts: registries.facts,
       slots: new BuildSlots(b.config.maxBuilds, wake(queue), b.registry),
-      providers: defaultProviders(b.client, b.fileConfig.webhooks.buildCallbackURL, b.config.defaultServiceAccount),
+      providers: defaultProviders(b.writer, b.fileConfig.webhooks.buildCallbackURL, b.config.defaultServiceAccount),
       registry: b.registry,
     }),
     workers: b.config.workers,
@@ -522,6 +538,7 @@ function startAdmission(
   c: Caches,
   shared: Shared,
   trust: ImageTrust,
+  events: KubeEventRecorder,
 ): AdmissionRuntime | undefined {
   const a = b.config.admission;
   if (!a.address) return undefined;
@@ -540,7 +557,7 @@ function startAdmission(
         c.workloads.flatMap((set) => set.inNamespace(ns)).find((w) => w.kind === kind && w.metadata.name === name),
       trust,
       registrySource: (p) => shared.credentials.registrySource(p.metadata?.namespace ?? '', p.spec.registryAuth),
-      events: shared.events,
+      events: new AuditedEventRecorder(events, b.log.child({ component: 'audit' })),
       log,
       deadlineMs: a.deadlineMs,
       registry: b.registry,
@@ -550,7 +567,7 @@ function startAdmission(
       : {
           kind: 'managed',
           tls: new AdmissionTls({
-            client: b.client,
+            client: b.writer,
             namespace: b.config.namespace,
             secretName: a.secret,
             webhookConfigurationName: a.webhookConfiguration,
@@ -593,7 +610,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const kc = loadKubeConfig({ kubeconfig: config.kubeconfig, context: config.context });
   // The replica's identity in the User-Agent tells replicas apart in the API server's audit log.
   const client = await createKubeClient(kc, { registry, userAgent: `patchline/${version()} (${config.identity})` });
-  const b: Basics = { config, fileConfig, log, registry, client };
+  const b: Basics = { config, fileConfig, log, registry, client, writer: client };
   log.info('starting patchline', {
     version: version(),
     identity: config.identity,
@@ -607,6 +624,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const address = await probes.start();
   log.info('serving /healthz, /readyz and /metrics', { address: `${address.address}:${address.port}` });
   const elector = leaderElector(b);
+  if (elector) b.writer = fencedClient(client, () => elector.holdsLease(), { logger: log, registry });
   const manager = new Manager({ logger: log, probes, ...(elector ? { elector } : {}) });
 
   const queues: Queues = {
@@ -615,7 +633,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
     writeBacks: new WorkQueue({ name: 'gitwriteback', registry }),
   };
   const c = caches(b, manager);
-  const { shared, kubeEvents, notifier } = sharedParts(b, c);
+  const { shared, kubeEvents, admissionEvents, notifier } = sharedParts(b, c);
   const registries = registryParts(b, manager, queues);
   wakePoliciesOnChanges(c, queues);
   wakeGitOpsOnChanges(c, queues);
@@ -630,13 +648,13 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   manager.addController(rebuildTriggerController(b, queues.triggers, c, shared, registries), c.triggers.informers);
   manager.addController(gitWriteBackController(b, queues.writeBacks, c, shared), c.writeBacks.informers);
   const webhooks = await startWebhooks(b, manager, queues, c, shared, registries);
-  const admission = startAdmission(b, manager, c, shared, trust);
+  const admission = startAdmission(b, manager, c, shared, trust, admissionEvents);
 
   const outcome = await manager.run(stopOnSignals(log));
   registries.watcher.stop();
   await webhooks?.stop();
   await admission?.stop();
-  await kubeEvents.flush();
+  await Promise.all([kubeEvents.flush(), admissionEvents.flush()]);
   // Notices still queued get a few seconds, not a hung shutdown.
   await Promise.race([notifier.idle(), sleep(5_000)]);
   await probes.stop();

@@ -134,6 +134,8 @@ export class LeaderElector {
   private observed: StoredLease | undefined;
   private observedAt = 0;
   private leading = false;
+  /** When this replica last renewed (or took) the lease, on its own clock. */
+  private lastRenewAt = 0;
   private lastHolder: string | undefined;
   private readonly metrics;
 
@@ -169,6 +171,17 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether this replica may write as the leader now: it leads and renewed the lease within
+   * the renew deadline. A replica that was paused (SIGSTOP, a long GC, a frozen VM) past the
+   * deadline may already have been replaced — another replica takes over one lease duration
+   * after the last renew it saw — so it writes nothing until its renew loop has looked again
+   * (and, having lost the lease, stops).
+   */
+  holdsLease(): boolean {
+    return this.leading && this.clock.now() - this.lastRenewAt < this.renewDeadlineMs;
   }
 
   /** Campaigns until leader, leads until the lease is lost or `signal` aborts. */
@@ -272,6 +285,7 @@ export class LeaderElector {
       const current = await this.store.get(signal);
       if (!current) {
         this.observe(await this.store.create(fresh, signal), now, callbacks);
+        this.lastRenewAt = now;
         return true;
       }
       this.observe(current, now, callbacks);
@@ -284,6 +298,8 @@ export class LeaderElector {
         leaseTransitions: (current.record.leaseTransitions ?? 0) + (ours ? 0 : 1),
       };
       this.observe(await this.store.update(record, current.resourceVersion, signal), now, callbacks);
+      // Counted from before the request: others count the lease from when they see it, later.
+      this.lastRenewAt = now;
       return true;
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err)) {

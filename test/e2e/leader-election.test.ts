@@ -119,6 +119,51 @@ describe('leader election with two replicas', () => {
     assert.ok(takeoverMs <= RETRY_MS * 1.2 + 1_500, `took ${takeoverMs} ms`);
   });
 
+  it('split brain: a leader paused past its lease writes nothing once resumed, and exits; the new leader carries on', async function () {
+    this.timeout(120_000);
+    const ns = newNamespace('pause');
+    const lease = `e2e-pause-${Date.now()}`;
+    const a = await Operator.start({ identity: 'replica-p', leaseName: lease, args: ['--watch-namespaces', ns] });
+    const b = await Operator.start({ identity: 'replica-q', leaseName: lease, args: ['--watch-namespaces', ns] });
+    running.push(a, b);
+    const { leader, follower } = await leaderOf([a, b]);
+    kubectl(['apply', '-n', ns, '-f', '-'], { input: policy('before') });
+    await leader.waitUntil(() => readyReason(ns, 'before') !== '', 'reconciled by the leader');
+
+    // Frozen past the lease: the other replica takes over and works.
+    leader.pause();
+    await follower.waitForLog((l) => l.message === 'started leading', 'take over', LEASE_MS + 3 * RETRY_MS + 10_000);
+    // Work the frozen replica will see the moment it wakes: a new policy, a changed one.
+    kubectl(['apply', '-n', ns, '-f', '-'], { input: policy('during') });
+    kubectl(['patch', '-n', ns, 'imagepolicy/before', '--type=merge', '-p', '{"spec":{"interval":"10m"}}']);
+    await follower.waitUntil(() => readyReason(ns, 'during') !== '', 'reconciled by the new leader');
+
+    const resumedAt = Date.now();
+    leader.resume();
+    assert.equal(await leader.exit(), 1, 'the old leader exits, to restart as a follower');
+    running.splice(running.indexOf(leader), 1);
+    assert.ok(leader.findLog((l) => l.message === 'leader lease lost'));
+    const agent = `patchline/0.1.0 (${leader.identity})`;
+    const writes = auditEvents().filter(
+      (e) =>
+        e.userAgent === agent &&
+        !['get', 'list', 'watch'].includes(e.verb) &&
+        Date.parse(e.requestReceivedTimestamp ?? '') >= resumedAt,
+    );
+    const fenced = leader.logs.filter((l) => l.message === 'write refused: the leader lease is not confirmed').length;
+    console.log(
+      `      writes refused by the fence after waking: ${fenced}; writes that reached the API server: ${writes.length}`,
+    );
+    assert.deepEqual(
+      writes.map((e) => `${e.verb} ${e.requestURI}`),
+      [],
+      'nothing written after it lost the lease',
+    );
+    // The new leader carries on.
+    kubectl(['apply', '-n', ns, '-f', '-'], { input: policy('after') });
+    await follower.waitUntil(() => readyReason(ns, 'after') !== '', 'reconciled by the new leader');
+  });
+
   it('every replica accepts registry webhooks: none lost with two replicas, nor across a leader change', async function () {
     this.timeout(180_000);
     // A registry that notifies no one: the test delivers each push itself, to one replica at a

@@ -141,6 +141,20 @@ export class Operator {
     return this.exited;
   }
 
+  /** SIGSTOP: the process is frozen (timers, sockets and all) until resume(). */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT');
+  }
+
+  /** Resolves with the exit code once the process has exited on its own. */
+  exit(): Promise<number | null> {
+    return this.exited;
+  }
+
   /** kill -9: no cleanup, no lease release. */
   async kill(): Promise<void> {
     this.child.kill('SIGKILL');

@@ -7,6 +7,7 @@ import {
   type StoredLease,
 } from '../../../src/runtime/leaderelection.ts';
 import { silentLogger } from '../../../src/runtime/logger.ts';
+import { NotLeading, fencedClient } from '../../../src/runtime/fence.ts';
 import { ManualClock, flushPromises } from '../../support/manual-clock.ts';
 
 /** An in-memory Lease with the API server's optimistic concurrency. */
@@ -188,6 +189,50 @@ describe('LeaderElector', () => {
     await step(2_000);
     assert.ok(a.elector.isLeader(), 'still leading before the deadline');
     await step(2_000); // 10 s without a renew
+    assert.deepEqual(a.stopped, ['lost']);
+    await a.run;
+  });
+
+  it('holds the lease only within the renew deadline: a leader paused past it writes nothing on waking', async () => {
+    const a = candidate('a');
+    await flushPromises();
+    assert.ok(a.elector.holdsLease());
+    await step(2_000);
+    assert.ok(a.elector.holdsLease());
+    const sent: string[] = [];
+    const client = fencedClient(
+      {
+        server: 'https://k8s.example',
+        requestJson: <T>(method: string, path: string) => {
+          sent.push(`${method} ${path}`);
+          return Promise.resolve(undefined as T);
+        },
+        stream: () => Promise.reject(new Error('no')),
+        close: () => Promise.resolve(),
+      },
+      () => a.elector.holdsLease(),
+      { logger: silentLogger() },
+    );
+    await client.requestJson('PUT', '/apis/patchline.dev/v1alpha1/namespaces/n/imagepolicies/p/status');
+    // Paused for 20 s (SIGSTOP): on waking its timers fire before its renew loop has looked,
+    // and meanwhile another replica took the lease.
+    store.steal('b');
+    clock.advance(20_000);
+    assert.ok(a.elector.isLeader(), 'it still thinks it leads');
+    assert.equal(a.elector.holdsLease(), false);
+    await assert.rejects(
+      client.requestJson('PUT', '/apis/patchline.dev/v1alpha1/namespaces/n/imagepolicies/q/status'),
+      NotLeading,
+    );
+    await assert.rejects(client.requestJson('PATCH', '/apis/apps/v1/namespaces/n/deployments/web'), NotLeading);
+    await client.requestJson('GET', '/apis/apps/v1/namespaces/n/deployments/web');
+    await assert.rejects(client.requestJson('POST', '/apis/events.k8s.io/v1/namespaces/n/events'), NotLeading);
+    assert.deepEqual(sent, [
+      'PUT /apis/patchline.dev/v1alpha1/namespaces/n/imagepolicies/p/status',
+      'GET /apis/apps/v1/namespaces/n/deployments/web',
+    ]);
+    // Its renew loop then finds the lease taken and stops leading.
+    await flushPromises();
     assert.deepEqual(a.stopped, ['lost']);
     await a.run;
   });
