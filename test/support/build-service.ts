@@ -123,6 +123,13 @@ export class BuildService {
         const m = /^\/builds\/([a-z0-9]+)$/.exec(url.pathname);
         if (req.method === 'GET' && m) {
           this.statusRequests++;
+          // A broken service: a proxy's HTML page where JSON belongs, or no answer at all.
+          if (this.fault === 'garbage') {
+            res.writeHead(200, { 'content-type': 'text/html' });
+            res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
+            return;
+          }
+          if (this.fault === 'hang') return;
           const record = this.builds.get(m[1]!);
           if (!record) return reply(404, { message: 'unknown build' });
           return reply(200, {
@@ -147,6 +154,9 @@ export class BuildService {
       this.server?.closeAllConnections();
     });
   }
+
+  /** How status requests are answered: well, with garbage, or not at all (until stop()). */
+  fault: 'garbage' | 'hang' | undefined;
 
   /** From now on, builds for which this returns true fail instead of pushing. */
   failWhen(predicate: ((record: BuildRecord) => boolean) | undefined): void {

@@ -29,6 +29,10 @@ export interface RegistryServer {
   dir: string;
   process: ChildProcess;
   stop(): Promise<void>;
+  /** An outage: the registry process ends, its storage and port are kept for up(). */
+  down(): Promise<void>;
+  /** Back from down(): the same registry on the same port, with what it held. */
+  up(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -93,41 +97,49 @@ export async function startRegistry(
     };
   }
   writeFileSync(join(dir, 'config.yml'), stringify(config));
-  const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const errors: string[] = [];
-  child.stderr.on('data', (c: Buffer) => errors.push(c.toString()));
   const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const dispatcher = options.tls ? new Agent({ connect: { ca: options.tls.ca } }) : undefined;
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`docker-registry exited: ${errors.join('')}`);
-      try {
-        const res = await undiciFetch(`${url}/v2/`, dispatcher ? { dispatcher } : {});
-        return res.status === 200 || res.status === 401;
-      } catch {
-        return false;
-      }
-    },
-    'registry up',
-    15_000,
-    25,
-  );
-  return {
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const errors: string[] = [];
+    child.stderr.on('data', (c: Buffer) => errors.push(c.toString()));
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`docker-registry exited: ${errors.join('')}`);
+        try {
+          const res = await undiciFetch(`${url}/v2/`, dispatcher ? { dispatcher } : {});
+          return res.status === 200 || res.status === 401;
+        } catch {
+          return false;
+        }
+      },
+      'registry up',
+      15_000,
+      25,
+    );
+    return child;
+  };
+  const end = (child: ChildProcess): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  const server: RegistryServer = {
     host: `127.0.0.1:${port}`,
     url,
     dir,
-    process: child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        const done = (): void => {
-          rmSync(dir, { recursive: true, force: true });
-          resolve();
-        };
-        if (child.exitCode !== null) return done();
-        child.once('exit', done);
-        child.kill('SIGTERM');
-      }),
+    process: await launch(),
+    stop: async () => {
+      await end(server.process);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    down: () => end(server.process),
+    up: async () => {
+      server.process = await launch();
+    },
   };
+  return server;
 }
 
 /** A CA and a server certificate for 127.0.0.1 it signed, made with openssl. */
