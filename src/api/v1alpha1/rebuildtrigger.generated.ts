@@ -568,6 +568,12 @@ export interface StatusBuild {
    */
   finishedAt?: string;
   /**
+   * Why the last look at the build in flight failed (the build service unreachable, hanging,
+   * or answering what is not a status); cleared by its next answer. The build is not failed
+   * for it.
+   */
+  followError?: string;
+  /**
    * The provider's id of the build (run id, build id, pipeline id, object name).
    */
   id?: string;

@@ -56,6 +56,7 @@ function failAttempt(d: OutcomeDraft, message: string): void {
 /** The provider accepted the build and named it: a Starting build has started. */
 function applyHandle(d: OutcomeDraft, handle: NonNullable<BuildOutcome['handle']>): void {
   const b = d.build;
+  delete b.followError;
   const wasStarting = b.phase === 'Starting';
   b.id = handle.id;
   if (handle.url) b.url = handle.url;
@@ -76,6 +77,7 @@ function applyHandle(d: OutcomeDraft, handle: NonNullable<BuildOutcome['handle']
 /** How the build stands now: still going, succeeded, or ended otherwise. */
 function applyStatus(d: OutcomeDraft, st: ProviderBuildStatus): void {
   const b = d.build;
+  delete b.followError;
   if (st.handle) {
     b.id = st.handle.id;
     if (st.handle.url) b.url = st.handle.url;
@@ -108,7 +110,12 @@ function applyStatus(d: OutcomeDraft, st: ProviderBuildStatus): void {
  */
 function applyError(d: OutcomeDraft, e: NonNullable<BuildOutcome['error']>): void {
   d.build.message = e.message.slice(0, 4096);
-  if (e.kind !== 'rejected') return;
+  if (e.kind !== 'rejected') {
+    // Said on the trigger's conditions while it lasts; the build itself is not failed for it.
+    d.build.followError = e.message.slice(0, 4096);
+    return;
+  }
+  delete d.build.followError;
   d.build.phase = 'Failed';
   failAttempt(d, `the build service refused the build: ${e.message}`);
 }

@@ -208,7 +208,7 @@ export const followBuildInFlight: CycleStep = (draft) => {
   draft.summary.building = true;
   draft.summary.upToDate = false;
   draft.summary.reason = 'Building';
-  draft.summary.message = `${build.provider ?? draft.input.provider} build ${build.id ?? build.correlationId ?? ''} is ${build.phase}${build.attempt && build.attempt > 1 ? ` (attempt ${build.attempt})` : ''}`;
+  draft.summary.message = `${build.provider ?? draft.input.provider} build ${build.id ?? build.correlationId ?? ''} is ${build.phase}${build.attempt && build.attempt > 1 ? ` (attempt ${build.attempt})` : ''}${build.followError ? `; cannot follow it now: ${build.followError}` : ''}`;
   draft.action = { kind: build.phase === 'Starting' ? 'resolve' : 'poll' };
   return 'done';
 };

@@ -403,6 +403,27 @@ describe('Rebuild cycle', () => {
     assert.match(c.t.status?.build?.message ?? '', /bad signature/);
   });
 
+  it('says on Ready that a build in flight cannot be followed (garbage, a hang), without failing it; clears it at the next answer', () => {
+    const c = new Cycle({ settle: '0s' });
+    c.step(at(0));
+    c.step(at(1), { bases: [{ image: BASE, digest: D2 }] });
+    c.outcome(at(2), { handle: { id: 'run-1' } });
+    c.outcome(at(3), {
+      error: { kind: 'unavailable', message: 'the build service sent a status without a known "status" field: <html>' },
+    });
+    assert.equal(c.t.status?.build?.phase, 'Queued', 'not failed for it');
+    let d = c.step(at(4), { bases: [{ image: BASE, digest: D2 }] });
+    const ready = () => d.summary.message;
+    assert.match(
+      ready(),
+      /is Queued; cannot follow it now: the build service sent a status without a known "status" field/,
+    );
+    c.outcome(at(5), { status: { phase: 'Running' } });
+    assert.equal(c.t.status?.build?.followError, undefined);
+    d = c.step(at(6), { bases: [{ image: BASE, digest: D2 }] });
+    assert.doesNotMatch(ready(), /cannot follow/);
+  });
+
   it('ignores an outcome for a build the status no longer holds', () => {
     const c = new Cycle({ settle: '0s' });
     c.step(at(0));
