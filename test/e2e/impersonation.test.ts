@@ -79,14 +79,7 @@ describe('tenants: Patchline acts as a ServiceAccount of the namespace, never wi
   });
 
   afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return;
-    console.log(
-      op.logs
-        .filter((l) => l.level !== 'debug')
-        .slice(-25)
-        .map((l) => `      | ${JSON.stringify(l)}`)
-        .join('\n'),
-    );
+    if (this.currentTest?.state === 'failed') console.log(op.recentLogs());
   });
 
   it("a RebuildTrigger's Job is created as the namespace's ServiceAccount: refused without the right, created with it", async () => {

@@ -65,9 +65,7 @@ describe('RebuildTrigger end to end', function () {
   };
 
   afterEach(function () {
-    if (this.currentTest?.state !== 'failed') return;
-    const lines = op.logs.filter((l) => l.level !== 'debug').slice(-25);
-    console.log(lines.map((l) => `      | ${JSON.stringify(l)}`).join('\n'));
+    if (this.currentTest?.state === 'failed') console.log(op.recentLogs());
   });
 
   after(async () => {

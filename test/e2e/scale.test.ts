@@ -10,7 +10,8 @@
 //     after it is acted on.
 import assert from 'node:assert/strict';
 import { waitFor } from '../support/manual-clock.ts';
-import { env as envOf, newNamespace } from './support/env.ts';
+import type { ImagePolicy } from '../../src/api/v1alpha1/index.ts';
+import { env as envOf, kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
 import { applyPolicy, applyWorkload, runningPods, waitForPolicy, workload } from './support/policies.ts';
 import { RebuildEnv, applyTrigger, createBuildSecret, triggerStatus } from './support/rebuild-env.ts';
@@ -208,5 +209,57 @@ describe('an API server restart (every watch expires)', function () {
     );
     assert.equal(workload(s, 'Deployment', 'web')?.runningDigest, v2.digest);
     assert.equal((await runningPods(ns, 'web')).length, 2);
+  });
+
+  it('restarted while twenty rollouts are in flight: every one completes, each decided once', async () => {
+    const ns = newNamespace('relist-load');
+    const N = 20;
+    const v1 = await env.pusher.pushImage('shop/load', '1.0', { seed: `${ns}-v1` });
+    for (let i = 0; i < N; i++) {
+      applyWorkload(ns, 'Deployment', `w${i}`, `${env.registry.host}/shop/load@${v1.digest}`);
+      applyPolicy(ns, `p${i}`, {
+        image: `${env.registry.host}/shop/load`,
+        follow: { tag: '1.0' },
+        workloads: { names: [`w${i}`] },
+        verify: { registries: [env.registry.host] },
+      });
+    }
+    /** Whether every policy of the namespace is up to date on `digest` (one list per look). */
+    const allOn = (digest: string) => (): boolean => {
+      const list = JSON.parse(kubectl(['get', 'imagepolicies', '-n', ns, '-o', 'json']).stdout) as {
+        items: ImagePolicy[];
+      };
+      return (
+        list.items.length === N &&
+        list.items.every((p) => p.status?.upToDate === '1/1' && p.status.latest?.digest === digest)
+      );
+    };
+    await waitFor(allOn(v1.digest), 'all on v1', 120_000, 500);
+    // A new digest for all twenty at once (the registry notifies the operator), and the API
+    // server restarted (etcd compacted) while their rollouts are being decided and applied.
+    const v2 = await env.pusher.pushImage('shop/load', '1.0', { seed: `${ns}-v2` });
+    await op.waitForLog((l) => l.reason === 'RolloutStarted' && l.digest === v2.digest, 'the first rollout started');
+    const tookMs = await envOf().cp.restartApiServer();
+    await waitFor(allOn(v2.digest), 'all twenty on v2 after the restart', 180_000, 500);
+    const started = op.logs.filter((l) => l.audit === true && l.reason === 'RolloutStarted' && l.digest === v2.digest);
+    const perPolicy = new Map<string, number>();
+    for (const l of started) perPolicy.set(String(l.name), (perPolicy.get(String(l.name)) ?? 0) + 1);
+    console.log(
+      `      API server back after ${tookMs} ms; rollouts started for v2: ${started.length} (${perPolicy.size} policies)`,
+    );
+    const twice = [...perPolicy].filter(([, n]) => n > 1).map(([name]) => name);
+    const story = op.logs
+      .filter((l) => {
+        const resource = typeof l.resource === 'string' ? l.resource : '';
+        return twice.includes(String(l.name)) || twice.some((n) => resource.endsWith(`/${n}`));
+      })
+      .filter((l) => l.level !== 'debug')
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+    assert.deepEqual(
+      Array.from({ length: N }, (_, i) => perPolicy.get(`p${i}`) ?? 0),
+      Array.from({ length: N }, () => 1),
+      `each rollout decided exactly once: none missed, none repeated\n${story}`,
+    );
   });
 });

@@ -452,13 +452,19 @@ export const pin: ContainerStep = (c) => {
     rollback: false,
     ...(c.reverts ? { reverts: c.reverts } : {}),
   });
-  d.events.push({
-    type: 'Normal',
-    reason: 'RolloutStarted',
-    action: 'Rollout',
-    note: `${keyOf(o)}: ${o.specImage} → ${shortDigest(digest)}`,
-    details: { workload: `${o.kind}/${o.name}`, container: o.container, digest, previousImage: o.specImage },
-  });
+  // A pin decided before and not applied yet (the API server refused or was away) is tried
+  // again, not announced again: one RolloutStarted per container and digest.
+  // (Set back by another manager since — a revert — it is a new rollout, and said so.)
+  const reverted = c.reverts > (c.prev?.reverts ?? 0);
+  const repeated = c.prev?.state === 'Rolling' && c.prev.desiredDigest === digest && !reverted;
+  if (!repeated)
+    d.events.push({
+      type: 'Normal',
+      reason: 'RolloutStarted',
+      action: 'Rollout',
+      note: `${keyOf(o)}: ${o.specImage} → ${shortDigest(digest)}`,
+      details: { workload: `${o.kind}/${o.name}`, container: o.container, digest, previousImage: o.specImage },
+    });
   wake(d, 5_000);
   return settle(c, 'Rolling', `pinned to ${shortDigest(digest)}`);
 };

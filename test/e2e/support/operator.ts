@@ -141,6 +141,15 @@ export class Operator {
     return this.exited;
   }
 
+  /** The last lines it logged (debug aside), indented for a failed test's output. */
+  recentLogs(lines = 25): string {
+    return this.logs
+      .filter((l) => l.level !== 'debug')
+      .slice(-lines)
+      .map((l) => `      | ${JSON.stringify(l)}`)
+      .join('\n');
+  }
+
   /** SIGSTOP: the process is frozen (timers, sockets and all) until resume(). */
   pause(): void {
     this.child.kill('SIGSTOP');

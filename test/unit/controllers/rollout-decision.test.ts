@@ -84,6 +84,24 @@ describe('ImagePolicy rollout decision', () => {
     assert.deepEqual(d.pins, []);
   });
 
+  it('tries a pin the API server did not apply again, announcing the rollout once', () => {
+    const p = new Policy(policy());
+    const d1 = p.step(t0, [container('a', OLD)]);
+    assert.deepEqual(
+      d1.events.map((e) => e.reason),
+      ['RolloutStarted'],
+    );
+    // The pin failed (the API server was restarting): the workload still names the old digest.
+    const d2 = p.step(at(5), [container('a', OLD)]);
+    assert.deepEqual(
+      d2.pins.map((x) => [x.name, x.image]),
+      [['a', `${REPO}@${NEW}`]],
+      'tried again',
+    );
+    assert.deepEqual(d2.events, [], 'not announced again');
+    assert.equal(p.state('a')?.state, 'Rolling');
+  });
+
   it('pins at most maxConcurrent workloads, follows them to UpToDate, then the rest', () => {
     const p = new Policy(policy({ maxConcurrent: 2 }));
     const d1 = p.step(t0, [container('c', OLD), container('a', OLD), container('b', OLD)]);
