@@ -119,7 +119,9 @@ async function main(): Promise<void> {
 
   let trust = newTrust();
   const authorities: Authority[] = await trust.authorities('bench', spec);
-  const pass = async (label: string): Promise<void> => {
+  /** The figures of the closing JSON line, by pass. */
+  const figures: Record<string, number> = {};
+  const pass = async (label: string, key?: string): Promise<void> => {
     const times = new Map<Kind, number[]>(KINDS.map((k) => [k, []]));
     const before = await requestsByKind(metrics);
     const t0 = performance.now();
@@ -139,11 +141,19 @@ async function main(): Promise<void> {
     console.log(`${label}: ${IMAGES} verifications in ${(total / 1000).toFixed(2)} s, all verified`);
     for (const k of KINDS) console.log(`  ${k.padEnd(15)} ${summary(times.get(k)!)}`);
     console.log(`  registry requests per verification: ${perImage(after, before, IMAGES)}`);
+    if (key) {
+      const all = [...times.values()].flat();
+      const requests = [...after.keys()].reduce((sum, k) => sum + (after.get(k) ?? 0) - (before.get(k) ?? 0), 0);
+      figures[`${key}_requests_per_verification`] = Number((requests / IMAGES).toFixed(2));
+      figures[`${key}_p50_ms`] = Number(percentile(all, 50).toFixed(2));
+      figures[`${key}_p99_ms`] = Number(percentile(all, 99).toFixed(2));
+      figures[`${key}_total_s`] = Number((total / 1000).toFixed(2));
+    }
   };
-  await pass('cold cache (first look at each digest)');
-  await pass('warm cache (verdicts cached)');
+  await pass('cold cache (first look at each digest)', 'cold');
+  await pass('warm cache (verdicts cached)', 'warm');
   trust = newTrust();
-  await pass('cold again (a restarted operator; trust root file and TLS connections warm)');
+  await pass('cold again (a restarted operator; trust root file and TLS connections warm)', 'cold_again');
 
   // An admission review of a Pod running a signed digest, answered from a warm cache and a cold one.
   const policy: ImagePolicy = {
@@ -192,10 +202,13 @@ async function main(): Promise<void> {
       if (!r.response.allowed) throw new Error(JSON.stringify(r.response.status));
     }
     console.log(`${label} (${app0.length} pods): ${summary(times)}`);
+    const key = fresh ? 'admission_cold' : 'admission_warm';
+    figures[`${key}_p50_ms`] = Number(percentile(times, 50).toFixed(2));
+    figures[`${key}_p99_ms`] = Number(percentile(times, 99).toFixed(2));
   }
   const budgeted = new RegistryClient({ hosts: [{ host: registry.host, insecure: true }], registry: metrics });
   trust = newTrust(budgeted);
-  await pass('cold, with the default request budget (600 requests/min per registry)');
+  await pass('cold, with the default request budget (600 requests/min per registry)', 'cold_budgeted');
   await budgeted.close();
   const mem = process.memoryUsage();
   console.log(
@@ -203,6 +216,7 @@ async function main(): Promise<void> {
   );
   await client.close();
   await registry.stop();
+  console.log(JSON.stringify({ bench: 'trust', images: IMAGES, ...figures, rss_mib: Math.round(mem.rss / 2 ** 20) }));
 }
 
 await main();

@@ -103,6 +103,9 @@ export interface RateLimitState {
 
 type RequestKind = 'manifest' | 'tags' | 'referrers' | 'blob';
 
+/** How long a registry found without the referrers API is believed to have none. */
+const REFERRERS_API_RECHECK_MS = 60 * 60_000;
+
 interface Exchange {
   kind: RequestKind;
   method: 'GET' | 'HEAD';
@@ -132,6 +135,13 @@ export class RegistryClient {
   private readonly shared: Agent;
   private readonly limiters = new Map<string, RegistryLimiter>();
   private readonly rateLimits = new Map<string, RateLimitState>();
+  /**
+   * Registries that answered the referrers API with 404 — a registry that has the API never
+   * does (OCI distribution spec 1.1) — and until when that is believed: their referrers are
+   * read from the tag schema at once instead of costing a 404 each time. Looked at again after
+   * an hour, for a registry upgraded since.
+   */
+  private readonly withoutReferrersApi = new Map<string, number>();
   readonly authorizer: Authorizer;
   private readonly metrics;
 
@@ -379,6 +389,9 @@ export class RegistryClient {
     source: CredentialSource,
     options: { artifactType?: string; signal?: AbortSignal } = {},
   ): Promise<Referrers> {
+    const now = (this.options.now ?? Date.now)();
+    if ((this.withoutReferrersApi.get(registry) ?? 0) > now)
+      return this.referrersFromTag(registry, repository, digest, source, options);
     const query = options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : '';
     const descriptors: Descriptor[] = [];
     let filtered = false;
@@ -412,6 +425,7 @@ export class RegistryClient {
       }
     } catch (err) {
       if (!(err instanceof RegistryError && err.code === 'NOT_FOUND')) throw err;
+      this.withoutReferrersApi.set(registry, now + REFERRERS_API_RECHECK_MS);
       return this.referrersFromTag(registry, repository, digest, source, options);
     }
     const wanted = options.artifactType;

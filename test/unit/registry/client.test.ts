@@ -24,6 +24,7 @@ const manifestDigest = `sha256:${createHash('sha256').update(manifestText).diges
 describe('RegistryClient (against a scripted HTTP server)', () => {
   let server: FakeHttp;
   let client: RegistryClient;
+  let now = Date.parse('2026-12-06T10:00:00Z');
   const waits: number[] = [];
   const metrics = createRegistry(false);
 
@@ -35,6 +36,7 @@ describe('RegistryClient (against a scripted HTTP server)', () => {
       hosts: [{ host: server.host, insecure: true }],
       registry: metrics,
       timeoutMs: 500,
+      now: () => now,
       sleep: (ms) => {
         waits.push(ms);
         return Promise.resolve();
@@ -117,6 +119,27 @@ describe('RegistryClient (against a scripted HTTP server)', () => {
     assert.equal(r.filtered, true);
     assert.equal(r.descriptors.length, 2);
     assert.match(server.seen[0]!.url, /artifactType=sig/);
+  });
+
+  it('remembers a registry without the referrers API: later lookups go to the tag schema at once, for an hour', async () => {
+    let apiCalls = 0;
+    server.on('GET', `/v2/team/app/referrers/${manifestDigest}`, (_req, res) => {
+      apiCalls++;
+      json(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such route' }] });
+    });
+    const tag = manifestDigest.replace(':', '-');
+    server.on('GET', `/v2/team/app/manifests/${tag}`, (_req, res) =>
+      json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'unknown' }] }),
+    );
+    for (let i = 0; i < 3; i++) {
+      const r = await client.referrers(server.host, 'team/app', manifestDigest, anonymousSource);
+      assert.equal(r.fromTagSchema, true);
+      assert.deepEqual(r.descriptors, []);
+    }
+    assert.equal(apiCalls, 1, 'one 404 from the referrers API, then the tag schema only');
+    now += 61 * 60_000;
+    await client.referrers(server.host, 'team/app', manifestDigest, anonymousSource);
+    assert.equal(apiCalls, 2, 'looked at again after an hour');
   });
 
   it('filters referrers itself when the registry did not', async () => {
