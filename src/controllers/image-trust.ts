@@ -6,7 +6,7 @@
 // and re-checked now and then (a signature can be deleted, a Secret's key rotated: the key
 // material is part of the cache key, so a rotation takes effect at once). A requested
 // reconcile (`fresh`) looks again at once.
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { ImagePolicy } from '../api/v1alpha1/index.ts';
 import type { CredentialSource } from '../registry/auth/credentials.ts';
 import type { RegistryClient } from '../registry/client.ts';
@@ -27,6 +27,7 @@ import {
 } from '../verify/signatures.ts';
 import type { TrustedRootSource } from '../verify/trusted-root.ts';
 import { findingsFromVulnAttestation, type Finding } from '../verify/vulnerabilities.ts';
+import { KmsKeys } from '../verify/kms-keys.ts';
 
 export type SignatureSpec = NonNullable<NonNullable<ImagePolicy['spec']['verify']>['signature']>;
 
@@ -60,6 +61,8 @@ export interface ImageTrustDeps {
   client: RegistryClient;
   secrets: SecretReader;
   trustedRoot: TrustedRootSource;
+  /** Keys in cloud KMSs (verify.signature.keys[].kms); default: the operator's cloud identities. */
+  kms?: Pick<KmsKeys, 'publicKey'>;
   registry?: Registry;
   now?: () => number;
 }
@@ -71,6 +74,7 @@ export class ImageTrust {
   /** The referrers of a digest, read once for both signatures and attestations. */
   private readonly referrers: PromiseCache<ReferrerBundle[]>;
   private readonly verifications;
+  private defaultKms: KmsKeys | undefined;
 
   constructor(deps: ImageTrustDeps) {
     this.deps = deps;
@@ -91,10 +95,20 @@ export class ImageTrust {
     return (this.deps.now ?? Date.now)();
   }
 
-  /** The authorities a policy names, with their keys read from Secrets in its namespace. */
+  /** The authorities a policy names, with their keys read from Secrets in its namespace or a cloud KMS. */
   async authorities(namespace: string, spec: SignatureSpec, signal?: AbortSignal): Promise<Authority[]> {
     const out: Authority[] = [];
     for (const [i, k] of (spec.keys ?? []).entries()) {
+      if (k.kms) {
+        out.push({
+          kind: 'key',
+          name: k.kms,
+          publicKey: await this.kmsKey(i, k.kms, signal),
+          ignoreTlog: k.ignoreTlog === true,
+        });
+        continue;
+      }
+      if (!k.secretRef) throw new TrustConfigError(`keys[${i}] names neither a secretRef nor a kms URI`);
       const name = k.secretRef.name;
       const field = k.secretRef.key ?? 'cosign.pub';
       const data = await this.deps.secrets(namespace, name, signal);
@@ -122,6 +136,14 @@ export class ImageTrust {
       });
     }
     return out;
+  }
+
+  private async kmsKey(i: number, uri: string, signal?: AbortSignal): Promise<KeyObject> {
+    try {
+      return await (this.deps.kms ?? (this.defaultKms ??= new KmsKeys())).publicKey(uri, signal);
+    } catch (err) {
+      throw new TrustConfigError(`keys[${i}]: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   private fingerprint(authorities: readonly Authority[]): string {

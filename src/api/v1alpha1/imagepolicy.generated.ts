@@ -373,7 +373,7 @@ export interface Signature {
    */
   keyless?: Keyless[];
   /**
-   * Public keys, each in a Secret in this namespace.
+   * Public keys, each in a Secret in this namespace or in a cloud KMS.
    */
   keys?: Key[];
 }
@@ -401,7 +401,7 @@ export interface Keyless {
 }
 
 /**
- * A public key (PEM) in a Secret.
+ * A public key (PEM) in a Secret, or a key in a cloud KMS.
  */
 export interface Key {
   /**
@@ -411,9 +411,16 @@ export interface Key {
    */
   ignoreTlog?: boolean;
   /**
+   * A key in a cloud KMS, as cosign names it: awskms://[ENDPOINT]/[ID|ALIAS|ARN],
+   * azurekms://[VAULT]/[KEY][/VERSION] or
+   * gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V. Only its
+   * public key is read, with the operator's cloud identity, and cached for an hour.
+   */
+  kms?: string;
+  /**
    * The Secret and key holding the PEM public key.
    */
-  secretRef: KeySecretRef;
+  secretRef?: KeySecretRef;
 }
 
 /**
