@@ -270,5 +270,39 @@ describe('Trust: signatures and vulnerability reports', () => {
       ),
     );
     assert.equal(specImage(ns, 'Deployment', 'api'), `${repo}@${v1.digest}`);
+
+    // A multi-platform candidate whose scan names one of its platform manifests (Trivy scans
+    // what a node pulled): judged by it, so refused too.
+    const v3 = await e.pusher.pushImage('shop/scan', undefined, {
+      seed: 'scan-v3',
+      platforms: ['linux/amd64', 'linux/arm64'],
+    });
+    const arm64 = v3.children.find((c) => c.platform === 'linux/arm64')!.digest;
+    const reportsBefore = await operator.metric('patchline_informer_objects', { informer: 'vulnerabilityreports' });
+    applyReport(staging, 'replicaset-api-arm64-app', arm64, [
+      { id: 'CVE-2026-7777', severity: 'CRITICAL', fixed: '1.3' },
+    ]);
+    // The report is in the operator's cache before the candidate appears (otherwise the
+    // candidate is judged unscanned first, and this test would race the watch).
+    await operator.waitUntil(
+      async () =>
+        (await operator.metric('patchline_informer_objects', { informer: 'vulnerabilityreports' })) > reportsBefore,
+      'the report cached',
+    );
+    await e.pusher.copyManifest('shop/scan', v3.digest, '1.0', v3.mediaType);
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'v3 refused by the scan of its arm64 manifest',
+      (x) => x.latest?.digest === v3.digest && x.latest.verified === false,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      new RegExp(
+        `vulnerabilities: VulnerabilityReport ${staging}/replicaset-api-arm64-app \\(of its platform manifests\\): 1 finding\\(s\\) above HIGH: CVE-2026-7777`,
+      ),
+    );
+    assert.equal(specImage(ns, 'Deployment', 'api'), `${repo}@${v1.digest}`);
   });
 });

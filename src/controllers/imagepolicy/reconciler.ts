@@ -51,6 +51,7 @@ import type { GitOpsRecord, PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
 import { selectContainers, violationsOf } from './select.ts';
 import { isForbidden } from '../../runtime/errors.ts';
+import { scanOfImage } from '../vulnerability-reports.ts';
 import { actorFor, describeActor, type Actor } from '../../runtime/impersonation.ts';
 
 export interface ImagePolicyReconcilerDeps {
@@ -91,6 +92,8 @@ export type JsonPatchOperation =
   | { op: 'remove'; path: string }
   | { op: 'test'; path: string; value: unknown };
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** The platforms whose manifests' reports stand for a multi-platform candidate's. */
+const SCANNED_PLATFORMS = ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/ppc64le', 'linux/s390x'];
 /** A running image whose created time could not be read is not asked about again for this long. */
 const CREATED_RETRY_MS = 10 * 60_000;
 
@@ -489,12 +492,16 @@ export class ImagePolicyReconciler implements Reconciler {
       if (verify.signature)
         facts.signature = await this.deps.trust.signature({ image: ref, digest, source, authorities, signal, fresh });
       if (verify.vulnerabilities) {
-        const report = this.deps.reports(digest, namespace);
-        if (report) {
-          facts.scan = {
-            findings: report.findings,
-            source: `VulnerabilityReport ${report.metadata.namespace}/${report.metadata.name}`,
-          };
+        const index = { forDigest: (d: string, ns?: string) => this.deps.reports(d, ns ?? namespace) };
+        // A report on the image's own digest, else on its platform manifests (read from the
+        // manifest already fetched for the digest check: no extra request).
+        let scan = scanOfImage(index, digest, namespace);
+        if (!scan) {
+          const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
+          scan = scanOfImage(index, digest, namespace, Object.values(platforms));
+        }
+        if (scan) {
+          facts.scan = scan;
         } else if (authorities.length > 0) {
           // Attestations count only when signed by an authority the policy trusts: anyone who
           // can push to the repository could attach an unsigned "clean" report.
