@@ -13,6 +13,11 @@ import type { ServedManifest } from '../verify/checks.ts';
 import { declaredBases, type DeclaredBase } from '../verify/provenance.ts';
 import { PromiseCache } from './promise-cache.ts';
 
+interface ConfigFacts {
+  created?: string;
+  user?: string;
+}
+
 /** A refusal (no such manifest, content that does not hash to it) is asked again after this long. */
 const REFUSAL_TTL_MS = 60_000;
 
@@ -20,7 +25,8 @@ export class RegistryFacts {
   private readonly client: RegistryClient;
   private readonly platforms = new PromiseCache<Record<string, string>>({ max: 2_000 });
   private readonly bases = new PromiseCache<DeclaredBase[]>({ max: 2_000 });
-  private readonly createdTimes = new PromiseCache<Date | undefined>({ max: 10_000 });
+  /** Of each image config, only what the checks read: held for 10,000 digests. */
+  private readonly configs = new PromiseCache<ConfigFacts | undefined>({ max: 10_000 });
   private readonly served = new PromiseCache<ServedManifest>({
     max: 10_000,
     ttlMs: (verdict) => (verdict.matches ? Infinity : REFUSAL_TTL_MS),
@@ -128,13 +134,30 @@ export class RegistryFacts {
    * linux/amd64 image's (or else the first platform's); attestation entries are skipped.
    * Undefined when the config has none (reproducible builds often set the epoch: also none).
    */
-  created(
+  async created(
     ref: ImageReference,
     digest: string,
     source: CredentialSource,
     signal?: AbortSignal,
   ): Promise<Date | undefined> {
-    return this.createdTimes.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, async () => {
+    const created = (await this.config(ref, digest, source, signal))?.created;
+    const at = created ? new Date(created) : undefined;
+    return at && at.getTime() > 0 ? at : undefined;
+  }
+
+  /** Who the image at `digest` runs as: its config's User (for an index, as for created()). */
+  async user(ref: ImageReference, digest: string, source: CredentialSource, signal?: AbortSignal): Promise<string> {
+    return (await this.config(ref, digest, source, signal))?.user ?? '';
+  }
+
+  /** The image config of the image at `digest` (an index's linux/amd64 image, or its first); cached by digest. */
+  private config(
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal?: AbortSignal,
+  ): Promise<ConfigFacts | undefined> {
+    return this.configs.get(`${ref.registry}/${ref.repository}@${digest}|${source.id}`, async () => {
       const at = (d: string) => ({ registry: ref.registry, repository: ref.repository, digest: d });
       let fetched = await this.manifest(ref, digest, source, signal);
       if (fetched.manifest.kind === 'index') {
@@ -147,8 +170,10 @@ export class RegistryFacts {
         if (fetched.manifest.kind === 'index') return undefined;
       }
       const config = await this.client.config(ref.registry, ref.repository, fetched.manifest, source, signal);
-      const created = config.created ? new Date(config.created) : undefined;
-      return created && created.getTime() > 0 ? created : undefined;
+      return {
+        ...(config.created !== undefined ? { created: config.created } : {}),
+        ...(config.user !== undefined ? { user: config.user } : {}),
+      };
     });
   }
 }

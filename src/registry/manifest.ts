@@ -72,6 +72,8 @@ export interface ImageConfig {
   os?: string;
   architecture?: string;
   labels: Record<string, string>;
+  /** config.User: who the image runs as ("" or absent: root). */
+  user?: string;
 }
 
 export class ManifestFormatError extends Error {}
@@ -152,6 +154,7 @@ export function parseImageConfig(body: unknown): ImageConfig {
   if (typeof body.architecture === 'string') config.architecture = body.architecture;
   const inner = isObject(body.config) ? body.config : {};
   config.labels = stringMap(inner.Labels, 'config.Labels') ?? {};
+  if (typeof inner.User === 'string') config.user = inner.User.slice(0, 256);
   return config;
 }
 

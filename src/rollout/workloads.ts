@@ -5,6 +5,7 @@ import { intern } from '../runtime/intern.ts';
 import type { KubeObject, ManagedFieldsEntry, ObjectMeta } from '../runtime/kube-types.ts';
 import type { PodLike, ContainerStatusLike } from './running.ts';
 import type { WorkloadLike } from './progress.ts';
+import type { SecurityContextUser } from '../verify/run-as-user.ts';
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet';
 
@@ -20,9 +21,24 @@ export interface Workload extends KubeObject {
     replicas?: number;
     selector?: LabelSelector;
     updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
-    template?: { spec?: { containers?: { name: string; image?: string }[] } };
+    template?: {
+      spec?: {
+        /** Only who the pod runs as (verify.runAsNonRoot). */
+        securityContext?: SecurityContextUser;
+        containers?: { name: string; image?: string; securityContext?: SecurityContextUser }[];
+      };
+    };
   };
   status?: WorkloadLike['status'];
+}
+
+/** Keeps, of a securityContext, who it runs as; undefined when it says nothing about that. */
+function runAs(sc: SecurityContextUser | undefined): SecurityContextUser | undefined {
+  if (!sc) return undefined;
+  const out: SecurityContextUser = {};
+  if (typeof sc.runAsUser === 'number') out.runAsUser = sc.runAsUser;
+  if (typeof sc.runAsNonRoot === 'boolean') out.runAsNonRoot = sc.runAsNonRoot;
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 export interface Pod extends KubeObject, PodLike {
@@ -88,6 +104,9 @@ interface RawWorkload {
   status?: Workload['status'];
 }
 
+const withRunAs = (sc: SecurityContextUser | undefined): { securityContext?: SecurityContextUser } =>
+  sc ? { securityContext: sc } : {};
+
 /** Keeps, of managedFields, which manager owns which container's image. */
 function slimManagedFields(entries: readonly ManagedFieldsEntry[] | undefined): ManagedFieldsEntry[] | undefined {
   const out: ManagedFieldsEntry[] = [];
@@ -139,9 +158,11 @@ export function slimWorkload(kind: WorkloadKind): (obj: KubeObject) => Workload 
         ...(spec.updateStrategy ? { updateStrategy: spec.updateStrategy } : {}),
         template: {
           spec: {
+            ...withRunAs(runAs(spec.template?.spec?.securityContext)),
             containers: (spec.template?.spec?.containers ?? []).map((c) => ({
               name: intern(c.name),
               ...(c.image !== undefined ? { image: intern(c.image) } : {}),
+              ...withRunAs(runAs(c.securityContext)),
             })),
           },
         },

@@ -9,11 +9,12 @@ import { parseReference, repositoryName } from '../registry/reference.ts';
 import type { ProvenanceResult } from './provenance.ts';
 import type { SignatureVerdict } from './signatures.ts';
 import { gateVulnerabilities, type Finding } from './vulnerabilities.ts';
+import { describeUser, effectiveUser, parseImageUser, type SecurityContextUser } from './run-as-user.ts';
 
 export type VerifySpec = NonNullable<ImagePolicy['spec']['verify']>;
 
 export interface CheckResult {
-  name: 'registry' | 'digest' | 'age' | 'provenance' | 'signature' | 'vulnerabilities';
+  name: 'registry' | 'digest' | 'age' | 'provenance' | 'signature' | 'vulnerabilities' | 'user';
   passed: boolean;
   message: string;
   /** The vulnerabilities check: the scan's findings by severity. */
@@ -42,6 +43,19 @@ export interface CandidateFacts {
   signature?: SignatureVerdict;
   /** The candidate's scan, from a VulnerabilityReport or a signed attestation; absent when not scanned. */
   scan?: { findings: readonly Finding[]; source: string };
+  /**
+   * verify.runAsNonRoot: the candidate's image config User, and the securityContext of each
+   * selected container it would run in.
+   */
+  runAs?: { imageUser: string; containers: readonly RunAsContainer[] };
+}
+
+/** A selected container, with who its pod and itself say it runs as. */
+export interface RunAsContainer {
+  /** Kind/name/container. */
+  container: string;
+  pod?: SecurityContextUser;
+  own?: SecurityContextUser;
 }
 
 /**
@@ -147,6 +161,41 @@ const vulnerabilityCheck: Check = (v, candidate, facts, now) => {
   };
 };
 
+/**
+ * verify.runAsNonRoot: the candidate, in every selected container, runs as a user that is not
+ * root (and, with allowedUserIds, one of them), and the kubelet would start it.
+ */
+const userCheck: Check = (v, _candidate, facts) => {
+  if (!v.runAsNonRoot) return undefined;
+  const runAs = facts.runAs;
+  if (!runAs) return { name: 'user', passed: false, message: "the image's user not read yet" };
+  const allowed = v.allowedUserIds ?? [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const c of runAs.containers) {
+    const u = effectiveUser(runAs.imageUser, c.pod, c.own);
+    seen.add(describeUser(u));
+    if (u.refusedByKubelet) problems.push(`${c.container}: the kubelet would not start it: ${u.refusedByKubelet}`);
+    else if (u.root === true) problems.push(`${c.container}: would run as ${describeUser(u)}`);
+    else if (allowed.length > 0 && (u.uid === undefined || !allowed.includes(u.uid)))
+      problems.push(`${c.container}: would run as ${describeUser(u)}, not one of ${allowed.join(', ')}`);
+  }
+  if (problems.length > 0) {
+    const more = problems.length > 3 ? ` (and ${problems.length - 3} more)` : '';
+    return { name: 'user', passed: false, message: `${problems.slice(0, 3).join('; ')}${more}` };
+  }
+  const image = parseImageUser(runAs.imageUser);
+  const who = image.uid === 0 ? 'root' : image.uid !== undefined ? `uid ${image.uid}` : `"${image.written}"`;
+  return {
+    name: 'user',
+    passed: true,
+    message:
+      runAs.containers.length > 0
+        ? `runs as ${[...seen].sort().join(', ')}`
+        : `the image runs as ${who}; no selected container to run it yet`,
+  };
+};
+
 /** The checks, in the order status lists them. */
 const CHECKS: readonly Check[] = [
   registryCheck,
@@ -155,6 +204,7 @@ const CHECKS: readonly Check[] = [
   provenanceCheck,
   signatureCheck,
   vulnerabilityCheck,
+  userCheck,
 ];
 
 export function runChecks(

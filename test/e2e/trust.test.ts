@@ -305,4 +305,62 @@ describe('Trust: signatures and vulnerability reports', () => {
     );
     assert.equal(specImage(ns, 'Deployment', 'api'), `${repo}@${v1.digest}`);
   });
+
+  it('runAsNonRoot: a candidate whose image runs as root is refused, and the Deployment keeps its digest', async () => {
+    const ns = newNamespace('nonroot');
+    const repo = `${e.registry.host}/shop/nonroot`;
+    const v1 = await e.pusher.pushImage('shop/nonroot', '1.0', { seed: `${ns}-v1`, user: '65532:65532' });
+    applyWorkload(ns, 'Deployment', 'app', e.image('shop/nonroot', '1.0'));
+    applyPolicy(ns, 'app', {
+      image: repo,
+      follow: { tag: '1.0' },
+      workloads: { names: ['app'] },
+      verify: { runAsNonRoot: true, allowedUserIds: [65532] },
+    });
+    let s = await waitForPolicy(
+      operator,
+      ns,
+      'app',
+      'v1 (uid 65532) rolled out',
+      (x) => workload(x, 'Deployment', 'app')?.state === 'UpToDate' && x.latest?.digest === v1.digest,
+    );
+    assert.equal(s.latest?.checks?.find((c) => c.name === 'user')?.message, 'runs as uid 65532 (image)');
+    assert.equal(workload(s, 'Deployment', 'app')?.user, 'uid 65532 (image)', 'who it runs as, in status');
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'True');
+    // The next build forgot its USER line: it would run as root.
+    const v2 = await e.pusher.pushImage('shop/nonroot', '1.0', { seed: `${ns}-v2` });
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'app',
+      'v2 refused',
+      (x) => x.latest?.digest === v2.digest && x.latest.verified === false,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      /user: Deployment\/app\/app: would run as root \(image\)/,
+    );
+    assert.equal(specImage(ns, 'Deployment', 'app'), `${repo}@${v1.digest}`, 'the Deployment keeps its digest');
+
+    // Someone sets the pod to run as root: a violation, without any new image.
+    kubectl([
+      'patch',
+      'deployment',
+      'app',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { template: { spec: { securityContext: { runAsUser: 0 } } } } }),
+    ]);
+    s = await waitForPolicy(operator, ns, 'app', 'the root container reported', (x) =>
+      (x.violations ?? []).some((v) => v.rule === 'user'),
+    );
+    assert.deepEqual(
+      s.violations?.filter((v) => v.rule === 'user').map((v) => [v.workload, v.container, v.message]),
+      [['Deployment/app', 'app', 'runs as root (pod securityContext)']],
+    );
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'False');
+    assert.equal(workload(s, 'Deployment', 'app')?.user, 'root (pod securityContext)');
+  });
 });

@@ -21,6 +21,8 @@ export interface ImageSpec {
   annotations?: Record<string, string>;
   /** Makes the content (and so the digests) differ from other pushes. */
   seed?: string;
+  /** config.User: who the image runs as (absent: root). */
+  user?: string;
 }
 
 export interface PushedImage {
@@ -156,7 +158,7 @@ export class OciPusher {
           architecture,
           os,
           ...(variant ? { variant } : {}),
-          config: { Labels: spec.labels ?? {} },
+          config: { Labels: spec.labels ?? {}, ...(spec.user !== undefined ? { User: spec.user } : {}) },
           rootfs: { type: 'layers', diff_ids: [layerDigest] },
         }),
       );

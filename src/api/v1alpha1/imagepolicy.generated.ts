@@ -324,6 +324,11 @@ export interface Window {
  */
 export interface Verify {
   /**
+   * With runAsNonRoot, the only user ids a selected container may run as. A user that is a
+   * name only the image's /etc/passwd resolves is refused then (its uid is not known).
+   */
+  allowedUserIds?: number[];
+  /**
    * Oldest acceptable image, by the created time in its config (Go duration, such as 720h).
    * Older candidates are refused; older running images are reported as stale.
    */
@@ -341,6 +346,13 @@ export interface Verify {
    * Report running containers whose image is referenced by tag only, not pinned by digest.
    */
   requireDigest?: boolean;
+  /**
+   * Refuse a candidate that would run as root in a selected container, or that the kubelet
+   * would not start there (runAsNonRoot set, and the image's user root or a name it cannot
+   * check): the image config's User, unless the pod's or container's securityContext sets
+   * runAsUser.
+   */
+  runAsNonRoot?: boolean;
   /**
    * The image must carry a valid cosign signature from one of these authorities (any one
    * suffices).
@@ -748,7 +760,7 @@ export interface Check {
    */
   message?: string;
   /**
-   * The check (registry, digest, age, provenance, signature, vulnerabilities).
+   * The check (registry, digest, age, provenance, signature, vulnerabilities, user).
    */
   name: string;
   /**
@@ -801,7 +813,7 @@ export interface Violation {
    */
   message?: string;
   /**
-   * The rule broken (registry, digest, age, provenance, signature, vulnerabilities).
+   * The rule broken (registry, digest, age, provenance, signature, vulnerabilities, user).
    */
   rule: string;
   /**
@@ -865,6 +877,12 @@ export interface Workload {
    * (Manual mode) or Pending.
    */
   state?: State;
+  /**
+   * With verify.runAsNonRoot, who the container runs as and where that comes from: "uid 65532
+   * (image)", "root (pod securityContext)", or a name that only the image's /etc/passwd
+   * resolves.
+   */
+  user?: string;
   /**
    * What the scan of the running digest found, by severity (Trivy Operator
    * VulnerabilityReport); absent until the digest has been scanned.

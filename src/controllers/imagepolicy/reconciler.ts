@@ -27,7 +27,7 @@ import type { StatusWriter } from '../../runtime/status.ts';
 import { keptPins, pinAnnotationValue, type KeptPin, type PinnedWorkload, type PinRequest } from '../../rollout/pin.ts';
 import { digestOfImageID, repositoryOf } from '../../rollout/running.ts';
 import type { Pod, Workload } from '../../rollout/workloads.ts';
-import type { CandidateFacts } from '../../verify/checks.ts';
+import type { CandidateFacts, RunAsContainer } from '../../verify/checks.ts';
 import type { Authority } from '../../verify/signatures.ts';
 import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
 import type { ImageTrust } from '../image-trust.ts';
@@ -49,9 +49,10 @@ import {
 import { chooseTag } from './follow.ts';
 import type { GitOpsRecord, PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
-import { selectContainers, violationsOf } from './select.ts';
+import { containerUser, selectContainers, violationsOf, type SelectedContainer } from './select.ts';
 import { isForbidden } from '../../runtime/errors.ts';
 import { scanOfImage } from '../vulnerability-reports.ts';
+import { describeUser } from '../../verify/run-as-user.ts';
 import { actorFor, describeActor, type Actor } from '../../runtime/impersonation.ts';
 
 export interface ImagePolicyReconcilerDeps {
@@ -92,14 +93,20 @@ export type JsonPatchOperation =
   | { op: 'remove'; path: string }
   | { op: 'test'; path: string; value: unknown };
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** Of what a container runs, what the image config says. */
+interface RunningConfig {
+  created?: Date;
+  user?: string;
+}
+
 /** The platforms whose manifests' reports stand for a multi-platform candidate's. */
 const SCANNED_PLATFORMS = ['linux/amd64', 'linux/arm64', 'linux/arm/v7', 'linux/ppc64le', 'linux/s390x'];
-/** A running image whose created time could not be read is not asked about again for this long. */
-const CREATED_RETRY_MS = 10 * 60_000;
+/** A running image whose config could not be read is not asked about again for this long. */
+const CONFIG_RETRY_MS = 10 * 60_000;
 
 export class ImagePolicyReconciler implements Reconciler {
   private readonly deps: ImagePolicyReconcilerDeps;
-  private readonly createdFailures = new Map<string, number>();
+  private readonly configFailures = new Map<string, number>();
   /** Policies whose last pins the API server refused as forbidden, with why: Stalled until they pass. */
   private readonly pinsForbidden = new Map<string, string>();
   private readonly pins;
@@ -211,10 +218,19 @@ export class ImagePolicyReconciler implements Reconciler {
     const workloads = this.deps.workloads(namespace);
     const selected = selectContainers(policy, workloads);
     gathered.observed = observeContainers(selected, workloads, this.deps.pods(namespace));
-    const created = policy.spec.verify?.maxAge
-      ? await this.runningCreated(gathered.observed, source, ctx)
-      : new Map<string, Date>();
-    gathered.violations = violationsOf(policy, selected, (image) => created.get(image), now);
+    const verify = policy.spec.verify ?? {};
+    const running =
+      verify.maxAge || verify.runAsNonRoot
+        ? await this.runningConfigs(gathered.observed, source, ctx)
+        : new Map<string, RunningConfig>();
+    gathered.violations = violationsOf(
+      policy,
+      selected,
+      (image) => running.get(image)?.created,
+      now,
+      (image) => running.get(image)?.user,
+    );
+    if (verify.runAsNonRoot) this.observeUsers(gathered.observed, selected, running);
     if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
     const gitOps = this.gitOpsRecord(policy);
     if (gitOps) gathered.gitOps = gitOps;
@@ -462,28 +478,14 @@ export class ImagePolicyReconciler implements Reconciler {
       const created = await this.deps.facts.created(ref, digest, source, signal);
       if (created) facts.created = created;
     }
-    if (verify.provenance?.requireBase) {
-      const repository = repositoryName(ref);
-      const builders = this.deps
-        .triggers(policy.metadata?.namespace ?? '')
-        .filter((t) => repositoryOf(t.spec.target.image) === repository);
-      if (builders.length === 0) {
-        facts.provenance = {
-          verdict: 'Unknown',
-          message: `no RebuildTrigger in this namespace rebuilds ${repository}, so the current digest of its base is not known`,
-        };
-      } else {
-        const declared = await this.deps.facts.declaredBases(ref, digest, source, signal);
-        facts.provenance = judge(declared, {
-          repositories: builders.flatMap((t) => t.spec.baseImages.flatMap((b) => repositoryOf(b.image) ?? [])),
-          digests: builders.flatMap((t) =>
-            (t.status?.bases ?? []).flatMap((b) =>
-              [b.digest, ...Object.values(b.platformDigests ?? {})].filter((d): d is string => !!d),
-            ),
-          ),
-        });
-      }
+    if (verify.runAsNonRoot) {
+      facts.runAs = {
+        imageUser: await this.deps.facts.user(ref, digest, source, signal),
+        containers: this.runAsContainers(policy),
+      };
     }
+    if (verify.provenance?.requireBase)
+      facts.provenance = await this.candidateProvenance(policy, ref, digest, source, signal);
     if (verify.signature || verify.vulnerabilities) {
       const namespace = policy.metadata?.namespace ?? '';
       const authorities: Authority[] = verify.signature
@@ -492,37 +494,87 @@ export class ImagePolicyReconciler implements Reconciler {
       if (verify.signature)
         facts.signature = await this.deps.trust.signature({ image: ref, digest, source, authorities, signal, fresh });
       if (verify.vulnerabilities) {
-        const index = { forDigest: (d: string, ns?: string) => this.deps.reports(d, ns ?? namespace) };
-        // A report on the image's own digest, else on its platform manifests (read from the
-        // manifest already fetched for the digest check: no extra request).
-        let scan = scanOfImage(index, digest, namespace);
-        if (!scan) {
-          const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
-          scan = scanOfImage(index, digest, namespace, Object.values(platforms));
-        }
-        if (scan) {
-          facts.scan = scan;
-        } else if (authorities.length > 0) {
-          // Attestations count only when signed by an authority the policy trusts: anyone who
-          // can push to the repository could attach an unsigned "clean" report.
-          const attested = await this.deps.trust.attestedScan({
-            image: ref,
-            digest,
-            source,
-            authorities,
-            signal,
-            fresh,
-          });
-          if (attested) {
-            facts.scan = {
-              findings: attested.findings,
-              source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
-            };
-          }
-        }
+        const scan = await this.candidateScan(namespace, ref, digest, source, authorities, signal, fresh);
+        if (scan) facts.scan = scan;
       }
     }
     return facts;
+  }
+
+  /** Whether the candidate is built on the current digest of a base a RebuildTrigger of the namespace follows. */
+  private async candidateProvenance(
+    policy: ImagePolicy,
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal: AbortSignal,
+  ): Promise<NonNullable<CandidateFacts['provenance']>> {
+    const repository = repositoryName(ref);
+    const builders = this.deps
+      .triggers(policy.metadata?.namespace ?? '')
+      .filter((t) => repositoryOf(t.spec.target.image) === repository);
+    if (builders.length === 0) {
+      return {
+        verdict: 'Unknown',
+        message: `no RebuildTrigger in this namespace rebuilds ${repository}, so the current digest of its base is not known`,
+      };
+    }
+    const declared = await this.deps.facts.declaredBases(ref, digest, source, signal);
+    return judge(declared, {
+      repositories: builders.flatMap((t) => t.spec.baseImages.flatMap((b) => repositoryOf(b.image) ?? [])),
+      digests: builders.flatMap((t) =>
+        (t.status?.bases ?? []).flatMap((b) =>
+          [b.digest, ...Object.values(b.platformDigests ?? {})].filter((d): d is string => !!d),
+        ),
+      ),
+    });
+  }
+
+  /**
+   * The candidate's scan: a VulnerabilityReport on its digest, else on its platform manifests
+   * (read from the manifest already fetched for the digest check: no extra request), else a
+   * vulnerability attestation signed by an authority the policy trusts.
+   */
+  private async candidateScan(
+    namespace: string,
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    authorities: readonly Authority[],
+    signal: AbortSignal,
+    fresh: boolean,
+  ): Promise<CandidateFacts['scan']> {
+    const index = { forDigest: (d: string, ns?: string) => this.deps.reports(d, ns ?? namespace) };
+    let scan = scanOfImage(index, digest, namespace);
+    if (!scan) {
+      const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
+      scan = scanOfImage(index, digest, namespace, Object.values(platforms));
+    }
+    if (scan || authorities.length === 0) return scan;
+    // Attestations count only when signed by an authority the policy trusts: anyone who can
+    // push to the repository could attach an unsigned "clean" report.
+    const attested = await this.deps.trust.attestedScan({ image: ref, digest, source, authorities, signal, fresh });
+    return attested
+      ? {
+          findings: attested.findings,
+          source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
+        }
+      : undefined;
+  }
+
+  /** The containers a policy selects, with who their pod and they say they run as. */
+  private runAsContainers(policy: ImagePolicy): RunAsContainer[] {
+    const workloads = this.deps.workloads(policy.metadata?.namespace ?? '');
+    const byKey = new Map(workloads.map((w) => [`${w.kind}/${w.metadata.name}`, w]));
+    return selectContainers(policy, workloads).map((c) => {
+      const spec = byKey.get(`${c.kind}/${c.name}`)?.spec?.template?.spec;
+      const own = spec?.containers?.find((x) => x.name === c.container)?.securityContext;
+      return {
+        container: `${c.kind}/${c.name}/${c.container}`,
+        ...(spec?.securityContext ? { pod: spec.securityContext } : {}),
+        ...(own ? { own } : {}),
+      };
+    });
   }
 
   /** What the scans of the running digests found, judged by the policy's gate. */
@@ -553,16 +605,31 @@ export class ImagePolicyReconciler implements Reconciler {
     return out;
   }
 
+  /** verify.runAsNonRoot: who each selected container runs as, on its observed entry (status). */
+  private observeUsers(
+    observed: PolicyGathered['observed'],
+    selected: readonly SelectedContainer[],
+    running: ReadonlyMap<string, RunningConfig>,
+  ): void {
+    const byKey = new Map(selected.map((c) => [`${c.kind}/${c.name}/${c.container}`, c]));
+    for (const o of observed) {
+      const c = byKey.get(`${o.kind}/${o.name}/${o.container}`);
+      const user = c ? containerUser(c, running.get(o.specImage)?.user) : undefined;
+      if (user) o.user = describeUser(user);
+    }
+  }
+
   /**
-   * The created time of what each observed container runs (for the maximum-age report), by
-   * the container's spec image. Images whose config cannot be read are skipped for a while.
+   * Of the image config of what each observed container runs: its created time (the
+   * maximum-age report) and its User (runAsNonRoot), by the container's spec image. Images
+   * whose config cannot be read are skipped for a while.
    */
-  private async runningCreated(
+  private async runningConfigs(
     observed: PolicyGathered['observed'],
     source: CredentialSource,
     ctx: ReconcileContext,
-  ): Promise<Map<string, Date>> {
-    const out = new Map<string, Date>();
+  ): Promise<Map<string, RunningConfig>> {
+    const out = new Map<string, RunningConfig>();
     const now = this.now().getTime();
     await Promise.all(
       observed.map(async (o) => {
@@ -576,15 +643,18 @@ export class ImagePolicyReconciler implements Reconciler {
           return;
         }
         const id = `${repositoryName(ref)}@${digest}`;
-        if (now - (this.createdFailures.get(id) ?? -Infinity) < CREATED_RETRY_MS) return;
+        if (now - (this.configFailures.get(id) ?? -Infinity) < CONFIG_RETRY_MS) return;
         try {
-          const created = await this.deps.facts.created(ref, digest, source, ctx.signal);
-          if (created) out.set(o.specImage, created);
+          const [created, user] = await Promise.all([
+            this.deps.facts.created(ref, digest, source, ctx.signal),
+            this.deps.facts.user(ref, digest, source, ctx.signal),
+          ]);
+          out.set(o.specImage, { ...(created ? { created } : {}), user });
         } catch (err) {
           if (ctx.signal.aborted) throw err;
-          this.createdFailures.set(id, now);
-          if (this.createdFailures.size > 10_000) this.createdFailures.clear();
-          ctx.log.debug('cannot read the created time of a running image', { image: id, error: message(err) });
+          this.configFailures.set(id, now);
+          if (this.configFailures.size > 10_000) this.configFailures.clear();
+          ctx.log.debug('cannot read the config of a running image', { image: id, error: message(err) });
         }
       }),
     );

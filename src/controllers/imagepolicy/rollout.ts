@@ -59,6 +59,8 @@ export interface ObservedContainer {
    * revert are not counted again.
    */
   pinnedReverts?: number;
+  /** verify.runAsNonRoot: who it runs as and where that comes from ("uid 65532 (image)"). */
+  user?: string;
 }
 
 export interface RolloutInput {
@@ -166,6 +168,7 @@ function containerStatus(o: ObservedContainer, prev: WorkloadStatus | undefined,
   if (running) status.runningDigest = running;
   if (desired) status.desiredDigest = desired;
   if (prev?.previousDigest) status.previousDigest = prev.previousDigest;
+  if (o.user) status.user = o.user;
   return status;
 }
 

@@ -5,6 +5,7 @@ import { parseReference } from '../../registry/reference.ts';
 import { parseDuration } from '../../runtime/duration.ts';
 import { isOfRepository } from '../../rollout/running.ts';
 import { approvedRegistry } from '../../verify/checks.ts';
+import { describeUser, effectiveUser, type EffectiveUser, type SecurityContextUser } from '../../verify/run-as-user.ts';
 
 type Workloads = ImagePolicy['spec']['workloads'];
 type Selector = NonNullable<Workloads['selector']>;
@@ -13,7 +14,14 @@ export type Violation = NonNullable<ImagePolicyStatus['violations']>[number];
 export interface WorkloadObject {
   kind: 'Deployment' | 'StatefulSet' | 'DaemonSet';
   metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
-  spec?: { template?: { spec?: { containers?: { name: string; image?: string }[] } } };
+  spec?: {
+    template?: {
+      spec?: {
+        securityContext?: SecurityContextUser;
+        containers?: { name: string; image?: string; securityContext?: SecurityContextUser }[];
+      };
+    };
+  };
 }
 
 export interface SelectedContainer {
@@ -21,6 +29,8 @@ export interface SelectedContainer {
   name: string;
   container: string;
   image: string;
+  /** Who the pod and the container say they run as (securityContext). */
+  runAs?: { pod?: SecurityContextUser; own?: SecurityContextUser };
 }
 
 /** A Kubernetes label selector, matched as the API server does (all terms must hold). */
@@ -70,21 +80,38 @@ export function selectContainers(policy: ImagePolicy, workloads: readonly Worklo
   for (const w of workloads) {
     const name = w.metadata?.name ?? '';
     if (!selectsWorkload(policy, w)) continue;
+    const pod = w.spec?.template?.spec?.securityContext;
     for (const c of w.spec?.template?.spec?.containers ?? []) {
       const image = c.image ?? '';
       const wanted = spec.containers?.length ? spec.containers.includes(c.name) : isOfRepository(image, followed);
-      if (wanted) out.push({ kind: w.kind, name, container: c.name, image });
+      if (!wanted) continue;
+      const runAs = { ...(pod ? { pod } : {}), ...(c.securityContext ? { own: c.securityContext } : {}) };
+      out.push({ kind: w.kind, name, container: c.name, image, ...(pod || c.securityContext ? { runAs } : {}) });
     }
   }
   return out.sort((a, b) => (`${a.kind}/${a.name}/${a.container}` < `${b.kind}/${b.name}/${b.container}` ? -1 : 1));
 }
 
-/** The rules a running container breaks: an unapproved registry, or an image not pinned by digest. */
+/**
+ * Who a selected container runs as (verify.runAsNonRoot): from the image config User of what it
+ * runs (`imageUser`, undefined when not read) and its securityContext; undefined when unknown.
+ */
+export function containerUser(c: SelectedContainer, imageUser: string | undefined): EffectiveUser | undefined {
+  const settled = c.runAs?.own?.runAsUser !== undefined || c.runAs?.pod?.runAsUser !== undefined;
+  if (imageUser === undefined && !settled) return undefined;
+  return effectiveUser(imageUser, c.runAs?.pod, c.runAs?.own);
+}
+
+/**
+ * The rules a running container breaks: an unapproved registry, an image not pinned by digest,
+ * too old, or (verify.runAsNonRoot) running as root or as a user not allowed.
+ */
 export function violationsOf(
   policy: ImagePolicy,
   selected: readonly SelectedContainer[],
   createdOf: (image: string) => Date | undefined = () => undefined,
   now: Date = new Date(),
+  userOf: (image: string) => string | undefined = () => undefined,
 ): Violation[] {
   const verify = policy.spec.verify ?? {};
   const out: Violation[] = [];
@@ -114,6 +141,17 @@ export function violationsOf(
           message: `built ${created.toISOString()}, older than ${verify.maxAge}`,
         });
       }
+    }
+    const user = verify.runAsNonRoot ? containerUser(c, userOf(c.image)) : undefined;
+    if (user) {
+      const allowed = verify.allowedUserIds ?? [];
+      const message =
+        user.root === true
+          ? `runs as ${describeUser(user)}`
+          : allowed.length > 0 && (user.uid === undefined || !allowed.includes(user.uid))
+            ? `runs as ${describeUser(user)}, not one of ${allowed.join(', ')}`
+            : undefined;
+      if (message) out.push({ workload, container: c.container, image: c.image, rule: 'user', message });
     }
   }
   return out;

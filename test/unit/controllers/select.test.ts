@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ImagePolicy } from '../../../src/api/v1alpha1/index.ts';
 import {
+  containerUser,
   matchesSelector,
   selectContainers,
   violationsOf,
@@ -101,6 +102,62 @@ describe('ImagePolicy: selecting workloads and reporting violations', () => {
         ['Deployment/web', 'web', 'digest'],
         ['StatefulSet/web-cache', 'web', 'age'],
       ],
+    );
+  });
+
+  it('runAsNonRoot: reports containers running as root or as a user not allowed, with where the user comes from', () => {
+    const front: WorkloadObject = {
+      kind: 'Deployment',
+      metadata: { name: 'front' },
+      spec: {
+        template: {
+          spec: {
+            securityContext: { runAsUser: 1000 },
+            containers: [
+              { name: 'web', image: `${REPO}@${D}` },
+              { name: 'sidecar', image: `${REPO}@${D}`, securityContext: { runAsUser: 0 } },
+            ],
+          },
+        },
+      },
+    };
+    const back: WorkloadObject = {
+      kind: 'StatefulSet',
+      metadata: { name: 'back' },
+      spec: { template: { spec: { containers: [{ name: 'web', image: `${REPO}:1.4` }] } } },
+    };
+    const p = policy({ names: ['front', 'back'], containers: ['web', 'sidecar'] }, { runAsNonRoot: true });
+    const selected = selectContainers(p, [front, back]);
+    assert.deepEqual(
+      selected.map((c) => [c.name, c.container, c.runAs]),
+      [
+        ['front', 'sidecar', { pod: { runAsUser: 1000 }, own: { runAsUser: 0 } }],
+        ['front', 'web', { pod: { runAsUser: 1000 } }],
+        ['back', 'web', undefined],
+      ],
+    );
+    // The image config says root (""), for every image here.
+    const v = violationsOf(p, selected, undefined, new Date(), () => '');
+    assert.deepEqual(
+      v.map((x) => [x.workload, x.container, x.rule, x.message]),
+      [
+        ['Deployment/front', 'sidecar', 'user', 'runs as root (container securityContext)'],
+        ['StatefulSet/back', 'web', 'user', 'runs as root (image)'],
+      ],
+    );
+    // Not read: nothing said, unless the securityContext settles it.
+    assert.equal(containerUser(selected[2]!, undefined), undefined);
+    assert.equal(containerUser(selected[1]!, undefined)?.uid, 1000);
+    const allowed = policy({ names: ['front'], containers: ['web'] }, { runAsNonRoot: true, allowedUserIds: [65532] });
+    assert.deepEqual(
+      violationsOf(allowed, selectContainers(allowed, [front]), undefined, new Date(), () => '65532').map(
+        (x) => x.message,
+      ),
+      ['runs as uid 1000 (pod securityContext), not one of 65532'],
+    );
+    assert.deepEqual(
+      violationsOf(policy({ names: ['back'] }), selectContainers(p, [back]), undefined, new Date(), () => ''),
+      [],
     );
   });
 });

@@ -139,3 +139,47 @@ describe('the digest check', () => {
     });
   });
 });
+
+describe('the user check (verify.runAsNonRoot)', () => {
+  const user = (verify: Parameters<typeof runChecks>[0], runAs: Parameters<typeof runChecks>[2]['runAs']) =>
+    runChecks(verify, candidate, { served, ...(runAs ? { runAs } : {}) }, now).find((r) => r.name === 'user');
+  const web = (pod = {}, own = {}) => ({ container: 'Deployment/web/app', pod, own });
+
+  it('refuses a candidate that would run as root in a selected container, naming where the user comes from', () => {
+    const root = user({ runAsNonRoot: true }, { imageUser: '', containers: [web()] });
+    assert.equal(root?.passed, false);
+    assert.equal(root?.message, 'Deployment/web/app: would run as root (image)');
+    // The workload's runAsUser settles it, whatever the image says.
+    const settled = user({ runAsNonRoot: true }, { imageUser: '0:0', containers: [web({ runAsUser: 1000 })] });
+    assert.equal(settled?.passed, true);
+    assert.equal(settled?.message, 'runs as uid 1000 (pod securityContext)');
+    const rootByContext = user({ runAsNonRoot: true }, { imageUser: '1000', containers: [web({}, { runAsUser: 0 })] });
+    assert.equal(rootByContext?.message, 'Deployment/web/app: would run as root (container securityContext)');
+  });
+
+  it('refuses a candidate the kubelet would not start: runAsNonRoot set and a user it cannot check', () => {
+    const named = user({ runAsNonRoot: true }, { imageUser: 'app', containers: [web({ runAsNonRoot: true })] });
+    assert.equal(named?.passed, false);
+    assert.match(
+      named?.message ?? '',
+      /the kubelet would not start it: runAsNonRoot is set and the image's user "app"/,
+    );
+    // Without runAsNonRoot on the workload, a named user is only unknown: not refused.
+    assert.equal(user({ runAsNonRoot: true }, { imageUser: 'app', containers: [web()] })?.passed, true);
+  });
+
+  it('holds the user to allowedUserIds when set: a name, whose uid is unknown, is refused then', () => {
+    const verify = { runAsNonRoot: true, allowedUserIds: [65532] };
+    assert.equal(user(verify, { imageUser: '65532:65532', containers: [web()] })?.passed, true);
+    assert.equal(
+      user(verify, { imageUser: '1000', containers: [web()] })?.message,
+      'Deployment/web/app: would run as uid 1000 (image), not one of 65532',
+    );
+    assert.equal(user(verify, { imageUser: 'nonroot', containers: [web()] })?.passed, false);
+  });
+
+  it('is not asked without runAsNonRoot, and fails closed until the image user is read', () => {
+    assert.equal(user({}, { imageUser: '', containers: [web()] }), undefined);
+    assert.equal(user({ runAsNonRoot: true }, undefined)?.passed, false);
+  });
+});
