@@ -60,8 +60,15 @@ import {
   VulnerabilityReportType,
   FindingsPool,
   slimReportSharing,
+  type IndexedReport,
   type SlimReport,
 } from './controllers/vulnerability-reports.ts';
+import {
+  ExposedSecretReportType,
+  SecretReportIndex,
+  slimSecretReport,
+  type SlimSecretReport,
+} from './controllers/secret-reports.ts';
 import type { EventRecorder } from './runtime/events.ts';
 import { TrustedRootSource } from './verify/trusted-root.ts';
 import { AdmissionRuntime } from './admission/runtime.ts';
@@ -147,6 +154,23 @@ function registryParts(b: Basics, manager: Manager, queues: Queues) {
   return { client, watcher, facts: new RegistryFacts(client), tagLists };
 }
 
+/** Keeps `index` current with the set's reports; the set's informers run on every replica. */
+function indexed<R extends KubeObject & IndexedReport>(
+  reports: InformerSet<R>,
+  index: ReportIndex<R>,
+  manager: Manager,
+): InformerSet<R> {
+  for (const i of reports.informers) {
+    manager.addInformer(i);
+    i.addHandlers({
+      onAdd: (r) => index.set(r),
+      onUpdate: (old, r) => index.set(r, old),
+      onDelete: (r) => index.delete(r),
+    });
+  }
+  return reports;
+}
+
 /** The caches: the two kinds, and what ImagePolicies govern and read, cached slim. */
 function caches(b: Basics, manager: Manager) {
   const set = <T extends KubeObject>(
@@ -182,18 +206,21 @@ function caches(b: Basics, manager: Manager) {
       Promise.all([...policies.informers, ...workloads.flatMap((s) => s.informers)].map((i) => i.waitForSync())),
   });
   governedPods.attach(pods);
-  // Trivy Operator's reports (optional CRD), indexed by digest.
-  const reports = set<SlimReport>(VulnerabilityReportType, slimReportSharing(new FindingsPool()), true);
+  // Trivy Operator's reports (optional CRDs), indexed by digest; the secrets without their text.
   const reportIndex = new ReportIndex();
+  const reports = indexed(
+    set<SlimReport>(VulnerabilityReportType, slimReportSharing(new FindingsPool()), true),
+    reportIndex,
+    manager,
+  );
+  const secretReportIndex = new SecretReportIndex();
+  const secretReports = indexed(
+    set<SlimSecretReport>(ExposedSecretReportType, slimSecretReport, true),
+    secretReportIndex,
+    manager,
+  );
   for (const s of workloads) for (const i of s.informers) manager.addInformer(i);
-  for (const i of [...pods.informers, ...reports.informers]) manager.addInformer(i);
-  for (const i of reports.informers) {
-    i.addHandlers({
-      onAdd: (r) => reportIndex.set(r),
-      onUpdate: (old, r) => reportIndex.set(r, old),
-      onDelete: (r) => reportIndex.delete(r),
-    });
-  }
+  for (const i of pods.informers) manager.addInformer(i);
   // The Jobs and PipelineRuns Patchline made for builds (the CRD may be absent): their changes
   // wake the owning trigger.
   const buildObjects = [JobType, PipelineRunType].map((type) =>
@@ -217,6 +244,8 @@ function caches(b: Basics, manager: Manager) {
     pods,
     reports,
     reportIndex,
+    secretReports,
+    secretReportIndex,
   };
 }
 type Caches = ReturnType<typeof caches>;
@@ -251,12 +280,13 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
   );
   // A new scan of what a policy runs or is about to run makes it look again: continuous
   // scanning without any rollout.
-  c.reports.onChange(
-    (r, old) => {
+  const wakeOnReport =
+    (gated: (p: ImagePolicy) => boolean) =>
+    (r: { digest?: string }, old?: { digest?: string }): void => {
       const digests = new Set([r.digest, old?.digest].filter((d): d is string => !!d));
       if (digests.size === 0) return;
       for (const p of c.policies.list()) {
-        if (!p.spec.verify?.vulnerabilities) continue;
+        if (!gated(p)) continue;
         const st = p.status;
         if (
           (st?.latest?.digest && digests.has(st.latest.digest)) ||
@@ -264,7 +294,13 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
         )
           wakePolicy(keyOf(p));
       }
-    },
+    };
+  c.secretReports.onChange(
+    wakeOnReport((p) => !!p.spec.verify?.secrets),
+    (a, b) => a.digest !== b.digest || a.updated !== b.updated || a.secrets.length !== b.secrets.length,
+  );
+  c.reports.onChange(
+    wakeOnReport((p) => !!p.spec.verify?.vulnerabilities),
     (a, b) => a.digest !== b.digest || a.updated !== b.updated || a.findings.length !== b.findings.length,
   );
 }
@@ -391,6 +427,7 @@ function imagePolicyController(
       },
       trust,
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
+      secretReports: (digest, ns) => c.secretReportIndex.forDigest(digest, ns),
       writeBack: c.writeBacks.get,
       registry: b.registry,
     }),

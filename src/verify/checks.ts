@@ -9,12 +9,13 @@ import { parseReference, repositoryName } from '../registry/reference.ts';
 import type { ProvenanceResult } from './provenance.ts';
 import type { SignatureVerdict } from './signatures.ts';
 import { gateVulnerabilities, type Finding } from './vulnerabilities.ts';
+import { gateSecrets, type ExposedSecret } from './secrets.ts';
 import { describeUser, effectiveUser, parseImageUser, type SecurityContextUser } from './run-as-user.ts';
 
 export type VerifySpec = NonNullable<ImagePolicy['spec']['verify']>;
 
 export interface CheckResult {
-  name: 'registry' | 'digest' | 'age' | 'provenance' | 'signature' | 'vulnerabilities' | 'user';
+  name: 'registry' | 'digest' | 'age' | 'provenance' | 'signature' | 'vulnerabilities' | 'user' | 'secrets';
   passed: boolean;
   message: string;
   /** The vulnerabilities check: the scan's findings by severity. */
@@ -48,6 +49,8 @@ export interface CandidateFacts {
    * selected container it would run in.
    */
   runAs?: { imageUser: string; containers: readonly RunAsContainer[] };
+  /** The candidate's secret scan (an ExposedSecretReport); absent when not scanned. */
+  secretScan?: { secrets: readonly ExposedSecret[]; source: string };
 }
 
 /** A selected container, with who its pod and itself say it runs as. */
@@ -196,6 +199,27 @@ const userCheck: Check = (v, _candidate, facts) => {
   };
 };
 
+/** verify.secrets: no exposed secret above the gate, unless allowed. */
+const secretsCheck: Check = (v, candidate, facts, now) => {
+  if (!v.secrets) return undefined;
+  const scan = facts.secretScan;
+  if (scan) {
+    const gate = gateSecrets(v.secrets, scan.secrets, now);
+    return { name: 'secrets', passed: gate.passed, message: `${scan.source}: ${gate.message}` };
+  }
+  if (v.secrets.requireScan === true)
+    return {
+      name: 'secrets',
+      passed: false,
+      message: `no secret scan of ${candidate.digest}: no ExposedSecretReport names it`,
+    };
+  return {
+    name: 'secrets',
+    passed: true,
+    message: 'not scanned for secrets yet; judged when Trivy Operator reports on it running',
+  };
+};
+
 /** The checks, in the order status lists them. */
 const CHECKS: readonly Check[] = [
   registryCheck,
@@ -204,6 +228,7 @@ const CHECKS: readonly Check[] = [
   provenanceCheck,
   signatureCheck,
   vulnerabilityCheck,
+  secretsCheck,
   userCheck,
 ];
 

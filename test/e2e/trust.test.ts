@@ -26,6 +26,7 @@ const GITHUB = 'https://token.actions.githubusercontent.com';
 const WORKFLOW = 'https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main';
 const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const CRD = fileURLToPath(new URL('../fixtures/trivy-vulnerabilityreports-crd.yaml', import.meta.url));
+const SECRETS_CRD = fileURLToPath(new URL('../fixtures/trivy-exposedsecretreports-crd.yaml', import.meta.url));
 
 function applyReport(
   ns: string,
@@ -65,9 +66,14 @@ describe('Trust: signatures and vulnerability reports', () => {
   const key = ecKeyPair();
 
   before(async () => {
-    // Trivy Operator's CRD, as a cluster running it has: the operator watches its reports.
-    kubectl(['apply', '-f', CRD]);
-    kubectl(['wait', '--for=condition=Established', 'crd/vulnerabilityreports.aquasecurity.github.io']);
+    // Trivy Operator's CRDs, as a cluster running it has: the operator watches its reports.
+    kubectl(['apply', '-f', CRD, '-f', SECRETS_CRD]);
+    kubectl([
+      'wait',
+      '--for=condition=Established',
+      'crd/vulnerabilityreports.aquasecurity.github.io',
+      'crd/exposedsecretreports.aquasecurity.github.io',
+    ]);
     fx = await SigstoreFixtures.create();
     e = await RebuildEnv.start({}, {}, fx.trustedRoot());
     operator = await e.operator('op-trust', `e2e-trust-${Date.now()}`);
@@ -362,5 +368,90 @@ describe('Trust: signatures and vulnerability reports', () => {
     );
     assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'False');
     assert.equal(workload(s, 'Deployment', 'app')?.user, 'root (pod securityContext)');
+  });
+
+  it('verify.secrets: an ExposedSecretReport for a running digest makes the policy non-compliant without a rollout; an allow-list entry clears it', async () => {
+    const ns = newNamespace('secrets');
+    const v1 = await e.pusher.pushImage('shop/secrets', '1.0', { seed: `${ns}-v1` });
+    applyWorkload(ns, 'Deployment', 'api', e.image('shop/secrets', '1.0'));
+    const spec = (allow: object[] = []) => ({
+      image: `${e.registry.host}/shop/secrets`,
+      follow: { tag: '1.0' },
+      workloads: { names: ['api'] },
+      verify: { secrets: { maxSeverity: 'NONE', allow } },
+    });
+    applyPolicy(ns, 'api', spec());
+    await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'v1 rolled out',
+      (x) => workload(x, 'Deployment', 'api')?.state === 'UpToDate' && x.latest?.digest === v1.digest,
+    );
+    const generation = kubectl(['get', 'deployment', 'api', '-n', ns, '-o', 'jsonpath={.metadata.generation}']).stdout;
+    // Trivy Operator finds a key baked into what runs.
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: stringify({
+        apiVersion: 'aquasecurity.github.io/v1alpha1',
+        kind: 'ExposedSecretReport',
+        metadata: { name: 'replicaset-api-5f6b-app', labels: { 'trivy-operator.container.name': 'app' } },
+        report: {
+          updateTimestamp: new Date().toISOString(),
+          scanner: { name: 'Trivy', vendor: 'Aqua Security', version: '0.57.0' },
+          artifact: { repository: 'shop/secrets', digest: v1.digest },
+          summary: { criticalCount: 1, highCount: 0, mediumCount: 0, lowCount: 0 },
+          secrets: [
+            {
+              target: '/app/.env',
+              ruleID: 'aws-access-key-id',
+              title: 'AWS Access Key ID',
+              category: 'AWS',
+              severity: 'CRITICAL',
+              match: 'AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE',
+            },
+          ],
+        },
+      }),
+    });
+    let s = await waitForPolicy(operator, ns, 'api', 'non-compliant', (x) =>
+      (x.violations ?? []).some((v) => v.rule === 'secrets'),
+    );
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'False');
+    assert.deepEqual(
+      s.violations?.filter((v) => v.rule === 'secrets').map((v) => v.message),
+      ['1 exposed secret(s) above NONE: aws-access-key-id (CRITICAL) in /app/.env'],
+    );
+    assert.deepEqual(workload(s, 'Deployment', 'api')?.secrets, {
+      critical: 1,
+      high: 0,
+      medium: 0,
+      low: 0,
+      blocking: 1,
+      rules: ['aws-access-key-id'],
+      report: `${ns}/replicaset-api-5f6b-app`,
+    });
+    assert.ok(!JSON.stringify(s).includes('AKIAIOSFODNN7EXAMPLE'), 'the secret itself is never in status');
+    assert.ok(eventReasons(ns, 'api').includes('PolicyViolation'));
+    assert.equal(
+      kubectl(['get', 'deployment', 'api', '-n', ns, '-o', 'jsonpath={.metadata.generation}']).stdout,
+      generation,
+      'no rollout happened',
+    );
+    // Accepted for a while, with a reason: compliant again.
+    applyPolicy(
+      ns,
+      'api',
+      spec([
+        { ruleId: 'aws-access-key-id', path: '/app/.env', expires: '2099-01-01', reason: 'a revoked example key' },
+      ]),
+    );
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'api',
+      'compliant with the exception',
+      (x) => x.conditions?.some((c) => c.type === 'Compliant' && c.status === 'True') ?? false,
+    );
+    assert.equal(workload(s, 'Deployment', 'api')?.secrets?.blocking, 0);
   });
 });

@@ -125,6 +125,8 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'apps/statefulsets:list',
       'apps/statefulsets:patch',
       'apps/statefulsets:watch',
+      'aquasecurity.github.io/exposedsecretreports:list',
+      'aquasecurity.github.io/exposedsecretreports:watch',
       'aquasecurity.github.io/vulnerabilityreports:list',
       'aquasecurity.github.io/vulnerabilityreports:watch',
       'batch/jobs:create',

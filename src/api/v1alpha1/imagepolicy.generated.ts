@@ -354,6 +354,11 @@ export interface Verify {
    */
   runAsNonRoot?: boolean;
   /**
+   * Exposed-secret gate, from Trivy Operator ExposedSecretReports: keys, tokens and passwords
+   * found in an image's files.
+   */
+  secrets?: VerifySecrets;
+  /**
    * The image must carry a valid cosign signature from one of these authorities (any one
    * suffices).
    */
@@ -374,6 +379,59 @@ export interface Provenance {
    */
   requireBase?: boolean;
 }
+
+/**
+ * Exposed-secret gate, from Trivy Operator ExposedSecretReports: keys, tokens and passwords
+ * found in an image's files.
+ */
+export interface VerifySecrets {
+  /**
+   * Exposed secrets to accept until a date, each with a reason.
+   */
+  allow?: SecretsAllow[];
+  /**
+   * The highest severity allowed. An image with an exposed secret above it is refused (NONE
+   * refuses every secret; a secret of unknown severity is always above).
+   */
+  maxSeverity: MaxSeverity;
+  /**
+   * A candidate must have an ExposedSecretReport (anywhere in the cluster) to be accepted.
+   * With false, an unscanned candidate passes and is judged once Trivy Operator reports on it
+   * running.
+   */
+  requireScan?: boolean;
+}
+
+/**
+ * An accepted exposed secret, by the scanner's rule id and optionally its file.
+ */
+export interface SecretsAllow {
+  /**
+   * Last day (YYYY-MM-DD, UTC) the secret is accepted.
+   */
+  expires: string;
+  /**
+   * Only in this file (the report's target); any file when absent.
+   */
+  path?: string;
+  /**
+   * Why it is accepted.
+   */
+  reason: string;
+  /**
+   * The scanner's rule id, such as aws-access-key-id or private-key.
+   */
+  ruleId: string;
+}
+
+/**
+ * The highest severity allowed. An image with an exposed secret above it is refused (NONE
+ * refuses every secret; a secret of unknown severity is always above).
+ *
+ * The highest severity allowed. An image with a finding above it is refused (HIGH refuses
+ * CRITICAL findings; MEDIUM refuses HIGH and CRITICAL).
+ */
+export type MaxSeverity = 'CRITICAL' | 'HIGH' | 'LOW' | 'MEDIUM' | 'NONE';
 
 /**
  * The image must carry a valid cosign signature from one of these authorities (any one
@@ -456,7 +514,7 @@ export interface VerifyVulnerabilities {
   /**
    * Findings to accept until a date, each with a reason.
    */
-  allow?: Allow[];
+  allow?: VulnerabilitiesAllow[];
   /**
    * Ignore findings that have no fixed version.
    */
@@ -478,7 +536,7 @@ export interface VerifyVulnerabilities {
 /**
  * An accepted finding.
  */
-export interface Allow {
+export interface VulnerabilitiesAllow {
   /**
    * Last day (YYYY-MM-DD, UTC) the finding is accepted.
    */
@@ -492,12 +550,6 @@ export interface Allow {
    */
   reason: string;
 }
-
-/**
- * The highest severity allowed. An image with a finding above it is refused (HIGH refuses
- * CRITICAL findings; MEDIUM refuses HIGH and CRITICAL).
- */
-export type MaxSeverity = 'CRITICAL' | 'HIGH' | 'LOW' | 'MEDIUM' | 'NONE';
 
 /**
  * The workloads in this namespace that run the image. At least one of selector or names is
@@ -760,7 +812,7 @@ export interface Check {
    */
   message?: string;
   /**
-   * The check (registry, digest, age, provenance, signature, vulnerabilities, user).
+   * The check (registry, digest, age, provenance, signature, vulnerabilities, user, secrets).
    */
   name: string;
   /**
@@ -813,7 +865,8 @@ export interface Violation {
    */
   message?: string;
   /**
-   * The rule broken (registry, digest, age, provenance, signature, vulnerabilities, user).
+   * The rule broken (registry, digest, age, provenance, signature, vulnerabilities, user,
+   * secrets).
    */
   rule: string;
   /**
@@ -869,6 +922,11 @@ export interface Workload {
    */
   runningDigest?: string;
   /**
+   * What the secret scan of the running digest found (Trivy Operator ExposedSecretReport):
+   * counts and rule ids, never the secrets; absent until the digest has been scanned.
+   */
+  secrets?: WorkloadSecrets;
+  /**
    * When the container entered this state.
    */
   since?: string;
@@ -888,6 +946,41 @@ export interface Workload {
    * VulnerabilityReport); absent until the digest has been scanned.
    */
   vulnerabilities?: WorkloadVulnerabilities;
+}
+
+/**
+ * What the secret scan of the running digest found (Trivy Operator ExposedSecretReport):
+ * counts and rule ids, never the secrets; absent until the digest has been scanned.
+ */
+export interface WorkloadSecrets {
+  /**
+   * Secrets above verify.secrets.maxSeverity that no allow-list entry covers.
+   */
+  blocking?: number;
+  /**
+   * Secrets of severity CRITICAL.
+   */
+  critical?: number;
+  /**
+   * Secrets of severity HIGH.
+   */
+  high?: number;
+  /**
+   * Secrets of severity LOW.
+   */
+  low?: number;
+  /**
+   * Secrets of severity MEDIUM.
+   */
+  medium?: number;
+  /**
+   * The ExposedSecretReport read (namespace/name).
+   */
+  report?: string;
+  /**
+   * The rule ids found.
+   */
+  rules?: string[];
 }
 
 /**

@@ -88,10 +88,21 @@ export interface PolicyGathered {
   violations: Violation[];
   /** The scans of the running digests (Trivy Operator reports), by digest. */
   scans?: ReadonlyMap<string, ContainerScan>;
+  /** The secret scans of the running digests (ExposedSecretReports), by digest. */
+  secretScans?: ReadonlyMap<string, ContainerSecrets>;
   /** GitOps mode: what the policy's GitWriteBack reports for it. */
   gitOps?: GitOpsRecord;
   /** The last pins were refused by RBAC (the ServiceAccount acted as may not patch): why. */
   pinsForbidden?: string;
+}
+
+/** What the secret scan of a running digest found, judged by verify.secrets: counts and rule ids only. */
+export interface ContainerSecrets {
+  counts: SeverityCounts;
+  blocking: number;
+  rules: string[];
+  report: string;
+  message: string;
 }
 
 /** What the scan of a running digest found, judged by the policy's vulnerability gate. */
@@ -377,38 +388,71 @@ export const planGitOps: PolicyStep = (d) => {
 /** What runs, as scanned: counts per container, and a violation for each above the gate. */
 export const mapScans: PolicyStep = (d) => {
   d.violations = [...d.gathered.violations];
-  d.status.workloads = (d.rollout?.workloads ?? []).map((w) => {
-    const scan = w.runningDigest ? d.gathered.scans?.get(w.runningDigest) : undefined;
-    if (!scan) return w;
-    if (scan.blocking > 0) {
-      d.violations.push({
-        workload: `${w.kind}/${w.name}`,
-        container: w.container,
-        image: w.runningDigest ?? '',
-        rule: 'vulnerabilities',
-        message: scan.message.slice(0, 1024),
-      });
-    }
-    const c = scan.counts;
-    return {
-      ...w,
-      vulnerabilities: {
-        critical: c.CRITICAL,
-        high: c.HIGH,
-        medium: c.MEDIUM,
-        low: c.LOW,
-        unknown: c.UNKNOWN,
-        blocking: scan.blocking,
-        report: scan.report,
-        ...(scan.scannedAt ? { scannedAt: scan.scannedAt } : {}),
-      },
-    };
-  });
+  d.status.workloads = (d.rollout?.workloads ?? []).map((w) => withSecrets(d, withScan(d, w)));
   const kept = d.violations.slice(0, MAX_VIOLATIONS);
   if (kept.length > 0) d.status.violations = kept;
   else delete d.status.violations;
   return 'next';
 };
+
+type WorkloadStatusEntry = NonNullable<ImagePolicyStatus['workloads']>[number];
+
+/** A container's vulnerability counts, and a violation when the scan is above the gate. */
+function withScan(d: PolicyDraft, w: WorkloadStatusEntry): WorkloadStatusEntry {
+  const scan = w.runningDigest ? d.gathered.scans?.get(w.runningDigest) : undefined;
+  if (!scan) return w;
+  if (scan.blocking > 0) {
+    d.violations.push({
+      workload: `${w.kind}/${w.name}`,
+      container: w.container,
+      image: w.runningDigest ?? '',
+      rule: 'vulnerabilities',
+      message: scan.message.slice(0, 1024),
+    });
+  }
+  const c = scan.counts;
+  return {
+    ...w,
+    vulnerabilities: {
+      critical: c.CRITICAL,
+      high: c.HIGH,
+      medium: c.MEDIUM,
+      low: c.LOW,
+      unknown: c.UNKNOWN,
+      blocking: scan.blocking,
+      report: scan.report,
+      ...(scan.scannedAt ? { scannedAt: scan.scannedAt } : {}),
+    },
+  };
+}
+
+/** A container's exposed secrets (counts and rule ids), and a violation when above the gate. */
+function withSecrets(d: PolicyDraft, w: WorkloadStatusEntry): WorkloadStatusEntry {
+  const found = w.runningDigest ? d.gathered.secretScans?.get(w.runningDigest) : undefined;
+  if (!found) return w;
+  if (found.blocking > 0) {
+    d.violations.push({
+      workload: `${w.kind}/${w.name}`,
+      container: w.container,
+      image: w.runningDigest ?? '',
+      rule: 'secrets',
+      message: found.message.slice(0, 1024),
+    });
+  }
+  const c = found.counts;
+  return {
+    ...w,
+    secrets: {
+      critical: c.CRITICAL,
+      high: c.HIGH,
+      medium: c.MEDIUM,
+      low: c.LOW,
+      blocking: found.blocking,
+      rules: found.rules.slice(0, 20),
+      report: found.report,
+    },
+  };
+}
 
 /** Ready (and Stalled when it takes a person): the first of follow, checks, revert loop, failure, accepted. */
 function readiness(d: PolicyDraft): { ready: ConditionInput; stalled?: ConditionInput } {

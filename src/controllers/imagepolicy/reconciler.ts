@@ -43,6 +43,7 @@ import {
   reconcileRequested,
   specProblems,
   type ContainerScan,
+  type ContainerSecrets,
   type FollowResult,
   type PolicyGathered,
 } from './decide.ts';
@@ -52,6 +53,8 @@ import { observeContainers } from './observe.ts';
 import { containerUser, selectContainers, violationsOf, type SelectedContainer } from './select.ts';
 import { isForbidden } from '../../runtime/errors.ts';
 import { scanOfImage } from '../vulnerability-reports.ts';
+import type { SlimSecretReport } from '../secret-reports.ts';
+import { gateSecrets } from '../../verify/secrets.ts';
 import { describeUser } from '../../verify/run-as-user.ts';
 import { actorFor, describeActor, type Actor } from '../../runtime/impersonation.ts';
 
@@ -78,6 +81,8 @@ export interface ImagePolicyReconcilerDeps {
   patch(key: ObjectKey, operations: readonly JsonPatchOperation[], signal: AbortSignal): Promise<void>;
   /** Signatures and attestations: keys from Secrets, artefacts from registries, the trust root. */
   trust: ImageTrust;
+  /** The newest ExposedSecretReport on a digest, preferring the namespace given (absent: none are read). */
+  secretReports?(digest: string, namespace: string): SlimSecretReport | undefined;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
   reports(digest: string, namespace: string): SlimReport | undefined;
   /** The cached GitWriteBack a GitOps policy names. */
@@ -232,6 +237,7 @@ export class ImagePolicyReconciler implements Reconciler {
     );
     if (verify.runAsNonRoot) this.observeUsers(gathered.observed, selected, running);
     if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
+    if (policy.spec.verify?.secrets) gathered.secretScans = this.runningSecrets(policy, gathered.observed, now);
     const gitOps = this.gitOpsRecord(policy);
     if (gitOps) gathered.gitOps = gitOps;
     return gathered;
@@ -484,6 +490,10 @@ export class ImagePolicyReconciler implements Reconciler {
         containers: this.runAsContainers(policy),
       };
     }
+    if (verify.secrets) {
+      const scan = await this.candidateSecrets(policy.metadata?.namespace ?? '', ref, digest, source, signal);
+      if (scan) facts.secretScan = scan;
+    }
     if (verify.provenance?.requireBase)
       facts.provenance = await this.candidateProvenance(policy, ref, digest, source, signal);
     if (verify.signature || verify.vulnerabilities) {
@@ -499,6 +509,27 @@ export class ImagePolicyReconciler implements Reconciler {
       }
     }
     return facts;
+  }
+
+  /** The candidate's secret scan: an ExposedSecretReport on its digest, else on its platform manifests. */
+  private async candidateSecrets(
+    namespace: string,
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal: AbortSignal,
+  ): Promise<CandidateFacts['secretScan']> {
+    const find = (d: string) => this.deps.secretReports?.(d, namespace);
+    const own = find(digest);
+    const name = (r: SlimSecretReport) => `${r.metadata.namespace}/${r.metadata.name}`;
+    if (own) return { secrets: own.secrets, source: `ExposedSecretReport ${name(own)}` };
+    const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
+    const reports = [...new Set(Object.values(platforms))].filter((d) => d !== digest).flatMap((d) => find(d) ?? []);
+    if (reports.length === 0) return undefined;
+    return {
+      secrets: reports.flatMap((r) => r.secrets),
+      source: `ExposedSecretReport ${reports.map(name).join(', ')} (of its platform manifests)`,
+    };
   }
 
   /** Whether the candidate is built on the current digest of a base a RebuildTrigger of the namespace follows. */
@@ -575,6 +606,34 @@ export class ImagePolicyReconciler implements Reconciler {
         ...(own ? { own } : {}),
       };
     });
+  }
+
+  /** What the secret scans of the running digests found, judged by verify.secrets. */
+  private runningSecrets(
+    policy: ImagePolicy,
+    observed: PolicyGathered['observed'],
+    now: Date,
+  ): Map<string, ContainerSecrets> {
+    const out = new Map<string, ContainerSecrets>();
+    const spec = policy.spec.verify?.secrets;
+    if (!spec) return out;
+    for (const o of observed) {
+      const digests = o.running?.digests ?? [];
+      if (digests.length !== 1) continue;
+      const digest = digests[0]!.digest;
+      if (out.has(digest)) continue;
+      const report = this.deps.secretReports?.(digest, policy.metadata?.namespace ?? '');
+      if (!report) continue;
+      const gate = gateSecrets(spec, report.secrets, now);
+      out.set(digest, {
+        counts: gate.counts,
+        blocking: gate.blocking.length,
+        rules: gate.rules,
+        report: `${report.metadata.namespace}/${report.metadata.name}`,
+        message: gate.message,
+      });
+    }
+    return out;
   }
 
   /** What the scans of the running digests found, judged by the policy's gate. */

@@ -228,6 +228,45 @@ describe('ImagePolicy decision steps', () => {
         },
       },
       {
+        name: 'exposed secrets: counts and rule ids per running digest (never the secrets), a violation above the gate',
+        draft: () =>
+          draft(
+            policy({}, { latest: acceptedLatest }),
+            {
+              observed: [container(D1)],
+              secretScans: new Map([
+                [
+                  D1,
+                  {
+                    counts: { CRITICAL: 1, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 },
+                    blocking: 1,
+                    rules: ['aws-access-key-id'],
+                    report: 'shop/replicaset-web-app',
+                    message: '1 exposed secret(s) above NONE: aws-access-key-id (CRITICAL) in /app/.env',
+                  },
+                ],
+              ]),
+            },
+            [planRollout],
+          ),
+        outcome: 'next',
+        expect: (d) => {
+          assert.deepEqual(d.status.workloads?.[0]?.secrets, {
+            critical: 1,
+            high: 0,
+            medium: 0,
+            low: 0,
+            blocking: 1,
+            rules: ['aws-access-key-id'],
+            report: 'shop/replicaset-web-app',
+          });
+          assert.deepEqual(
+            d.status.violations?.map((v) => [v.rule, v.message]),
+            [['secrets', '1 exposed secret(s) above NONE: aws-access-key-id (CRITICAL) in /app/.env']],
+          );
+        },
+      },
+      {
         name: 'nothing scanned: no counts, no violations',
         draft: () => draft(policy({}, { latest: acceptedLatest }), { observed: [container(D1)] }, [planRollout]),
         outcome: 'next',

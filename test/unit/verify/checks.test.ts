@@ -183,3 +183,30 @@ describe('the user check (verify.runAsNonRoot)', () => {
     assert.equal(user({ runAsNonRoot: true }, undefined)?.passed, false);
   });
 });
+
+describe('the secrets check (verify.secrets)', () => {
+  const secrets = (verify: Parameters<typeof runChecks>[0], scan?: Parameters<typeof runChecks>[2]['secretScan']) =>
+    runChecks(verify, candidate, { served, ...(scan ? { secretScan: scan } : {}) }, now).find(
+      (r) => r.name === 'secrets',
+    );
+  it('refuses a candidate with an exposed secret above the gate, naming the report and the rule', () => {
+    const r = secrets(
+      { secrets: { maxSeverity: 'LOW' } },
+      {
+        secrets: [{ ruleId: 'private-key', target: '/etc/ssl/key.pem', severity: 'HIGH' }],
+        source: 'ExposedSecretReport ci/replicaset-web-app',
+      },
+    );
+    assert.equal(r?.passed, false);
+    assert.equal(
+      r?.message,
+      'ExposedSecretReport ci/replicaset-web-app: 1 exposed secret(s) above LOW: private-key (HIGH) in /etc/ssl/key.pem',
+    );
+  });
+
+  it('lets an unscanned candidate through unless requireScan', () => {
+    assert.equal(secrets({ secrets: { maxSeverity: 'NONE' } })?.passed, true);
+    assert.equal(secrets({ secrets: { maxSeverity: 'NONE', requireScan: true } })?.passed, false);
+    assert.equal(secrets({}), undefined);
+  });
+});
