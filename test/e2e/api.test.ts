@@ -18,6 +18,7 @@ const SERVER_WORDING: Record<string, (message?: string) => RegExp> = {
   format: () => /must be of type date/,
   'unknown-field': () => /unknown field/,
   duplicate: () => /Duplicate value/,
+  pattern: () => /should match/,
 };
 
 function escape(s: string): string {
