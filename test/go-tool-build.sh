@@ -23,6 +23,10 @@ mkdir -p "$out"
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 cd "$dir"
 start=$(date +%s)
-go build -ldflags="-s -w $*" -o "$out/$name" "$package"
+source "$root/scripts/stage.sh"
+log="$root/.cache/logs/$name-build.log"
+mkdir -p "$(dirname "$log")" && : >"$log"
+run_stage "$name" 1/2 "downloading Go modules" "$log" go mod download
+run_stage "$name" 2/2 "building $name" "$log" go build -ldflags="-s -w $*" -o "$out/$name" "$package"
 echo "$hash" > "$out/$name.sha256"
 echo "$name: built in $(( $(date +%s) - start ))s"

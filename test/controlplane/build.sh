@@ -23,9 +23,17 @@ ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=34 -X $pkg.gitTreeState=clean"
 done
+# One calm line per stage; Go's own output (a line per module downloaded) goes to the log.
+source "$root/scripts/stage.sh"
+log="$root/.cache/logs/testcp-build.log"
+mkdir -p "$(dirname "$log")" && : >"$log"
 start=$(date +%s)
 cd "$here"
-go build -ldflags="$ldflags" -o "$out/testcp" .
-go build -ldflags="$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
+if [[ ! -f "$out/testcp.sha256" ]]; then
+  echo "testcp: building the test control plane (kube-apiserver, etcd, controllers) and kubectl $k8s_version from Go modules: the first build takes about ten minutes on two cores, later ones are cached"
+fi
+run_stage testcp 1/3 "downloading Go modules" "$log" go mod download
+run_stage testcp 2/3 "building testcp" "$log" go build -ldflags="$ldflags" -o "$out/testcp" .
+run_stage testcp 3/3 "building kubectl" "$log" go build -ldflags="$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
 echo "$hash" > "$out/testcp.sha256"
 echo "testcp: built $out/testcp and $out/kubectl ($k8s_version) in $(( $(date +%s) - start ))s"
