@@ -52,7 +52,7 @@ import type { GitOpsRecord, PinAction } from './rollout.ts';
 import { observeContainers } from './observe.ts';
 import { containerUser, selectContainers, violationsOf, type SelectedContainer } from './select.ts';
 import { isForbidden } from '../../runtime/errors.ts';
-import { scanOfImage } from '../vulnerability-reports.ts';
+import { reportsOfImage, scanOfImage } from '../vulnerability-reports.ts';
 import type { SlimSecretReport } from '../secret-reports.ts';
 import { gateSecrets } from '../../verify/secrets.ts';
 import { describeUser } from '../../verify/run-as-user.ts';
@@ -98,6 +98,27 @@ export type JsonPatchOperation =
   | { op: 'remove'; path: string }
   | { op: 'test'; path: string; value: unknown };
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/**
+ * The report on each digest the observed containers run (one digest each; a container whose
+ * pods disagree is left out), judged once per digest.
+ */
+function judgeRunning<R, V>(
+  observed: PolicyGathered['observed'],
+  find: (digest: string) => R | undefined,
+  judge: (report: R) => V,
+): Map<string, V> {
+  const out = new Map<string, V>();
+  for (const o of observed) {
+    const digests = o.running?.digests ?? [];
+    if (digests.length !== 1) continue;
+    const digest = digests[0]!.digest;
+    if (out.has(digest)) continue;
+    const report = find(digest);
+    if (report) out.set(digest, judge(report));
+  }
+  return out;
+}
+
 /** Of what a container runs, what the image config says. */
 interface RunningConfig {
   created?: Date;
@@ -520,16 +541,14 @@ export class ImagePolicyReconciler implements Reconciler {
     signal: AbortSignal,
   ): Promise<CandidateFacts['secretScan']> {
     const find = (d: string) => this.deps.secretReports?.(d, namespace);
-    const own = find(digest);
-    const name = (r: SlimSecretReport) => `${r.metadata.namespace}/${r.metadata.name}`;
-    if (own) return { secrets: own.secrets, source: `ExposedSecretReport ${name(own)}` };
-    const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
-    const reports = [...new Set(Object.values(platforms))].filter((d) => d !== digest).flatMap((d) => find(d) ?? []);
-    if (reports.length === 0) return undefined;
-    return {
-      secrets: reports.flatMap((r) => r.secrets),
-      source: `ExposedSecretReport ${reports.map(name).join(', ')} (of its platform manifests)`,
-    };
+    let found = reportsOfImage(find, digest);
+    if (!found) {
+      const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
+      found = reportsOfImage(find, digest, Object.values(platforms));
+    }
+    return found
+      ? { secrets: found.reports.flatMap((r) => r.secrets), source: `ExposedSecretReport ${found.names}` }
+      : undefined;
   }
 
   /** Whether the candidate is built on the current digest of a base a RebuildTrigger of the namespace follows. */
@@ -614,26 +633,23 @@ export class ImagePolicyReconciler implements Reconciler {
     observed: PolicyGathered['observed'],
     now: Date,
   ): Map<string, ContainerSecrets> {
-    const out = new Map<string, ContainerSecrets>();
     const spec = policy.spec.verify?.secrets;
-    if (!spec) return out;
-    for (const o of observed) {
-      const digests = o.running?.digests ?? [];
-      if (digests.length !== 1) continue;
-      const digest = digests[0]!.digest;
-      if (out.has(digest)) continue;
-      const report = this.deps.secretReports?.(digest, policy.metadata?.namespace ?? '');
-      if (!report) continue;
-      const gate = gateSecrets(spec, report.secrets, now);
-      out.set(digest, {
-        counts: gate.counts,
-        blocking: gate.blocking.length,
-        rules: gate.rules,
-        report: `${report.metadata.namespace}/${report.metadata.name}`,
-        message: gate.message,
-      });
-    }
-    return out;
+    if (!spec) return new Map();
+    const namespace = policy.metadata?.namespace ?? '';
+    return judgeRunning(
+      observed,
+      (digest) => this.deps.secretReports?.(digest, namespace),
+      (report) => {
+        const gate = gateSecrets(spec, report.secrets, now);
+        return {
+          counts: gate.counts,
+          blocking: gate.blocking.length,
+          rules: gate.rules,
+          report: `${report.metadata.namespace}/${report.metadata.name}`,
+          message: gate.message,
+        };
+      },
+    );
   }
 
   /** What the scans of the running digests found, judged by the policy's gate. */
@@ -642,26 +658,23 @@ export class ImagePolicyReconciler implements Reconciler {
     observed: PolicyGathered['observed'],
     now: Date,
   ): Map<string, ContainerScan> {
-    const out = new Map<string, ContainerScan>();
     const spec = policy.spec.verify?.vulnerabilities;
-    if (!spec) return out;
-    for (const o of observed) {
-      const digests = o.running?.digests ?? [];
-      if (digests.length !== 1) continue;
-      const digest = digests[0]!.digest;
-      if (out.has(digest)) continue;
-      const report = this.deps.reports(digest, policy.metadata?.namespace ?? '');
-      if (!report) continue;
-      const gate = gateVulnerabilities(spec, report.findings, now);
-      out.set(digest, {
-        counts: gate.counts,
-        blocking: gate.blocking.length,
-        report: `${report.metadata.namespace}/${report.metadata.name}`,
-        message: gate.message,
-        ...(report.updated ? { scannedAt: report.updated } : {}),
-      });
-    }
-    return out;
+    if (!spec) return new Map();
+    const namespace = policy.metadata?.namespace ?? '';
+    return judgeRunning(
+      observed,
+      (digest) => this.deps.reports(digest, namespace),
+      (report) => {
+        const gate = gateVulnerabilities(spec, report.findings, now);
+        return {
+          counts: gate.counts,
+          blocking: gate.blocking.length,
+          report: `${report.metadata.namespace}/${report.metadata.name}`,
+          message: gate.message,
+          ...(report.updated ? { scannedAt: report.updated } : {}),
+        };
+      },
+    );
   }
 
   /** verify.runAsNonRoot: who each selected container runs as, on its observed entry (status). */

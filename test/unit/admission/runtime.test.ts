@@ -66,6 +66,20 @@ function issueClient(ca: { cert: string; key: string }, commonName: string): { c
   return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
+/** A reviewer with no policies: every review is allowed (these tests are about serving). */
+function emptyReviewer(): AdmissionReviewer {
+  return new AdmissionReviewer({
+    policies: () => [],
+    trust: {} as ImageTrust,
+    registrySource: () => {
+      throw new Error('not used');
+    },
+    events: { record: () => undefined },
+    log: silentLogger(),
+    deadlineMs: 1_000,
+  });
+}
+
 describe('admission runtime with certificate files (cert-manager)', () => {
   it('waits for the caches, serves the files, and picks up a rotated certificate', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'patchline-admission-'));
@@ -83,16 +97,7 @@ describe('admission runtime with certificate files (cert-manager)', () => {
     const runtime = new AdmissionRuntime({
       host: '127.0.0.1',
       port,
-      reviewer: new AdmissionReviewer({
-        policies: () => [],
-        trust: {} as ImageTrust,
-        registrySource: () => {
-          throw new Error('not used');
-        },
-        events: { record: () => undefined },
-        log: silentLogger(),
-        deadlineMs: 1_000,
-      }),
+      reviewer: emptyReviewer(),
       certificates: { kind: 'files', dir },
       ready: () => synced,
       log: silentLogger(),
@@ -149,16 +154,7 @@ describe('admission runtime with certificate files (cert-manager)', () => {
       host: '127.0.0.1',
       port,
       clientCA: apiServerCA.cert,
-      reviewer: new AdmissionReviewer({
-        policies: () => [],
-        trust: {} as ImageTrust,
-        registrySource: () => {
-          throw new Error('not used');
-        },
-        events: { record: () => undefined },
-        log: silentLogger(),
-        deadlineMs: 1_000,
-      }),
+      reviewer: emptyReviewer(),
       certificates: { kind: 'files', dir },
       ready: () => true,
       log: silentLogger(),

@@ -19,6 +19,7 @@ import { CredentialError } from '../../../src/registry/auth/credentials.ts';
 import { RegistryClient } from '../../../src/registry/client.ts';
 import { isRegistryError } from '../../../src/registry/errors.ts';
 import { parseReference } from '../../../src/registry/reference.ts';
+import { withEnv } from '../../support/env-vars.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const DIGEST = `sha256:${'c'.repeat(64)}`;
@@ -26,20 +27,6 @@ const DIGEST = `sha256:${'c'.repeat(64)}`;
 function jwt(claims: object): string {
   const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${enc({ alg: 'RS256', typ: 'JWT' })}.${enc(claims)}.c2lnbmF0dXJl`;
-}
-
-function withEnv(vars: Record<string, string | undefined>): () => void {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  return () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
 }
 
 describe('cloud registry identities (nock for the cloud endpoints)', () => {

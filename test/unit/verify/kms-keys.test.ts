@@ -10,22 +10,9 @@ import { ImageTrust } from '../../../src/controllers/image-trust.ts';
 import type { RegistryClient } from '../../../src/registry/client.ts';
 import { KmsError, KmsKeys, parseKmsUri } from '../../../src/verify/kms-keys.ts';
 import type { TrustedRootSource } from '../../../src/verify/trusted-root.ts';
+import { withEnv } from '../../support/env-vars.ts';
 
 const spki = (k: KeyObject): string => k.export({ type: 'spki', format: 'der' }).toString('base64');
-
-function withEnv(vars: Record<string, string | undefined>): () => void {
-  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  for (const [k, v] of Object.entries(vars)) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
-  return () => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
-}
 
 describe('KMS key URIs', () => {
   it('reads the forms cosign uses', () => {
