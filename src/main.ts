@@ -678,6 +678,7 @@ async function run(config: Config, fileConfig: FileConfig, log: Logger): Promise
   const trust = new ImageTrust({
     client: registries.client,
     secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'signature key', signal),
+    configMaps: (ns, name, signal) => shared.credentials.configMapData(ns, name, 'trust store', signal),
     trustedRoot: new TrustedRootSource(fileConfig.sigstore),
     registry,
   });

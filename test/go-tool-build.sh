@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a Go command the tests need from the Go module in <dir> (its go.mod pins the version)
 # into .cache/bin/<name>, once per machine: cached by the hash of the module's go.mod, go.sum,
-# tools.go and build.sh (with this script). Used by test/helm and test/actionlint.
+# Go files and build.sh (with this script). Used by test/helm, test/actionlint and test/notation.
 #
 #   test/go-tool-build.sh <dir> <name> <package> [ldflags...]
 set -euo pipefail
@@ -10,7 +10,7 @@ shift 3
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${GO_TOOL_BIN_DIR:-$root/.cache/bin}"
 
-hash="$(cd "$dir" && cat go.mod go.sum tools.go build.sh "$root/test/go-tool-build.sh" | sha256sum | cut -d' ' -f1)"
+hash="$(cd "$dir" && cat go.mod go.sum ./*.go build.sh "$root/test/go-tool-build.sh" | sha256sum | cut -d' ' -f1)"
 if [[ -x "$out/$name" && -f "$out/$name.sha256" && "$(cat "$out/$name.sha256")" == "$hash" ]]; then
   echo "$name: up to date ($out/$name)"
   exit 0

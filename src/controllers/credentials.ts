@@ -21,7 +21,7 @@ export interface RegistryAuthSpec {
   provider?: 'generic' | 'azure' | 'aws' | 'gcp';
 }
 
-interface SecretObject {
+interface DataObject {
   data?: Record<string, string>;
 }
 
@@ -90,32 +90,53 @@ export class CredentialResolver {
    * The decoded data of a Secret, read by name and cached for a minute (a rotated Secret
    * takes effect within that minute). `purpose` names it in errors.
    */
-  async secretData(
+  secretData(namespace: string, name: string, purpose: string, signal?: AbortSignal): Promise<Record<string, string>> {
+    return this.objectData('Secret', namespace, name, purpose, signal);
+  }
+
+  /** The data of a ConfigMap (trust stores: public certificates), read and cached as Secrets are. */
+  configMapData(
     namespace: string,
     name: string,
     purpose: string,
     signal?: AbortSignal,
   ): Promise<Record<string, string>> {
-    const key = `${namespace}/${name}`;
+    return this.objectData('ConfigMap', namespace, name, purpose, signal);
+  }
+
+  private async objectData(
+    kind: 'Secret' | 'ConfigMap',
+    namespace: string,
+    name: string,
+    purpose: string,
+    signal?: AbortSignal,
+  ): Promise<Record<string, string>> {
+    const key = `${kind}/${namespace}/${name}`;
+    const shown = `${namespace}/${name}`;
     // A name is a name in this namespace: nothing that could reach another path ("../x").
-    if (!isObjectName(name)) throw new CredentialError(`the ${purpose} Secret name "${name}" is not a valid name`);
+    if (!isObjectName(name)) throw new CredentialError(`the ${purpose} ${kind} name "${name}" is not a valid name`);
     const cached = this.secrets.get(key);
     if (cached && this.now() - cached.at < 60_000) return cached.data;
-    let secret: SecretObject;
+    const resource = kind === 'Secret' ? 'secrets' : 'configmaps';
+    let object: DataObject;
     try {
-      secret = await this.client.requestJson<SecretObject>(
+      object = await this.client.requestJson<DataObject>(
         'GET',
-        `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}`,
         signal ? { signal } : {},
       );
     } catch (err) {
-      if (isNotFound(err)) throw new CredentialError(`the ${purpose} Secret ${key} does not exist`);
-      throw new CredentialError(`cannot read the ${purpose} Secret ${key}: ${errorMessage(toKubeError(err))}`, {
+      if (isNotFound(err)) throw new CredentialError(`the ${purpose} ${kind} ${shown} does not exist`);
+      throw new CredentialError(`cannot read the ${purpose} ${kind} ${shown}: ${errorMessage(toKubeError(err))}`, {
         cause: err,
       });
     }
+    // Secrets carry base64 in data; ConfigMaps carry text in data (binaryData is not read).
     const data = Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+      Object.entries(object.data ?? {}).map(([k, v]) => [
+        k,
+        kind === 'Secret' ? Buffer.from(v, 'base64').toString('utf8') : v,
+      ]),
     );
     this.secrets.set(key, { at: this.now(), data });
     return data;

@@ -53,7 +53,7 @@ export async function legacyCosignLayers(
   );
 }
 
-async function blobOf(
+export async function blobOf(
   client: RegistryClient,
   image: ImageReference,
   d: Descriptor,
@@ -87,16 +87,18 @@ export function bundlesFor(bundles: readonly ReferrerBundle[], purpose: 'sig' | 
     .map((b) => b.artifact);
 }
 
-/** The Sigstore bundles that refer to `digest`, each with the predicate type it declares. */
+/**
+ * The Sigstore bundles among the referrers of a digest (`referrers`, as the registry listed
+ * them), each with the predicate type it declares.
+ */
 export async function referrerBundles(
   client: RegistryClient,
   image: ImageReference,
-  digest: string,
+  referrers: readonly Descriptor[],
   source: CredentialSource,
   signal?: AbortSignal,
 ): Promise<ReferrerBundle[]> {
-  const referrers = await client.referrers(image.registry, image.repository, digest, source, signal ? { signal } : {});
-  const bundles = referrers.descriptors
+  const bundles = referrers
     .filter((d) => d.artifactType !== undefined && BUNDLE_ARTIFACT_TYPE.test(d.artifactType))
     .slice(0, MAX_REFERRERS);
   const out = await Promise.all(

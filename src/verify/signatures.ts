@@ -15,6 +15,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import type * as SigstoreBundles from './sigstore-bundles.ts';
+import type { NotaryTrustPolicy } from './notary.ts';
 
 export const CosignAnnotations = {
   signature: 'dev.cosignproject.cosign/signature',
@@ -48,9 +49,21 @@ export type CosignArtifact =
 
 export type Matcher = { exact: string } | { pattern: RegExp };
 
-export type Authority =
+/** Who may sign with cosign: a key, or a keyless (Fulcio) identity. */
+export type CosignAuthority =
   | { kind: 'key'; name: string; publicKey: KeyObject; ignoreTlog: boolean }
   | { kind: 'keyless'; name: string; issuer: Matcher; subject: Matcher };
+
+/** A Notary Project trust policy (notary.ts verifies against it). */
+export interface NotationAuthority {
+  kind: 'notation';
+  name: string;
+  policy: NotaryTrustPolicy;
+}
+
+export type Authority = CosignAuthority | NotationAuthority;
+
+export const isCosignAuthority = (a: Authority): a is CosignAuthority => a.kind !== 'notation';
 
 /** What a verified artefact says, and who said it. */
 export interface VerifiedContent {
@@ -85,6 +98,7 @@ export function matches(m: Matcher, value: string | undefined): boolean {
 const describe = (m: Matcher): string => ('exact' in m ? m.exact : `/${m.pattern.source}/`);
 
 export function describeAuthority(a: Authority): string {
+  if (a.kind === 'notation') return `Notary trust policy ${a.name}`;
   return a.kind === 'key' ? `key ${a.name}` : `issuer ${describe(a.issuer)} subject ${describe(a.subject)}`;
 }
 
@@ -138,7 +152,7 @@ function signatureClaimProblem(content: VerifiedContent, digest: string): string
 export async function verifyImageSignature(
   digest: string,
   artifacts: readonly CosignArtifact[],
-  authorities: readonly Authority[],
+  authorities: readonly CosignAuthority[],
   options: VerifyOptions,
 ): Promise<SignatureVerdict> {
   if (artifacts.length === 0) return { verified: false, message: `no cosign signature found for ${digest}` };
@@ -169,7 +183,7 @@ export async function verifyImageSignature(
 export async function verifiedStatements(
   digest: string,
   artifacts: readonly CosignArtifact[],
-  authorities: readonly Authority[],
+  authorities: readonly CosignAuthority[],
   options: VerifyOptions,
 ): Promise<{ statements: unknown[]; refused: string[] }> {
   const statements: unknown[] = [];

@@ -10,7 +10,7 @@ import {
   MediaTypes,
   describeAuthority,
   matches,
-  type Authority,
+  type CosignAuthority,
   type CosignArtifact,
   type VerifiedContent,
   type VerifyOptions,
@@ -175,7 +175,7 @@ type AuthorityVerdict = { signer: string } | { failure: string } | undefined;
 
 /** A key authority: the signature verifies with its key (and a log entry, unless ignoreTlog). */
 function verifyWithKey(
-  authority: Extract<Authority, { kind: 'key' }>,
+  authority: Extract<CosignAuthority, { kind: 'key' }>,
   read: ReadArtifact,
   root: TrustedRoot,
   entity: ReturnType<typeof toSignedEntity>,
@@ -197,7 +197,7 @@ function verifyWithKey(
 
 /** A keyless identity: the certificate chains to the trust root and names the issuer and subject. */
 function verifyKeyless(
-  authority: Exclude<Authority, { kind: 'key' }>,
+  authority: Exclude<CosignAuthority, { kind: 'key' }>,
   read: ReadArtifact,
   root: TrustedRoot,
   entity: ReturnType<typeof toSignedEntity>,
@@ -223,7 +223,7 @@ function verifyKeyless(
  */
 export async function verifyArtifact(
   artifact: CosignArtifact,
-  authorities: readonly Authority[],
+  authorities: readonly CosignAuthority[],
   options: VerifyOptions,
 ): Promise<{ content: VerifiedContent } | { failure: string }> {
   const read = readArtifact(artifact);

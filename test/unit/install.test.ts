@@ -109,6 +109,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
         ),
       );
     assert.deepEqual(grants(find('ClusterRole', 'patchline-operator')).sort(), [
+      '/configmaps:get',
       '/pods:list',
       '/pods:watch',
       '/secrets:get',

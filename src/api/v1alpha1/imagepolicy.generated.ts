@@ -359,8 +359,9 @@ export interface Verify {
    */
   secrets?: VerifySecrets;
   /**
-   * The image must carry a valid cosign signature from one of these authorities (any one
-   * suffices).
+   * The image must carry a valid signature from one of these authorities (any one suffices):
+   * a cosign signature by a key or keyless identity, or a Notary Project signature (notation,
+   * Azure Container Registry's signing) accepted by a trust policy.
    */
   signature?: Signature;
   /**
@@ -434,8 +435,9 @@ export interface SecretsAllow {
 export type MaxSeverity = 'CRITICAL' | 'HIGH' | 'LOW' | 'MEDIUM' | 'NONE';
 
 /**
- * The image must carry a valid cosign signature from one of these authorities (any one
- * suffices).
+ * The image must carry a valid signature from one of these authorities (any one suffices):
+ * a cosign signature by a key or keyless identity, or a Notary Project signature (notation,
+ * Azure Container Registry's signing) accepted by a trust policy.
  */
 export interface Signature {
   /**
@@ -446,6 +448,13 @@ export interface Signature {
    * Public keys, each in a Secret in this namespace or in a cloud KMS.
    */
   keys?: Key[];
+  /**
+   * Notary Project trust policies, as notation's trustpolicy.json has them: the signature's
+   * certificate chain must reach a certificate of the trust stores, its signer must be a
+   * trusted identity, and the checks the verification level enforces must pass. For an image,
+   * the policies whose registryScopes name its repository apply, else those scoped "*".
+   */
+  notation?: Notation[];
 }
 
 /**
@@ -506,6 +515,130 @@ export interface KeySecretRef {
    */
   name: string;
 }
+
+export interface Notation {
+  /**
+   * strict enforces every check; permissive enforces integrity and authenticity and only logs
+   * authentic timestamp, expiry and revocation; audit enforces integrity only.
+   */
+  level?: Level;
+  /**
+   * A name for messages (default notation[i]).
+   */
+  name?: string;
+  /**
+   * Per-check actions that replace the level's (integrity cannot be relaxed).
+   */
+  override?: Override;
+  /**
+   * Repositories (registry/repository, no tag) the policy applies to, or "*" for all.
+   */
+  registryScopes?: string[];
+  /**
+   * Who may sign: "x509.subject: C=US, ST=WA, O=Acme, …" (the signing certificate's subject
+   * must carry these attributes; C, ST and O are required), or "*".
+   */
+  trustedIdentities: string[];
+  /**
+   * Certificates (PEM) the signatures must chain to, and CRLs (PEM "X509 CRL" blocks) for
+   * revocation, from Secrets or ConfigMaps in this namespace.
+   */
+  trustStores: TrustStore[];
+}
+
+/**
+ * strict enforces every check; permissive enforces integrity and authenticity and only logs
+ * authentic timestamp, expiry and revocation; audit enforces integrity only.
+ */
+export type Level = 'audit' | 'permissive' | 'strict';
+
+/**
+ * Per-check actions that replace the level's (integrity cannot be relaxed).
+ */
+export interface Override {
+  /**
+   * Enforce or only log that the chain reaches the trust store and the signer is trusted.
+   */
+  authenticity?: AuthenticTimestamp;
+  /**
+   * Enforce or only log that the certificates are valid (now, or at the authentic signing
+   * time).
+   */
+  authenticTimestamp?: AuthenticTimestamp;
+  /**
+   * Enforce or only log the signature expiry.
+   */
+  expiry?: AuthenticTimestamp;
+  /**
+   * Enforce, only log, or skip the revocation check against the trust store CRLs.
+   */
+  revocation?: Revocation;
+}
+
+/**
+ * Enforce or only log that the certificates are valid (now, or at the authentic signing
+ * time).
+ *
+ * Enforce or only log that the chain reaches the trust store and the signer is trusted.
+ *
+ * Enforce or only log the signature expiry.
+ */
+export type AuthenticTimestamp = 'enforce' | 'log';
+
+/**
+ * Enforce, only log, or skip the revocation check against the trust store CRLs.
+ */
+export type Revocation = 'enforce' | 'log' | 'skip';
+
+export interface TrustStore {
+  /**
+   * A ConfigMap whose data holds the certificates (all keys, or one).
+   */
+  configMapRef?: ConfigMapRef;
+  /**
+   * A Secret whose data holds the certificates (all keys, or one).
+   */
+  secretRef?: TrustStoreSecretRef;
+  /**
+   * ca (signatures made with a CA-issued or self-signed certificate, scheme notary.x509) or
+   * signingAuthority (scheme notary.x509.signingAuthority).
+   */
+  type?: Type;
+}
+
+/**
+ * A ConfigMap whose data holds the certificates (all keys, or one).
+ */
+export interface ConfigMapRef {
+  /**
+   * Only this key of the data (default all keys).
+   */
+  key?: string;
+  /**
+   * Name of the ConfigMap.
+   */
+  name: string;
+}
+
+/**
+ * A Secret whose data holds the certificates (all keys, or one).
+ */
+export interface TrustStoreSecretRef {
+  /**
+   * Only this key of the data (default all keys).
+   */
+  key?: string;
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * ca (signatures made with a CA-issued or self-signed certificate, scheme notary.x509) or
+ * signingAuthority (scheme notary.x509.signingAuthority).
+ */
+export type Type = 'ca' | 'signingAuthority';
 
 /**
  * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.

@@ -4,7 +4,7 @@ import {
   anchoredRegExp,
   verifiedStatements,
   verifyImageSignature,
-  type Authority,
+  type CosignAuthority,
   type CosignArtifact,
 } from '../../../src/verify/signatures.ts';
 import { ecKeyPair, SigstoreFixtures, statementFor, type LegacyLayer } from '../../support/sigstore.ts';
@@ -30,13 +30,13 @@ describe('cosign signatures', () => {
   };
   const key = ecKeyPair();
   const otherKey = ecKeyPair();
-  const byKey = (k = key, ignoreTlog = false): Authority => ({
+  const byKey = (k = key, ignoreTlog = false): CosignAuthority => ({
     kind: 'key',
     name: 'release',
     publicKey: k.publicKey,
     ignoreTlog,
   });
-  const keyless = (subject = WORKFLOW): Authority => ({
+  const keyless = (subject = WORKFLOW): CosignAuthority => ({
     kind: 'keyless',
     name: 'ci',
     issuer: { exact: GITHUB },
@@ -116,7 +116,7 @@ describe('cosign signatures', () => {
     });
 
     it('matches identity patterns anchored, so a prefix cannot be smuggled in front', async () => {
-      const pattern: Authority = {
+      const pattern: CosignAuthority = {
         kind: 'keyless',
         name: 'ci',
         issuer: { exact: GITHUB },
