@@ -2,7 +2,8 @@
 // ServiceAccount: only signed images are rolled out (keyless with the trust root from the
 // operator's config, and keys from Secrets); Trivy Operator reports are mapped to what runs,
 // a new report makes a policy non-compliant without any rollout, and a report on a
-// candidate refuses it before it runs anywhere here.
+// candidate refuses it before it runs anywhere here. Notary Project signatures (notation-go's)
+// are accepted by a trust policy whose trust store is a ConfigMap.
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -20,6 +21,7 @@ import {
 } from './support/policies.ts';
 import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
 import { ecKeyPair, SigstoreFixtures } from '../support/sigstore.ts';
+import { NotaryFixtures } from '../support/notation.ts';
 import { MediaTypes } from '../../src/registry/manifest.ts';
 
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -180,6 +182,58 @@ describe('Trust: signatures and vulnerability reports', () => {
       [rollout.workload, rollout.container, rollout.previousImage],
       ['Deployment/web', 'app', `${repo}@${v1.digest}`],
     );
+  });
+
+  it("Notary Project signatures: a digest notation-go signed is rolled out (trust store in a ConfigMap); a stranger's signature is refused", async () => {
+    const ns = newNamespace('notary');
+    const notary = await NotaryFixtures.create();
+    kubectl(['create', 'configmap', 'notary-roots', '-n', ns, `--from-literal=roots.pem=${notary.rootPem}`]);
+    const repo = `${e.registry.host}/shop/notary`;
+    const v1 = await e.pusher.pushImage('shop/notary', '1.0', { seed: 'notary-v1' });
+    await notary.sign(`${repo}@${v1.digest}`, 'leaf', { envelope: 'cose' });
+    applyWorkload(ns, 'Deployment', 'web', e.image('shop/notary', '1.0'));
+    applyPolicy(ns, 'web', {
+      image: repo,
+      follow: { tag: '1.0' },
+      workloads: { names: ['web'] },
+      verify: {
+        signature: {
+          notation: [
+            {
+              name: 'acme-release',
+              trustStores: [{ configMapRef: { name: 'notary-roots' } }],
+              trustedIdentities: ['x509.subject: C=US, ST=WA, O=Acme'],
+            },
+          ],
+        },
+      },
+    });
+    let s = await waitForPolicy(operator, ns, 'web', 'v1 accepted and rolled out', (x) => {
+      const w = workload(x, 'Deployment', 'web');
+      return x.latest?.digest === v1.digest && x.latest.verified === true && w?.state === 'UpToDate';
+    });
+    assert.equal(
+      s.latest?.checks?.find((c) => c.name === 'signature')?.message,
+      'signed by C=US, ST=WA, L=Seattle, O=Acme, CN=release (Notary COSE, trust policy acme-release)',
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+
+    // Signed before it is tagged, as a pipeline does: the operator sees it signed from the start.
+    const v2 = await e.pusher.pushImage('shop/notary', undefined, { seed: 'notary-v2' });
+    await notary.sign(`${repo}@${v2.digest}`, 'other', { envelope: 'jws' });
+    await e.pusher.copyManifest('shop/notary', v2.digest, '1.0', v2.mediaType);
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'v2 refused',
+      (x) => x.latest?.digest === v2.digest && x.latest.verified === false,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      /signature: no valid Notary signature: referrer sha256:[0-9a-f]{64}: C=US, ST=WA, L=Seattle, O=Evil Corp, CN=release is not a trusted identity/,
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
   });
 
   it('maps scans to what runs: a new report makes the policy non-compliant without a rollout; a scanned candidate is refused', async () => {
