@@ -54,6 +54,7 @@ import { fencedClient } from './runtime/fence.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
+import { RegistryScans } from './controllers/registry-scans.ts';
 import { ImageTrust } from './controllers/image-trust.ts';
 import {
   ReportIndex,
@@ -426,6 +427,9 @@ function imagePolicyController(
         });
       },
       trust,
+      registryScans: new RegistryScans({
+        secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'scanner credentials', signal),
+      }),
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
       secretReports: (digest, ns) => c.secretReportIndex.forDigest(digest, ns),
       writeBack: c.writeBacks.get,

@@ -79,3 +79,55 @@ export function formBody(fields: Record<string, string | string[] | undefined>):
   }
   return params.toString();
 }
+
+/** A cloud or product API that answered with an error status (its own message, when it gave one). */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(service: string, status: number, said: string) {
+    super(`${service} answered HTTP ${status}: ${said}`);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+/**
+ * One JSON API call (KMS keys, registry scanners): the parsed body of a 200, else ApiError with
+ * what the service said (its error.message, or the start of the body).
+ */
+export async function jsonApi(
+  url: string,
+  service: string,
+  req: {
+    method?: 'GET' | 'POST';
+    headers?: Record<string, string>;
+    body?: unknown;
+    limit?: number;
+    signal?: AbortSignal;
+  },
+): Promise<unknown> {
+  const res = await httpRequest(url, {
+    method: req.method ?? 'GET',
+    headers: {
+      accept: 'application/json',
+      ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...req.headers,
+    },
+    ...(req.body !== undefined ? { body: JSON.stringify(req.body) } : {}),
+    limit: req.limit ?? 64 * 1024,
+    timeoutMs: 15_000,
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+  let body: unknown;
+  try {
+    body = JSON.parse(res.body.toString('utf8'));
+  } catch {
+    body = undefined;
+  }
+  if (res.status !== 200) {
+    const error = (body as { error?: { message?: unknown }; errors?: { message?: unknown }[] } | undefined) ?? {};
+    const said = error.error?.message ?? error.errors?.[0]?.message;
+    throw new ApiError(service, res.status, typeof said === 'string' ? said : res.body.toString('utf8').slice(0, 200));
+  }
+  if (body === undefined) throw new ApiError(service, res.status, 'the body is not JSON');
+  return body;
+}

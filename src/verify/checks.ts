@@ -20,6 +20,8 @@ export interface CheckResult {
   message: string;
   /** The vulnerabilities check: the scan's findings by severity. */
   findings?: { critical: number; high: number; medium: number; low: number; unknown: number };
+  /** Not passed, but not refused either: a registry scanner is still scanning the candidate. */
+  pending?: true;
 }
 
 export interface Candidate {
@@ -42,8 +44,12 @@ export interface CandidateFacts {
   created?: Date;
   provenance?: ProvenanceResult;
   signature?: SignatureVerdict;
-  /** The candidate's scan, from a VulnerabilityReport or a signed attestation; absent when not scanned. */
+  /** The candidate's scan, from a VulnerabilityReport, a registry scanner or a signed attestation; absent when not scanned. */
   scan?: { findings: readonly Finding[]; source: string };
+  /** No scan yet, but a registry scanner is scanning it: which, what it said, and since when the candidate waits. */
+  scanPending?: { source: string; detail: string; since: Date };
+  /** Why the registry scanners could not judge it (for the message when nothing did). */
+  scanNotes?: readonly string[];
   /**
    * verify.runAsNonRoot: the candidate's image config User, and the securityContext of each
    * selected container it would run in.
@@ -157,10 +163,28 @@ const vulnerabilityCheck: Check = (v, candidate, facts, now) => {
       message: 'not scanned yet; judged when Trivy Operator reports on it running (requireScan is false)',
     };
   }
+  const pending = facts.scanPending;
+  if (pending) {
+    const limit = parseDuration(v.vulnerabilities.scanTimeout ?? '1h');
+    const since = pending.since.toISOString();
+    if (now.getTime() - pending.since.getTime() >= limit)
+      return {
+        name: 'vulnerabilities',
+        passed: false,
+        message: `${pending.source} is still scanning ${candidate.digest} (${pending.detail}), waited since ${since} (scanTimeout ${v.vulnerabilities.scanTimeout ?? '1h'})`,
+      };
+    return {
+      name: 'vulnerabilities',
+      passed: false,
+      pending: true,
+      message: `waiting for ${pending.source} to finish scanning ${candidate.digest} (${pending.detail}) since ${since}`,
+    };
+  }
+  const notes = facts.scanNotes?.length ? `; ${facts.scanNotes.join('; ')}` : '';
   return {
     name: 'vulnerabilities',
     passed: false,
-    message: `no scan of ${candidate.digest}: no VulnerabilityReport names it and no signed vulnerability attestation is attached`,
+    message: `no scan of ${candidate.digest}: no VulnerabilityReport names it and no signed vulnerability attestation is attached${notes}`,
   };
 };
 

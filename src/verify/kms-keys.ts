@@ -11,7 +11,7 @@
 // next verification (the policy's retry) asks again.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { PromiseCache } from '../controllers/promise-cache.ts';
-import { httpRequest } from '../runtime/http.ts';
+import { jsonApi } from '../runtime/http.ts';
 
 export type KmsKeyRef =
   | { provider: 'aws'; endpoint?: string; keyId: string; region?: string }
@@ -148,26 +148,12 @@ export class KmsKeys {
   }
 }
 
-async function getJson(url: string, token: string, service: string, signal?: AbortSignal): Promise<unknown> {
-  const res = await httpRequest(url, {
-    method: 'GET',
-    headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+function getJson(url: string, token: string, service: string, signal?: AbortSignal): Promise<unknown> {
+  return jsonApi(url, service, {
+    headers: { authorization: `Bearer ${token}` },
     limit: LIMIT,
-    timeoutMs: 15_000,
     ...(signal ? { signal } : {}),
   });
-  let body: unknown;
-  try {
-    body = JSON.parse(res.body.toString('utf8'));
-  } catch {
-    body = undefined;
-  }
-  if (res.status !== 200) {
-    const said = (body as { error?: { message?: unknown } } | undefined)?.error?.message;
-    const message = typeof said === 'string' ? said : res.body.toString('utf8').slice(0, 200);
-    throw new KmsError(`${service} answered HTTP ${res.status}: ${message}`);
-  }
-  return body;
 }
 
 async function defaultAzureToken(): Promise<string> {

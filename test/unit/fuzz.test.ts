@@ -27,6 +27,16 @@ import { FORMATS, PayloadError, parsePayload } from '../../src/registry/webhooks
 import { WebhookServer } from '../../src/registry/webhooks/server.ts';
 import type { PushNotice } from '../../src/registry/watcher.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { harborFindings, harborOverview } from '../../src/verify/scanners/harbor.ts';
+import { quayAnswer } from '../../src/verify/scanners/quay.ts';
+import { occurrenceFindings } from '../../src/verify/scanners/artifact-analysis.ts';
+import { defenderFindings } from '../../src/verify/scanners/defender.ts';
+import { ecrFindings } from '../../src/verify/scanners/ecr.ts';
+import type { ScanAnswer } from '../../src/verify/scanners/types.ts';
+import type { Finding } from '../../src/verify/vulnerabilities.ts';
+import { NotaryEnvelopeError, parseNotaryEnvelope } from '../../src/verify/notary-envelope.ts';
+
+const REPORT_11 = 'application/vnd.security.vulnerability.report; version=1.1';
 
 const SEED = 20261206;
 const run = (numRuns: number) => ({ seed: SEED, numRuns });
@@ -587,6 +597,48 @@ describe('fuzzing (fast-check, seeded)', function () {
         );
       }),
       run(1_000),
+    );
+  });
+  it('registry scanner answers and Notary envelopes: read or refused, never a crash (2,400 cases)', () => {
+    const isFinding = (f: Finding) => typeof f.id === 'string' && f.id !== '' && typeof f.severity === 'string';
+    const answer = (a: ScanAnswer) => assert.ok(a.state !== 'scanned' || a.findings.every(isFinding));
+    // Bodies shaped like each service's, with anything where a value goes.
+    const anything = fc.jsonValue({ maxDepth: 3 });
+    const harbor = fc.record({ scan_overview: fc.dictionary(fc.constantFrom(REPORT_11, 'x'), anything) });
+    const additions = fc.dictionary(
+      fc.constantFrom(REPORT_11, 'x'),
+      fc.record({ vulnerabilities: fc.array(anything) }),
+    );
+    fc.assert(
+      fc.property(fc.oneof(harbor, additions, anything), fc.oneof(anything, fc.array(anything)), (body, rows) => {
+        const overview = harborOverview(body);
+        if (overview.state !== 'finished') answer(overview);
+        assert.ok(harborFindings(body).every(isFinding));
+        answer(quayAnswer(body));
+        assert.ok(occurrenceFindings(body).every(isFinding));
+        assert.ok(defenderFindings(Array.isArray(rows) ? rows : [rows]).every(isFinding));
+        assert.ok(
+          ecrFindings([{ imageScanFindings: { findings: [body], enhancedFindings: [rows] } }]).every(isFinding),
+        );
+      }),
+      run(1_200),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom('application/jose+json', 'application/cose'),
+        fc.uint8Array({ maxLength: 400 }),
+        fc.jsonValue(),
+        (type, bytes, json) => {
+          for (const body of [Buffer.from(bytes), Buffer.from(JSON.stringify(json) ?? '')]) {
+            try {
+              parseNotaryEnvelope(type, body);
+            } catch (err) {
+              assert.ok(err instanceof NotaryEnvelopeError, String(err));
+            }
+          }
+        },
+      ),
+      run(1_200),
     );
   });
 });

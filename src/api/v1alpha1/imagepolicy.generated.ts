@@ -603,7 +603,7 @@ export interface TrustStore {
    * ca (signatures made with a CA-issued or self-signed certificate, scheme notary.x509) or
    * signingAuthority (scheme notary.x509.signingAuthority).
    */
-  type?: Type;
+  type?: TrustStoreType;
 }
 
 /**
@@ -638,7 +638,7 @@ export interface TrustStoreSecretRef {
  * ca (signatures made with a CA-issued or self-signed certificate, scheme notary.x509) or
  * signingAuthority (scheme notary.x509.signingAuthority).
  */
-export type Type = 'ca' | 'signingAuthority';
+export type TrustStoreType = 'ca' | 'signingAuthority';
 
 /**
  * Vulnerability gate, from Trivy Operator reports or vulnerability attestations.
@@ -660,10 +660,23 @@ export interface VerifyVulnerabilities {
   /**
    * A candidate must have been scanned: a Trivy Operator VulnerabilityReport for its digest
    * (anywhere in the cluster), or a vulnerability attestation signed by one of
-   * verify.signature's authorities. With false, an unscanned candidate passes and is judged
-   * once Trivy Operator reports on it running.
+   * verify.signature's authorities, or a finished scan of one of the registry scanners. With
+   * false, an unscanned candidate passes and is judged once Trivy Operator reports on it
+   * running.
    */
   requireScan?: boolean;
+  /**
+   * Registry scanners asked about a candidate before it runs anywhere, in order, after Trivy
+   * Operator's reports: the first that has finished a scan of the digest judges it. While one
+   * is still scanning, the candidate waits (Ready False, reason ScanPending) for at most
+   * scanTimeout.
+   */
+  scanners?: Scanner[];
+  /**
+   * How long a candidate waits for a registry scanner that is still scanning it, from when it
+   * was first seen waiting; after that it is refused. Go duration.
+   */
+  scanTimeout?: string;
 }
 
 /**
@@ -683,6 +696,52 @@ export interface VulnerabilitiesAllow {
    */
   reason: string;
 }
+
+export interface Scanner {
+  /**
+   * A Secret in this namespace with the API credentials: username and password (a Harbor
+   * robot account), or token (a Quay OAuth application token). Default: the registry
+   * credentials the policy pulls with (harbor), anonymous (quay).
+   */
+  secretRef?: ScannerSecretRef;
+  /**
+   * Azure subscriptions to query (defender); default all the identity can read.
+   */
+  subscriptions?: string[];
+  /**
+   * harbor (artifact scan overview and vulnerability additions), ecr (basic and enhanced
+   * scanning, with the operator's AWS identity), artifactAnalysis (Google Artifact Registry,
+   * with the operator's Google identity), defender (Microsoft Defender for Containers through
+   * Azure Resource Graph, with the operator's Entra identity) or quay (manifest security,
+   * Clair).
+   */
+  type: ScannerType;
+  /**
+   * The API's base URL (harbor, quay); default https://<the image's registry>.
+   */
+  url?: string;
+}
+
+/**
+ * A Secret in this namespace with the API credentials: username and password (a Harbor
+ * robot account), or token (a Quay OAuth application token). Default: the registry
+ * credentials the policy pulls with (harbor), anonymous (quay).
+ */
+export interface ScannerSecretRef {
+  /**
+   * Name of the Secret.
+   */
+  name: string;
+}
+
+/**
+ * harbor (artifact scan overview and vulnerability additions), ecr (basic and enhanced
+ * scanning, with the operator's AWS identity), artifactAnalysis (Google Artifact Registry,
+ * with the operator's Google identity), defender (Microsoft Defender for Containers through
+ * Azure Resource Graph, with the operator's Entra identity) or quay (manifest security,
+ * Clair).
+ */
+export type ScannerType = 'artifactAnalysis' | 'defender' | 'ecr' | 'harbor' | 'quay';
 
 /**
  * The workloads in this namespace that run the image. At least one of selector or names is
@@ -918,6 +977,11 @@ export interface Latest {
    */
   digest?: string;
   /**
+   * Since when the candidate has been waiting for a registry scanner still scanning it
+   * (verify.vulnerabilities.scanTimeout counts from here).
+   */
+  pendingSince?: string;
+  /**
    * The first 12 hex digits of digest, for display.
    */
   shortDigest?: string;
@@ -952,6 +1016,11 @@ export interface Check {
    * Whether it passed.
    */
   passed: boolean;
+  /**
+   * Not passed yet, but not refused: the answer is being waited for (a registry scanner still
+   * scanning the candidate).
+   */
+  pending?: boolean;
 }
 
 /**

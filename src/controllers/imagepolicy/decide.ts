@@ -66,6 +66,8 @@ const PolicyReasons = {
   RevertLoop: 'RevertLoop',
   /** The ServiceAccount Patchline acts as may not patch the workloads (RBAC). */
   PinForbidden: 'PinForbidden',
+  /** A registry scanner is still scanning the newest candidate; it waits, up to scanTimeout. */
+  ScanPending: 'ScanPending',
 } as const;
 
 export interface FollowResult {
@@ -181,6 +183,8 @@ export interface PolicyDraft {
   latest?: Latest;
   /** Why the newest candidate is refused: a check failed, or it is not checked yet. */
   refusal?: string;
+  /** What the newest candidate waits for (a scan in progress); nothing is refused yet. */
+  waiting?: string;
   /** The facts the checks need could not be read: judged later. */
   checkError?: string;
   rollout?: RolloutDecision;
@@ -229,7 +233,7 @@ export const applyLifecycle: PolicyStep = (d) => {
 
 /** The Event a newly judged candidate deserves: accepted, or refused naming the check. */
 function verdictEvent(follow: FollowResult, digest: string, results: readonly CheckResult[]): DecidedEvent {
-  const failed = firstFailure(results);
+  const failed = results.find((r) => !r.passed && !r.pending) ?? firstFailure(results);
   const what = `${follow.tag ?? ''}@${shortDigest(digest)}`;
   const details = {
     tag: follow.tag ?? '',
@@ -237,6 +241,14 @@ function verdictEvent(follow: FollowResult, digest: string, results: readonly Ch
     checks: results.map((r) => `${r.name}:${r.passed ? 'passed' : 'failed'}`),
     ...(failed ? { check: failed.name } : {}),
   };
+  if (failed?.pending)
+    return {
+      type: 'Normal',
+      reason: PolicyReasons.ScanPending,
+      action: 'Verify',
+      note: `${what} waits: ${failed.message}`,
+      details,
+    };
   return failed
     ? {
         type: 'Warning',
@@ -257,13 +269,14 @@ export const judgeCandidate: PolicyStep = (d) => {
   const digest = follow.digest;
   if (!digest) return 'next';
   const same = d.latest?.digest === digest && d.latest.tag === follow.tag;
-  const judged = (verified: boolean, checks?: Latest['checks']): Latest => ({
+  const judged = (verified: boolean, checks?: Latest['checks'], pendingSince?: Date): Latest => ({
     tag: follow.tag ?? '',
     digest,
     shortDigest: shortDigest(digest),
     verified,
     ...(checks ? { checks } : {}),
     checkedAt: timestamp(d.now),
+    ...(pendingSince ? { pendingSince: timestamp(pendingSince) } : {}),
   });
   if (facts) {
     const candidate = { image: `${d.policy.spec.image}:${follow.tag ?? ''}`, digest };
@@ -273,11 +286,13 @@ export const judgeCandidate: PolicyStep = (d) => {
       name: r.name,
       passed: r.passed,
       message: r.message,
+      ...(r.pending ? { pending: true } : {}),
       ...(r.findings ? { findings: r.findings } : {}),
     }));
     const unchanged = same && d.latest?.verified === verified && statusEqual(d.latest.checks ?? [], checks); // key order aside
     if (!unchanged) {
-      d.latest = judged(verified, checks);
+      const pending = results.some((r) => r.pending) ? facts.scanPending?.since : undefined;
+      d.latest = judged(verified, checks, pending);
       d.events.push(verdictEvent(follow, digest, results));
     }
   } else if (!same) {
@@ -292,7 +307,12 @@ export const explainRefusal: PolicyStep = (d) => {
   const latest = d.latest;
   if (latest) d.status.latest = latest;
   if (!latest || latest.verified || d.checkError) return 'next';
-  const failed = latest.checks?.find((c) => !c.passed);
+  const failed = latest.checks?.find((c) => !c.passed && !c.pending);
+  const pending = latest.checks?.find((c) => c.pending);
+  if (!failed && pending) {
+    d.waiting = `${latest.tag ?? ''}@${latest.shortDigest ?? ''} waits: ${pending.name}: ${pending.message ?? ''}`;
+    return 'next';
+  }
   d.refusal = failed
     ? `${latest.tag ?? ''}@${latest.shortDigest ?? ''} refused: ${failed.name}: ${failed.message ?? ''}`
     : `${latest.tag ?? ''}@${latest.shortDigest ?? ''} not checked yet`;
@@ -304,7 +324,7 @@ export const planRollout: PolicyStep = (d) => {
   const latest = d.latest;
   const repository = repositoryName(parseReference(d.policy.spec.image));
   const accepted = latest?.verified && latest.digest ? { repository, digest: latest.digest } : undefined;
-  const heldBack = d.refusal ?? d.checkError;
+  const heldBack = d.refusal ?? d.checkError ?? d.waiting;
   const rollout = decideRollout({
     policy: d.policy,
     now: d.now,
@@ -469,6 +489,7 @@ function readiness(d: PolicyDraft): { ready: ConditionInput; stalled?: Condition
     };
   if (d.checkError) return { ready: condition(Ready, 'False', PolicyReasons.CheckError, d.checkError, g) };
   if (d.refusal) return { ready: condition(Ready, 'False', PolicyReasons.CandidateRefused, d.refusal, g) };
+  if (d.waiting) return { ready: condition(Ready, 'False', PolicyReasons.ScanPending, d.waiting, g) };
   const revertLoop = workloads.find((w) => w.state === 'Blocked' && w.revertedBy && (w.reverts ?? 0) >= 2);
   if (revertLoop) {
     const message = `${revertLoop.kind}/${revertLoop.name}: ${revertLoop.message ?? ''}`;
@@ -549,8 +570,14 @@ export const setConditions: PolicyStep = (d) => {
     [
       ready,
       stalled ?? { remove: Stalled },
-      rolling || looking
-        ? condition(Reconciling, 'True', rolling ? 'Rolling' : PolicyReasons.Following, ready.message, d.generation)
+      rolling || looking || d.waiting
+        ? condition(
+            Reconciling,
+            'True',
+            rolling ? 'Rolling' : d.waiting ? PolicyReasons.ScanPending : PolicyReasons.Following,
+            ready.message,
+            d.generation,
+          )
         : { remove: Reconciling },
       compliant,
       progressing(d),
@@ -581,6 +608,8 @@ export const scheduleNextLook: PolicyStep = (d) => {
   }
   let requeue = parseDuration(d.policy.spec.interval ?? '5m');
   if (d.rollout?.requeueAfterMs !== undefined) requeue = Math.min(requeue, d.rollout.requeueAfterMs);
+  // A scan in progress is asked about again soon (its answer is cached for 30 s).
+  if (d.waiting) requeue = Math.min(requeue, 30_000);
   const win = windowState(d.policy.spec.rollout?.window, d.now);
   if (!win.open && win.opensAt && d.rollout?.workloads.some((w) => w.state === 'Pending'))
     requeue = Math.min(requeue, Math.max(1_000, win.opensAt.getTime() - d.now.getTime()));

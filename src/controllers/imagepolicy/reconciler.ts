@@ -31,6 +31,7 @@ import type { CandidateFacts, RunAsContainer } from '../../verify/checks.ts';
 import type { Authority } from '../../verify/signatures.ts';
 import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
 import type { ImageTrust } from '../image-trust.ts';
+import type { RegistryScans } from '../registry-scans.ts';
 import type { SlimReport } from '../vulnerability-reports.ts';
 import { judge } from '../../verify/provenance.ts';
 import type { CredentialResolver } from '../credentials.ts';
@@ -81,6 +82,8 @@ export interface ImagePolicyReconcilerDeps {
   patch(key: ObjectKey, operations: readonly JsonPatchOperation[], signal: AbortSignal): Promise<void>;
   /** Signatures and attestations: keys from Secrets, artefacts from registries, the trust root. */
   trust: ImageTrust;
+  /** Registry scanners (verify.vulnerabilities.scanners); absent: none are asked. */
+  registryScans?: RegistryScans;
   /** The newest ExposedSecretReport on a digest, preferring the namespace given (absent: none are read). */
   secretReports?(digest: string, namespace: string): SlimSecretReport | undefined;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
@@ -525,8 +528,8 @@ export class ImagePolicyReconciler implements Reconciler {
       if (verify.signature)
         facts.signature = await this.deps.trust.signature({ image: ref, digest, source, authorities, signal, fresh });
       if (verify.vulnerabilities) {
-        const scan = await this.candidateScan(namespace, ref, digest, source, authorities, signal, fresh);
-        if (scan) facts.scan = scan;
+        const scan = await this.candidateScan(policy, ref, digest, source, authorities, signal, fresh);
+        Object.assign(facts, scan);
       }
     }
     return facts;
@@ -586,30 +589,69 @@ export class ImagePolicyReconciler implements Reconciler {
    * vulnerability attestation signed by an authority the policy trusts.
    */
   private async candidateScan(
-    namespace: string,
+    policy: ImagePolicy,
     ref: ImageReference,
     digest: string,
     source: CredentialSource,
     authorities: readonly Authority[],
     signal: AbortSignal,
     fresh: boolean,
-  ): Promise<CandidateFacts['scan']> {
+  ): Promise<Pick<CandidateFacts, 'scan' | 'scanPending' | 'scanNotes'>> {
+    const namespace = policy.metadata?.namespace ?? '';
     const index = { forDigest: (d: string, ns?: string) => this.deps.reports(d, ns ?? namespace) };
     let scan = scanOfImage(index, digest, namespace);
     if (!scan) {
       const platforms = await this.deps.facts.platformDigests(ref, digest, SCANNED_PLATFORMS, source, signal);
       scan = scanOfImage(index, digest, namespace, Object.values(platforms));
     }
-    if (scan || authorities.length === 0) return scan;
+    if (scan) return { scan };
+    const registry = await this.registryScan(policy, ref, digest, source, signal, fresh);
+    if (registry.scan || authorities.length === 0) return registry;
     // Attestations count only when signed by an authority the policy trusts: anyone who can
     // push to the repository could attach an unsigned "clean" report.
     const attested = await this.deps.trust.attestedScan({ image: ref, digest, source, authorities, signal, fresh });
     return attested
       ? {
-          findings: attested.findings,
-          source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
+          scan: {
+            findings: attested.findings,
+            source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
+          },
         }
-      : undefined;
+      : registry;
+  }
+
+  /**
+   * What the policy's registry scanners say: a finished scan, or one in progress and since when
+   * the candidate waits for it (kept in status.latest.pendingSince while the digest is the same).
+   */
+  private async registryScan(
+    policy: ImagePolicy,
+    ref: ImageReference,
+    digest: string,
+    source: CredentialSource,
+    signal: AbortSignal,
+    fresh: boolean,
+  ): Promise<Pick<CandidateFacts, 'scan' | 'scanPending' | 'scanNotes'>> {
+    const specs = policy.spec.verify?.vulnerabilities?.scanners ?? [];
+    if (specs.length === 0 || !this.deps.registryScans) return {};
+    const namespace = policy.metadata?.namespace ?? '';
+    const verdict = await this.deps.registryScans.judge({
+      namespace,
+      image: ref,
+      digest,
+      source,
+      specs,
+      signal,
+      fresh,
+    });
+    if (verdict.state === 'scanned') {
+      const when = verdict.scannedAt ? ` of ${verdict.scannedAt.toISOString()}` : '';
+      return { scan: { findings: verdict.findings, source: `${verdict.source}${when}` } };
+    }
+    if (verdict.state === 'none') return verdict.notes.length > 0 ? { scanNotes: verdict.notes } : {};
+    const latest = policy.status?.latest;
+    const since = latest?.digest === digest && latest.pendingSince ? new Date(latest.pendingSince) : this.now();
+    return { scanPending: { source: verdict.source, detail: verdict.detail, since } };
   }
 
   /** The containers a policy selects, with who their pod and they say they run as. */

@@ -147,7 +147,7 @@ export class AzureRegistryCredentials extends CachingSource {
 
 // --- AWS ---------------------------------------------------------------------------------
 
-const ECR_HOST = /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
+export const ECR_HOST = /^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/;
 
 export type EcrTokenFetcher = (region: string, registryId: string) => Promise<{ token: string; expiresAt: Date }>;
 

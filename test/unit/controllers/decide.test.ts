@@ -161,6 +161,69 @@ describe('ImagePolicy decision', () => {
     );
   });
 
+  it('waits for a registry scanner still scanning the candidate (ScanPending, nothing refused), then refuses it after scanTimeout', () => {
+    const scanning = (since: Date): PolicyGathered => {
+      const g = accepted();
+      g.facts = {
+        ...g.facts,
+        scanPending: { source: 'Harbor harbor.example.com', detail: 'Harbor scan Running', since },
+      };
+      g.observed = [
+        {
+          kind: 'Deployment',
+          name: 'web',
+          container: 'web',
+          specImage: 'shopregistry.azurecr.io/shop/web:1.4',
+          progress: { state: 'Complete', message: 'done' },
+        },
+      ];
+      return g;
+    };
+    const withScanners = policy((p) => {
+      p.spec.verify!.vulnerabilities = {
+        maxSeverity: 'HIGH',
+        scanners: [{ type: 'harbor' }],
+        scanTimeout: '30m',
+      };
+    });
+    const since = new Date(now.getTime() - 10 * 60_000);
+    const d = decideImagePolicy(withScanners, now, scanning(since));
+    assert.equal(ready(d.status)?.status, 'False');
+    assert.equal(ready(d.status)?.reason, 'ScanPending');
+    assert.equal(
+      ready(d.status)?.message,
+      `1.4@sha256:111111111111 waits: vulnerabilities: waiting for Harbor harbor.example.com to finish scanning ${D1} (Harbor scan Running) since 2026-11-22T09:50:00.000Z`,
+    );
+    assert.equal(d.status.conditions?.find((c) => c.type === 'Reconciling')?.reason, 'ScanPending');
+    assert.equal(d.status.latest?.pendingSince, '2026-11-22T09:50:00Z');
+    assert.equal(d.status.latest?.checks?.find((c) => c.name === 'vulnerabilities')?.pending, true);
+    assert.deepEqual(d.pins, []);
+    assert.equal(d.status.workloads?.[0]?.state, 'Blocked');
+    assert.deepEqual(
+      d.events.map((e) => e.reason),
+      ['ScanPending'],
+    );
+    assert.ok((d.requeueAfterMs ?? Infinity) <= 30_000);
+
+    // Past scanTimeout (30 minutes since it began waiting): refused, naming the scanner.
+    const late = decideImagePolicy(withScanners, new Date(since.getTime() + 30 * 60_000), scanning(since));
+    assert.equal(ready(late.status)?.reason, 'CandidateRefused');
+    assert.match(
+      ready(late.status)!.message,
+      /vulnerabilities: Harbor harbor.example.com is still scanning sha256:1{64} \(Harbor scan Running\), waited since 2026-11-22T09:50:00.000Z \(scanTimeout 30m\)/,
+    );
+    assert.deepEqual(
+      late.events.map((e) => e.reason),
+      ['CandidateRefused'],
+    );
+    // A check that fails outright refuses at once, scan or no scan.
+    const signed = policy((p) => {
+      p.spec.verify!.vulnerabilities = { maxSeverity: 'HIGH', scanners: [{ type: 'harbor' }] };
+      p.spec.verify!.signature = { keys: [{ secretRef: { name: 'cosign', key: 'cosign.pub' } }] };
+    });
+    assert.equal(ready(decideImagePolicy(signed, now, scanning(since)).status)?.reason, 'CandidateRefused');
+  });
+
   it('fails closed when a check has no verdict (a signature not verified)', () => {
     const d = decideImagePolicy(
       policy((p) => (p.spec.verify!.signature = { keys: [{ secretRef: { name: 'cosign', key: 'cosign.pub' } }] })),
