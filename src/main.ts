@@ -22,6 +22,7 @@ import {
   PipelineRunType,
   slimBuildObject,
   triggerKeyOf,
+  policyKeyOf,
   type BuildObject,
 } from './controllers/rebuildtrigger/build-objects.ts';
 import { BuildSlots } from './controllers/rebuildtrigger/slots.ts';
@@ -54,6 +55,7 @@ import { fencedClient } from './runtime/fence.ts';
 import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
+import { ScanJobs } from './controllers/scan-jobs.ts';
 import { RegistryScans } from './controllers/registry-scans.ts';
 import { ImageTrust } from './controllers/image-trust.ts';
 import {
@@ -319,10 +321,14 @@ function writeBackKey(p: ImagePolicy): string | undefined {
 /** A build's Job or PipelineRun changed (it started, it ended): its trigger looks now, not at its next poll. */
 function wakeTriggersOnBuildObjects(c: Caches, queues: Queues): void {
   const wakeTrigger = wake(queues.triggers);
+  const wakePolicy = wake(queues.policies);
   for (const set of c.buildObjects)
     set.onChange((o) => {
       const key = triggerKeyOf(o);
       if (key) wakeTrigger(key);
+      // A scan Job's end wakes the policy waiting for it.
+      const policy = policyKeyOf(o);
+      if (policy) wakePolicy(policy);
     });
 }
 
@@ -430,6 +436,8 @@ function imagePolicyController(
       registryScans: new RegistryScans({
         secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'scanner credentials', signal),
       }),
+      scanJobs: new ScanJobs(b.writer),
+      jobCached: (namespace, name) => c.buildObjects[0]?.get({ namespace, name }) !== undefined,
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
       secretReports: (digest, ns) => c.secretReportIndex.forDigest(digest, ns),
       writeBack: c.writeBacks.get,

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { SIGN_PREDICATE } from '../../src/verify/signatures.ts';
 import { BUNDLE_PREDICATE_ANNOTATION } from '../../src/verify/cosign-artifacts.ts';
+import { waitFor } from '../support/manual-clock.ts';
 import { kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
 import {
@@ -20,7 +21,7 @@ import {
   workload,
 } from './support/policies.ts';
 import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
-import { ecKeyPair, SigstoreFixtures } from '../support/sigstore.ts';
+import { ecKeyPair, SigstoreFixtures, statementFor } from '../support/sigstore.ts';
 import { NotaryFixtures } from '../support/notation.ts';
 import { MediaTypes } from '../../src/registry/manifest.ts';
 
@@ -234,6 +235,135 @@ describe('Trust: signatures and vulnerability reports', () => {
       /signature: no valid Notary signature: referrer sha256:[0-9a-f]{64}: C=US, ST=WA, L=Seattle, O=Evil Corp, CN=release is not a trusted identity/,
     );
     assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+  });
+
+  it('scans a never-run candidate on demand: a Job per digest, waited for, its signed attestation accepts or refuses it, then the Job is deleted', async () => {
+    const ns = newNamespace('ondemand');
+    const scanKey = ecKeyPair();
+    kubectl(['create', 'secret', 'generic', 'scan-key', '-n', ns, '--from-literal=cosign.key=unused-here']);
+    kubectl(['create', 'secret', 'generic', 'scan-pub', '-n', ns, `--from-literal=cosign.pub=${scanKey.publicPem}`]);
+    const repo = `${e.registry.host}/shop/ondemand`;
+    const v1 = await e.pusher.pushImage('shop/ondemand', '1.0', { seed: 'ondemand-v1' });
+    applyWorkload(ns, 'Deployment', 'web', e.image('shop/ondemand', '1.0'));
+    applyPolicy(ns, 'web', {
+      image: repo,
+      follow: { tag: '1.0' },
+      workloads: { names: ['web'] },
+      verify: {
+        vulnerabilities: {
+          maxSeverity: 'HIGH',
+          onDemandScan: {
+            signingKeySecretName: 'scan-key',
+            publicKey: { secretRef: { name: 'scan-pub' } },
+            // The fakelet runs Job pods to completion: this one for 20 s, during which the test
+            // does what Trivy and cosign would (no image runs here).
+            template: {
+              metadata: { annotations: { 'testcp.patchline.dev/run-for': '20s' } },
+              spec: {
+                containers: [{ name: 'scan', image: 'scanner.example/trivy-cosign:1', args: ['scan', '$(image)'] }],
+              },
+            },
+          },
+        },
+      },
+    });
+    // Trivy's cosign-vuln predicate, signed with the scan key and no transparency-log entry
+    // (cosign attest --tlog-upload=false), attached as cosign's .att tag.
+    const attest = async (digest: string, vulns: { id: string; severity: string }[]) => {
+      const predicate = {
+        scanner: {
+          uri: 'pkg:github/aquasecurity/trivy@0.58.1',
+          result: {
+            SchemaVersion: 2,
+            Results: [
+              {
+                Target: 'debian 12',
+                Vulnerabilities: vulns.map((v) => ({
+                  VulnerabilityID: v.id,
+                  PkgName: 'openssl',
+                  Severity: v.severity,
+                })),
+              },
+            ],
+          },
+        },
+        metadata: { scanStartedOn: new Date().toISOString(), scanFinishedOn: new Date().toISOString() },
+      };
+      const statement = statementFor(digest, repo, 'https://cosign.sigstore.dev/attestation/vuln/v1', predicate);
+      await e.pusher.pushCosignTag('shop/ondemand', digest, 'att', [
+        await fx.legacyAttestation(statement, { key: scanKey }, { tlog: false }),
+      ]);
+    };
+    const jobOf = (digest: string) => `scan-web-${digest.slice(7, 19)}`;
+    const job = (name: string) =>
+      JSON.parse(kubectl(['get', 'job', name, '-n', ns, '-o', 'json', '--ignore-not-found']).stdout || 'null') as {
+        metadata: { ownerReferences: { kind: string; name: string }[] };
+        spec: { template: { spec: { restartPolicy: string; containers: { args: string[] }[] } } };
+      } | null;
+
+    let s = await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'v1 waits for its scan Job',
+      (x) => x.conditions?.some((c) => c.type === 'Ready' && c.reason === 'ScanPending') === true,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      new RegExp(
+        `waiting for the scan Job ${ns}/${jobOf(v1.digest)} to finish scanning ${v1.digest} \\((Queued|Running)\\) since `,
+      ),
+    );
+    assert.ok(s.latest?.pendingSince);
+    const created = job(jobOf(v1.digest));
+    assert.deepEqual(created?.spec.template.spec.containers[0]?.args, ['scan', `${repo}@${v1.digest}`]);
+    assert.equal(created?.spec.template.spec.restartPolicy, 'Never');
+    assert.deepEqual(
+      created?.metadata.ownerReferences.map((o) => `${o.kind}/${o.name}`),
+      ['ImagePolicy/web'],
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}:1.0`); // nothing rolled while it waits
+    await attest(v1.digest, [{ id: 'CVE-2026-0100', severity: 'LOW' }]);
+    // The Job's end wakes the policy (it is watched): accepted, rolled out, the Job deleted.
+    s = await waitForPolicy(operator, ns, 'web', 'v1 accepted on its scan and rolled out', (x) => {
+      const w = workload(x, 'Deployment', 'web');
+      return x.latest?.digest === v1.digest && x.latest.verified === true && w?.state === 'UpToDate';
+    });
+    assert.match(
+      s.latest?.checks?.find((c) => c.name === 'vulnerabilities')?.message ?? '',
+      /^vulnerability attestation \(pkg:github\/aquasecurity\/trivy@0\.58\.1\): /,
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+    await waitFor(() => job(jobOf(v1.digest)) === null, 'the scan Job of v1 deleted', 30_000, 250);
+
+    // v2 carries a CRITICAL finding: its scan refuses it, and the Deployment stays on v1.
+    const v2 = await e.pusher.pushImage('shop/ondemand', '1.0', { seed: 'ondemand-v2' });
+    await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'v2 waits for its scan Job',
+      (x) =>
+        x.latest?.digest === v2.digest &&
+        x.conditions?.some((c) => c.type === 'Ready' && c.reason === 'ScanPending') === true,
+    );
+    await attest(v2.digest, [{ id: 'CVE-2026-0200', severity: 'CRITICAL' }]);
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'v2 refused on its scan',
+      (x) =>
+        x.latest?.digest === v2.digest &&
+        x.conditions?.some((c) => c.type === 'Ready' && c.reason === 'CandidateRefused') === true,
+    );
+    assert.match(
+      s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+      /vulnerabilities: vulnerability attestation .*CVE-2026-0200/,
+    );
+    assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+    await waitFor(() => job(jobOf(v2.digest)) === null, 'the scan Job of v2 deleted', 30_000, 250);
+    assert.ok(eventReasons(ns, 'web').includes('ScanPending'));
   });
 
   it('maps scans to what runs: a new report makes the policy non-compliant without a rollout; a scanned candidate is refused', async () => {

@@ -131,6 +131,7 @@ describe('install manifests (kubectl kustomize manifests/)', () => {
       'aquasecurity.github.io/vulnerabilityreports:list',
       'aquasecurity.github.io/vulnerabilityreports:watch',
       'batch/jobs:create',
+      'batch/jobs:delete',
       'batch/jobs:get',
       'batch/jobs:list',
       'batch/jobs:watch',

@@ -658,6 +658,15 @@ export interface VerifyVulnerabilities {
    */
   maxSeverity: MaxSeverity;
   /**
+   * When no source has scanned the candidate, scan it now: Patchline creates a Job in this
+   * namespace (as spec.serviceAccountName, or the default ServiceAccount it acts as) that
+   * runs Trivy on the digest and attaches a cosign vulnerability attestation signed with the
+   * key in signingKeySecretName; the attestation, verified with publicKey, then judges it.
+   * The candidate waits (ScanPending) while the Job runs; the Job is deleted once its result
+   * has been read, and owned by the policy.
+   */
+  onDemandScan?: OnDemandScan;
+  /**
    * A candidate must have been scanned: a Trivy Operator VulnerabilityReport for its digest
    * (anywhere in the cluster), or a vulnerability attestation signed by one of
    * verify.signature's authorities, or a finished scan of one of the registry scanners. With
@@ -695,6 +704,73 @@ export interface VulnerabilitiesAllow {
    * Why the finding is accepted.
    */
   reason: string;
+}
+
+/**
+ * When no source has scanned the candidate, scan it now: Patchline creates a Job in this
+ * namespace (as spec.serviceAccountName, or the default ServiceAccount it acts as) that
+ * runs Trivy on the digest and attaches a cosign vulnerability attestation signed with the
+ * key in signingKeySecretName; the attestation, verified with publicKey, then judges it.
+ * The candidate waits (ScanPending) while the Job runs; the Job is deleted once its result
+ * has been read, and owned by the policy.
+ */
+export interface OnDemandScan {
+  /**
+   * The cosign image of the default Job.
+   */
+  cosignImage?: string;
+  /**
+   * The public key that verifies the scan's attestations.
+   */
+  publicKey: PublicKey;
+  /**
+   * A kubernetes.io/dockerconfigjson Secret mounted into the Job, with which Trivy pulls and
+   * cosign pushes the attestation (default: none, anonymous).
+   */
+  registryAuthSecretName?: string;
+  /**
+   * A Secret with cosign.key and cosign.password, mounted into the scan Job only (Patchline
+   * never reads it).
+   */
+  signingKeySecretName: string;
+  /**
+   * A pod template replacing the default Job's (restartPolicy Never is kept); $(image)
+   * (repository@digest) and $(digest) are substituted in every string, as in build templates.
+   * It must attach a vulnerability attestation that publicKey verifies.
+   */
+  template?: Record<string, unknown>;
+  /**
+   * How long the Job may run (its activeDeadlineSeconds). Go duration.
+   */
+  timeout?: string;
+  /**
+   * The Trivy image of the default Job.
+   */
+  trivyImage?: string;
+}
+
+/**
+ * The public key that verifies the scan's attestations.
+ */
+export interface PublicKey {
+  /**
+   * The Secret and key holding the PEM public key.
+   */
+  secretRef: PublicKeySecretRef;
+}
+
+/**
+ * The Secret and key holding the PEM public key.
+ */
+export interface PublicKeySecretRef {
+  /**
+   * Key in the Secret's data.
+   */
+  key?: string;
+  /**
+   * Name of the Secret.
+   */
+  name: string;
 }
 
 export interface Scanner {

@@ -32,6 +32,8 @@ import type { Authority } from '../../verify/signatures.ts';
 import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
 import type { ImageTrust } from '../image-trust.ts';
 import type { RegistryScans } from '../registry-scans.ts';
+import type { ScanJobs } from '../scan-jobs.ts';
+import { scanJobName, type OnDemandScanSpec } from '../../verify/scan-job.ts';
 import type { SlimReport } from '../vulnerability-reports.ts';
 import { judge } from '../../verify/provenance.ts';
 import type { CredentialResolver } from '../credentials.ts';
@@ -84,6 +86,10 @@ export interface ImagePolicyReconcilerDeps {
   trust: ImageTrust;
   /** Registry scanners (verify.vulnerabilities.scanners); absent: none are asked. */
   registryScans?: RegistryScans;
+  /** On-demand scan Jobs (verify.vulnerabilities.onDemandScan); absent: none are made. */
+  scanJobs?: ScanJobs;
+  /** Whether the informer cache holds a Job (a scan Job left to delete). */
+  jobCached?(namespace: string, name: string): boolean;
   /** The newest ExposedSecretReport on a digest, preferring the namespace given (absent: none are read). */
   secretReports?(digest: string, namespace: string): SlimSecretReport | undefined;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
@@ -93,6 +99,16 @@ export interface ImagePolicyReconcilerDeps {
   registry?: Registry;
   now?: () => Date;
 }
+
+/** The signature spec that trusts an on-demand scan's public key (its attestations carry no transparency-log entry). */
+const scanKeySpec = (spec: OnDemandScanSpec) => ({
+  keys: [
+    {
+      secretRef: { name: spec.publicKey.secretRef.name, key: spec.publicKey.secretRef.key ?? 'cosign.pub' },
+      ignoreTlog: true,
+    },
+  ],
+});
 
 const keyOf = (k: ObjectKey): string => `${k.namespace}/${k.name}`;
 
@@ -606,18 +622,86 @@ export class ImagePolicyReconciler implements Reconciler {
     }
     if (scan) return { scan };
     const registry = await this.registryScan(policy, ref, digest, source, signal, fresh);
-    if (registry.scan || authorities.length === 0) return registry;
+    if (registry.scan) return registry;
     // Attestations count only when signed by an authority the policy trusts: anyone who can
-    // push to the repository could attach an unsigned "clean" report.
-    const attested = await this.deps.trust.attestedScan({ image: ref, digest, source, authorities, signal, fresh });
-    return attested
-      ? {
-          scan: {
+    // push to the repository could attach an unsigned "clean" report. An on-demand scan's key
+    // is trusted for them too.
+    const onDemand = policy.spec.verify?.vulnerabilities?.onDemandScan;
+    const attestors = onDemand
+      ? [...authorities, ...(await this.deps.trust.authorities(namespace, scanKeySpec(onDemand), signal))]
+      : authorities;
+    const attestedScan = async (again: boolean) => {
+      if (attestors.length === 0) return undefined;
+      const attested = await this.deps.trust.attestedScan({
+        image: ref,
+        digest,
+        source,
+        authorities: attestors,
+        signal,
+        fresh: again,
+      });
+      return attested
+        ? {
             findings: attested.findings,
             source: `vulnerability attestation${attested.scanner ? ` (${attested.scanner})` : ''}`,
-          },
-        }
-      : registry;
+          }
+        : undefined;
+    };
+    const attested = await attestedScan(fresh);
+    if (attested) {
+      if (onDemand) await this.removeScanJob(policy, digest, signal);
+      return { scan: attested };
+    }
+    if (!onDemand || !this.deps.scanJobs || registry.scanPending) return registry;
+    return this.onDemandScan(policy, onDemand, ref, digest, registry, () => attestedScan(true), signal);
+  }
+
+  /**
+   * A candidate no source has scanned gets a scan Job (made as the ServiceAccount the policy acts
+   * as): it waits while the Job runs, and is judged by the attestation the Job attached once it
+   * succeeded (the Job is then deleted).
+   */
+  private async onDemandScan(
+    policy: ImagePolicy,
+    spec: OnDemandScanSpec,
+    ref: ImageReference,
+    digest: string,
+    registry: Pick<CandidateFacts, 'scanNotes'>,
+    attestedNow: () => Promise<CandidateFacts['scan']>,
+    signal: AbortSignal,
+  ): Promise<Pick<CandidateFacts, 'scan' | 'scanPending' | 'scanNotes'>> {
+    const namespace = policy.metadata?.namespace ?? '';
+    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    const job = await this.deps.scanJobs!.follow(policy, spec, repositoryName(ref), digest, actor, signal);
+    const what = `the scan Job ${namespace}/${job.name}`;
+    const notes = registry.scanNotes ?? [];
+    if (job.state === 'running')
+      return { scanPending: { source: what, detail: job.detail, since: this.pendingSince(policy, digest) } };
+    if (job.state === 'failed') return { scanNotes: [...notes, `${what} failed: ${job.detail}`] };
+    const scan = await attestedNow();
+    if (!scan) {
+      const key = `${spec.publicKey.secretRef.name}/${spec.publicKey.secretRef.key ?? 'cosign.pub'}`;
+      return {
+        scanNotes: [...notes, `${what} succeeded but no vulnerability attestation signed by key ${key} is attached`],
+      };
+    }
+    await this.deps.scanJobs!.remove(namespace, job.name, actor, signal);
+    return { scan };
+  }
+
+  /** Deletes a candidate's finished scan Job still in the cache (its attestation was read). */
+  private async removeScanJob(policy: ImagePolicy, digest: string, signal: AbortSignal): Promise<void> {
+    const namespace = policy.metadata?.namespace ?? '';
+    const name = scanJobName(policy.metadata?.name ?? '', digest);
+    if (!this.deps.scanJobs || !this.deps.jobCached?.(namespace, name)) return;
+    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    await this.deps.scanJobs.remove(namespace, name, actor, signal);
+  }
+
+  /** Since when the candidate has waited for a scan: kept in status.latest.pendingSince while the digest is the same. */
+  private pendingSince(policy: ImagePolicy, digest: string): Date {
+    const latest = policy.status?.latest;
+    return latest?.digest === digest && latest.pendingSince ? new Date(latest.pendingSince) : this.now();
   }
 
   /**
@@ -649,9 +733,9 @@ export class ImagePolicyReconciler implements Reconciler {
       return { scan: { findings: verdict.findings, source: `${verdict.source}${when}` } };
     }
     if (verdict.state === 'none') return verdict.notes.length > 0 ? { scanNotes: verdict.notes } : {};
-    const latest = policy.status?.latest;
-    const since = latest?.digest === digest && latest.pendingSince ? new Date(latest.pendingSince) : this.now();
-    return { scanPending: { source: verdict.source, detail: verdict.detail, since } };
+    return {
+      scanPending: { source: verdict.source, detail: verdict.detail, since: this.pendingSince(policy, digest) },
+    };
   }
 
   /** The containers a policy selects, with who their pod and they say they run as. */
