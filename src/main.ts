@@ -56,6 +56,7 @@ import { TagLists } from './controllers/tag-lists.ts';
 import { selectsWorkload } from './controllers/imagepolicy/select.ts';
 import { applyPin, releasePins } from './rollout/pin.ts';
 import { ScanJobs } from './controllers/scan-jobs.ts';
+import { ReportAliasWatch } from './controllers/report-aliases.ts';
 import { RegistryScans } from './controllers/registry-scans.ts';
 import { ImageTrust } from './controllers/image-trust.ts';
 import {
@@ -241,6 +242,7 @@ function caches(b: Basics, manager: Manager) {
   return {
     policies,
     buildObjects,
+    reportAliases: new ReportAliasWatch(),
     triggers: set<RebuildTrigger>(RebuildTriggerType, withoutBookkeeping, false, shard),
     writeBacks: set<GitWriteBack>(GitWriteBackType, withoutBookkeeping, false, shard),
     workloads,
@@ -297,6 +299,8 @@ function wakePoliciesOnChanges(c: Caches, queues: Queues): void {
         )
           wakePolicy(keyOf(p));
       }
+      // A report on a platform manifest of an index a policy runs, or on the index of one.
+      for (const d of digests) for (const key of c.reportAliases.policiesFor(d)) wakePolicy(key);
     };
   c.secretReports.onChange(
     wakeOnReport((p) => !!p.spec.verify?.secrets),
@@ -437,6 +441,7 @@ function imagePolicyController(
         secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'scanner credentials', signal),
       }),
       scanJobs: new ScanJobs(b.writer),
+      reportAliases: c.reportAliases,
       jobCached: (namespace, name) => c.buildObjects[0]?.get({ namespace, name }) !== undefined,
       reports: (digest, ns) => c.reportIndex.forDigest(digest, ns),
       secretReports: (digest, ns) => c.secretReportIndex.forDigest(digest, ns),

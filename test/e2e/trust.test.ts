@@ -366,6 +366,56 @@ describe('Trust: signatures and vulnerability reports', () => {
     assert.ok(eventReasons(ns, 'web').includes('ScanPending'));
   });
 
+  it("maps reports both ways through an index: a running index by its platform manifest's report, a running platform manifest by its index's", async () => {
+    const ns = newNamespace('multiarch');
+    const push = (name: string) =>
+      e.pusher.pushImage(`shop/${name}`, '1.0', { seed: `${name}-v1`, platforms: ['linux/amd64', 'linux/arm64'] });
+    const platform = (img: Awaited<ReturnType<typeof push>>, p: string) =>
+      img.children.find((c) => c.platform === p)!.digest;
+    const spec = (name: string, mode: string) => ({
+      image: `${e.registry.host}/shop/${name}`,
+      follow: { tag: '1.0' },
+      workloads: { names: [name] },
+      rollout: { mode },
+      verify: { vulnerabilities: { maxSeverity: 'HIGH', requireScan: false } },
+    });
+    // "amd" runs an index (what a pull by tag reports); Trivy Operator scanned its amd64 manifest.
+    const a = await push('amd');
+    applyWorkload(ns, 'Deployment', 'amd', e.image('shop/amd', '1.0'));
+    applyPolicy(ns, 'amd', spec('amd', 'Auto'));
+    applyReport(ns, 'replicaset-amd-app', platform(a, 'linux/amd64'), [
+      { id: 'CVE-2026-5555', severity: 'CRITICAL', fixed: '1.1' },
+    ]);
+    // "arm" runs the arm64 manifest by digest (what some runtimes report), kept there by Manual
+    // mode; the scan on record names the index.
+    const b = await push('arm');
+    const arm64 = platform(b, 'linux/arm64');
+    applyWorkload(ns, 'Deployment', 'arm', `${e.registry.host}/shop/arm@${arm64}`);
+    applyPolicy(ns, 'arm', spec('arm', 'Manual'));
+    applyReport(ns, 'index-scan', b.digest, [{ id: 'CVE-2026-6666', severity: 'MEDIUM' }]);
+
+    let s = await waitForPolicy(
+      operator,
+      ns,
+      'amd',
+      'the running index judged by its amd64 report',
+      (x) => workload(x, 'Deployment', 'amd')?.vulnerabilities?.report === `${ns}/replicaset-amd-app`,
+    );
+    assert.equal(workload(s, 'Deployment', 'amd')?.runningDigest, a.digest);
+    assert.equal(workload(s, 'Deployment', 'amd')?.vulnerabilities?.critical, 1);
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'False');
+    s = await waitForPolicy(
+      operator,
+      ns,
+      'arm',
+      'the running arm64 manifest judged by its index report',
+      (x) => workload(x, 'Deployment', 'arm')?.vulnerabilities?.report === `${ns}/index-scan`,
+    );
+    assert.equal(workload(s, 'Deployment', 'arm')?.runningDigest, arm64);
+    assert.equal(workload(s, 'Deployment', 'arm')?.vulnerabilities?.medium, 1);
+    assert.equal(s.conditions?.find((c) => c.type === 'Compliant')?.status, 'True');
+  });
+
   it('maps scans to what runs: a new report makes the policy non-compliant without a rollout; a scanned candidate is refused', async () => {
     const ns = newNamespace('scan');
     const repo = `${e.registry.host}/shop/scan`;

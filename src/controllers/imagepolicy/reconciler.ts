@@ -33,6 +33,7 @@ import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
 import type { ImageTrust } from '../image-trust.ts';
 import type { RegistryScans } from '../registry-scans.ts';
 import type { ScanJobs } from '../scan-jobs.ts';
+import type { ReportAliasWatch } from '../report-aliases.ts';
 import { scanJobName, type OnDemandScanSpec } from '../../verify/scan-job.ts';
 import type { SlimReport } from '../vulnerability-reports.ts';
 import { judge } from '../../verify/provenance.ts';
@@ -90,6 +91,8 @@ export interface ImagePolicyReconcilerDeps {
   scanJobs?: ScanJobs;
   /** Whether the informer cache holds a Job (a scan Job left to delete). */
   jobCached?(namespace: string, name: string): boolean;
+  /** Where the digests whose reports stand for what a policy runs are recorded (to be woken by them). */
+  reportAliases?: ReportAliasWatch;
   /** The newest ExposedSecretReport on a digest, preferring the namespace given (absent: none are read). */
   secretReports?(digest: string, namespace: string): SlimSecretReport | undefined;
   /** The newest Trivy Operator report on a digest, preferring the namespace given. */
@@ -125,17 +128,24 @@ function judgeRunning<R, V>(
   observed: PolicyGathered['observed'],
   find: (digest: string) => R | undefined,
   judge: (report: R) => V,
+  aliases: ReadonlyMap<string, readonly string[]> = new Map(),
 ): Map<string, V> {
   const out = new Map<string, V>();
   for (const o of observed) {
-    const digests = o.running?.digests ?? [];
-    if (digests.length !== 1) continue;
-    const digest = digests[0]!.digest;
-    if (out.has(digest)) continue;
-    const report = find(digest);
+    const digest = runningDigest(o);
+    if (!digest || out.has(digest)) continue;
+    // A report on the digest itself, else on what stands for it (its platform manifests, or the
+    // index it is a platform manifest of).
+    const report = find(digest) ?? (aliases.get(digest) ?? []).map(find).find((r) => r !== undefined);
     if (report) out.set(digest, judge(report));
   }
   return out;
+}
+
+/** The one digest a container runs (undefined while its pods run several). */
+function runningDigest(o: PolicyGathered['observed'][number]): string | undefined {
+  const digests = o.running?.digests ?? [];
+  return digests.length === 1 ? digests[0]!.digest : undefined;
 }
 
 /** Of what a container runs, what the image config says. */
@@ -276,8 +286,10 @@ export class ImagePolicyReconciler implements Reconciler {
       (image) => running.get(image)?.user,
     );
     if (verify.runAsNonRoot) this.observeUsers(gathered.observed, selected, running);
-    if (policy.spec.verify?.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now);
-    if (policy.spec.verify?.secrets) gathered.secretScans = this.runningSecrets(policy, gathered.observed, now);
+    const scanned = verify.vulnerabilities || verify.secrets;
+    const aliases = scanned ? await this.reportAliases(policy, gathered.observed, source, ctx) : new Map();
+    if (verify.vulnerabilities) gathered.scans = this.runningScans(policy, gathered.observed, now, aliases);
+    if (verify.secrets) gathered.secretScans = this.runningSecrets(policy, gathered.observed, now, aliases);
     const gitOps = this.gitOpsRecord(policy);
     if (gitOps) gathered.gitOps = gitOps;
     return gathered;
@@ -758,6 +770,7 @@ export class ImagePolicyReconciler implements Reconciler {
     policy: ImagePolicy,
     observed: PolicyGathered['observed'],
     now: Date,
+    aliases: ReadonlyMap<string, readonly string[]>,
   ): Map<string, ContainerSecrets> {
     const spec = policy.spec.verify?.secrets;
     if (!spec) return new Map();
@@ -775,6 +788,7 @@ export class ImagePolicyReconciler implements Reconciler {
           message: gate.message,
         };
       },
+      aliases,
     );
   }
 
@@ -783,6 +797,7 @@ export class ImagePolicyReconciler implements Reconciler {
     policy: ImagePolicy,
     observed: PolicyGathered['observed'],
     now: Date,
+    aliases: ReadonlyMap<string, readonly string[]>,
   ): Map<string, ContainerScan> {
     const spec = policy.spec.verify?.vulnerabilities;
     if (!spec) return new Map();
@@ -800,6 +815,7 @@ export class ImagePolicyReconciler implements Reconciler {
           ...(report.updated ? { scannedAt: report.updated } : {}),
         };
       },
+      aliases,
     );
   }
 
@@ -822,6 +838,61 @@ export class ImagePolicyReconciler implements Reconciler {
    * maximum-age report) and its User (runAsNonRoot), by the container's spec image. Images
    * whose config cannot be read are skipped for a while.
    */
+  /**
+   * For the running digests no report names, the digests whose reports stand for them: the
+   * platform manifests of an index, or the index (the candidate's, or another running digest)
+   * a platform manifest belongs to. Trivy Operator and registry scanners name either, so both
+   * ways are matched through the index's manifests (read once per digest, cached).
+   */
+  private async reportAliases(
+    policy: ImagePolicy,
+    observed: PolicyGathered['observed'],
+    source: CredentialSource,
+    ctx: ReconcileContext,
+  ): Promise<Map<string, string[]>> {
+    const namespace = policy.metadata?.namespace ?? '';
+    const reported = (d: string) =>
+      this.deps.reports(d, namespace) !== undefined || this.deps.secretReports?.(d, namespace) !== undefined;
+    const running = [...new Set(observed.map(runningDigest).filter((d): d is string => d !== undefined))];
+    const unreported = running.filter((d) => !reported(d));
+    if (unreported.length === 0) {
+      this.deps.reportAliases?.set(`${namespace}/${policy.metadata?.name ?? ''}`, []);
+      return new Map();
+    }
+    let ref: ImageReference;
+    try {
+      ref = parseReference(policy.spec.image);
+    } catch {
+      return new Map();
+    }
+    const known = new Set([...running, ...(policy.status?.latest?.digest ? [policy.status.latest.digest] : [])]);
+    const platformsOf = new Map<string, string[]>();
+    await Promise.all(
+      [...known].map(async (d) => {
+        try {
+          const platforms = await this.deps.facts.platformDigests(ref, d, SCANNED_PLATFORMS, source, ctx.signal);
+          platformsOf.set(
+            d,
+            [...new Set(Object.values(platforms))].filter((p) => p !== d),
+          );
+        } catch (err) {
+          if (ctx.signal.aborted) throw err;
+          ctx.log.debug('cannot read the manifests of a running image', { digest: d, error: message(err) });
+        }
+      }),
+    );
+    const aliases = new Map<string, string[]>();
+    for (const d of unreported) {
+      const indexes = [...platformsOf].filter(([index, platforms]) => index !== d && platforms.includes(d));
+      const stand = [...(platformsOf.get(d) ?? []), ...indexes.map(([index]) => index)];
+      if (stand.length > 0) aliases.set(d, stand);
+    }
+    this.deps.reportAliases?.set(`${namespace}/${policy.metadata?.name ?? ''}`, [
+      ...new Set([...aliases.values()].flat()),
+    ]);
+    return aliases;
+  }
+
   private async runningConfigs(
     observed: PolicyGathered['observed'],
     source: CredentialSource,
