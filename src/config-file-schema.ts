@@ -25,6 +25,14 @@ export interface RawRegistry {
   caFile?: string | null;
   maxConcurrency?: number | null;
   requestsPerMinute?: number | null;
+  scanner?: RawScanner | null;
+}
+
+/** The registry's own vulnerability scanner, asked for policies that name none. */
+export interface RawScanner {
+  type: 'harbor' | 'ecr' | 'artifactAnalysis' | 'defender' | 'quay';
+  url?: string | null;
+  subscriptions?: string[] | null;
 }
 
 export interface RawWebhooks {
@@ -149,6 +157,37 @@ export const CONFIG_FILE_SCHEMA: JSONSchemaType<RawConfigFile> = {
             description:
               'Requests per minute, token requests included. Default: none, except where the registry documents a limit (docker.io: 1,000). When the followed references need more at their intervals, they are checked less often, evenly, and the resources say so (condition IntervalMet).',
             'x-invalid': WHOLE_NUMBER,
+          },
+          scanner: {
+            type: 'object',
+            nullable: true,
+            description:
+              'The registry’s own vulnerability scanner, asked about candidates of ImagePolicies with verify.vulnerabilities that name no scanners (verify.vulnerabilities.scanners), with the pull credentials (harbor), anonymously (quay) or with the operator’s cloud identity.',
+            'x-invalid': 'must be a mapping with "type"',
+            properties: {
+              type: {
+                type: 'string',
+                enum: ['harbor', 'ecr', 'artifactAnalysis', 'defender', 'quay'],
+                description: 'harbor, ecr, artifactAnalysis, defender or quay.',
+                'x-invalid': 'must be one of harbor, ecr, artifactAnalysis, defender, quay',
+              },
+              url: {
+                type: 'string',
+                pattern: '^https?://\\S+$',
+                nullable: true,
+                description: 'The API’s base URL (harbor, quay); default https://<host>.',
+                'x-invalid': 'must be an http(s) URL',
+              },
+              subscriptions: {
+                type: 'array',
+                nullable: true,
+                items: { type: 'string', pattern: '^[0-9a-fA-F-]{36}$' },
+                description: 'Azure subscriptions to query (defender); default all the identity can read.',
+                'x-invalid': 'must be a list of subscription ids',
+              },
+            },
+            required: ['type'],
+            additionalProperties: false,
           },
         },
         required: ['host'],

@@ -7,6 +7,7 @@
 //       caFile: /etc/patchline/ca/internal.pem
 //       maxConcurrency: 8
 //       requestsPerMinute: 600
+//       scanner: { type: harbor }    # its own scanner, for policies that name none
 //   webhooks:
 //     maxBodyBytes: 1048576
 //     requestsPerSecond: 10
@@ -60,8 +61,17 @@ export interface WebhookSettings {
   buildCallbackURL?: string;
 }
 
+/** A registry's own scanner from the config file (verify.vulnerabilities.scanners' shape, without credentials). */
+export interface RegistryScannerConfig {
+  type: 'harbor' | 'ecr' | 'artifactAnalysis' | 'defender' | 'quay';
+  url?: string;
+  subscriptions?: string[];
+}
+
 export interface FileConfig {
   registries: RegistryHostConfig[];
+  /** By registry host: the scanner asked for policies that name none. */
+  scanners?: Record<string, RegistryScannerConfig>;
   webhooks: WebhookSettings;
   sigstore: TrustedRootSettings;
 }
@@ -283,7 +293,16 @@ export function parseConfigFile(text: string, baseDir: string, name = 'config fi
     throw new ConfigError([...new Set(problems)]);
   }
   const raw = doc as RawConfigFile; // the schema's type: validated above
+  const scanners: Record<string, RegistryScannerConfig> = {};
+  for (const r of raw.registries ?? [])
+    if (r.scanner)
+      scanners[r.host] = {
+        type: r.scanner.type,
+        ...(r.scanner.url ? { url: r.scanner.url } : {}),
+        ...(r.scanner.subscriptions ? { subscriptions: r.scanner.subscriptions } : {}),
+      };
   return {
+    ...(Object.keys(scanners).length > 0 ? { scanners } : {}),
     registries: registryHosts(raw.registries ?? [], baseDir),
     webhooks: webhookSettings(raw.webhooks ?? {}, baseDir),
     sigstore: trustedRootSettings(raw.sigstore ?? {}, baseDir),

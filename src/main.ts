@@ -440,6 +440,7 @@ function imagePolicyController(
       registryScans: new RegistryScans({
         secrets: (ns, name, signal) => shared.credentials.secretData(ns, name, 'scanner credentials', signal),
       }),
+      registryScanner: (host) => b.fileConfig.scanners?.[host],
       scanJobs: new ScanJobs(b.writer),
       reportAliases: c.reportAliases,
       jobCached: (namespace, name) => c.buildObjects[0]?.get({ namespace, name }) !== undefined,

@@ -5,6 +5,8 @@
 // candidate refuses it before it runs anywhere here. Notary Project signatures (notation-go's)
 // are accepted by a trust policy whose trust store is a ConfigMap.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { SIGN_PREDICATE } from '../../src/verify/signatures.ts';
@@ -235,6 +237,92 @@ describe('Trust: signatures and vulnerability reports', () => {
       /signature: no valid Notary signature: referrer sha256:[0-9a-f]{64}: C=US, ST=WA, L=Seattle, O=Evil Corp, CN=release is not a trusted identity/,
     );
     assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+  });
+
+  it('asks the registry scanner (Harbor API) before the candidate runs: it waits while Harbor scans, then is judged by its findings', async () => {
+    const ns = newNamespace('harbor');
+    kubectl([
+      'create',
+      'secret',
+      'generic',
+      'harbor-robot',
+      '-n',
+      ns,
+      '--from-literal=username=robot$shop',
+      '--from-literal=password=s3cret',
+    ]);
+    // Harbor's API for this test's registry, on loopback: the scan status is the test's to set.
+    const REPORT = 'application/vnd.security.vulnerability.report; version=1.1';
+    const harbor = { status: 'Running', vulnerabilities: [] as object[], requests: [] as string[] };
+    const server = createServer((req, res) => {
+      harbor.requests.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      const expected = `Basic ${Buffer.from('robot$shop:s3cret').toString('base64')}`;
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401).end('{"errors":[{"message":"unauthorized"}]}');
+        return;
+      }
+      const body = req.url?.includes('/additions/vulnerabilities')
+        ? { [REPORT]: { vulnerabilities: harbor.vulnerabilities } }
+        : { scan_overview: { [REPORT]: { scan_status: harbor.status, end_time: new Date().toISOString() } } };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const repo = `${e.registry.host}/shop/harbored`;
+      const v1 = await e.pusher.pushImage('shop/harbored', '1.0', { seed: 'harbored-v1' });
+      applyWorkload(ns, 'Deployment', 'web', e.image('shop/harbored', '1.0'));
+      applyPolicy(ns, 'web', {
+        image: repo,
+        follow: { tag: '1.0' },
+        workloads: { names: ['web'] },
+        verify: {
+          vulnerabilities: {
+            maxSeverity: 'HIGH',
+            scanners: [{ type: 'harbor', url: `http://127.0.0.1:${port}`, secretRef: { name: 'harbor-robot' } }],
+          },
+        },
+      });
+      let s = await waitForPolicy(
+        operator,
+        ns,
+        'web',
+        'v1 waits for Harbor',
+        (x) => x.conditions?.some((c) => c.type === 'Ready' && c.reason === 'ScanPending') === true,
+      );
+      assert.match(
+        s.conditions?.find((c) => c.type === 'Ready')?.message ?? '',
+        new RegExp(
+          `waiting for Harbor ${e.registry.host.replace(/\./g, '\\.')} to finish scanning ${v1.digest} \\(Harbor scan Running\\)`,
+        ),
+      );
+      assert.ok(
+        harbor.requests[0]?.startsWith(
+          `GET /api/v2.0/projects/shop/repositories/harbored/artifacts/${v1.digest}?with_scan_overview=true`,
+        ),
+      );
+      assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}:1.0`);
+      // Harbor finishes: a HIGH (allowed by maxSeverity HIGH) and a LOW.
+      harbor.status = 'Success';
+      harbor.vulnerabilities = [
+        { id: 'CVE-2026-7001', package: 'openssl', version: '3.0.1', fix_version: '3.0.2', severity: 'High' },
+        { id: 'CVE-2026-7002', package: 'zlib', version: '1.2.13', severity: 'Low' },
+      ];
+      requestReconcile(ns, 'web');
+      s = await waitForPolicy(operator, ns, 'web', 'v1 accepted on the Harbor scan and rolled out', (x) => {
+        const w = workload(x, 'Deployment', 'web');
+        return x.latest?.digest === v1.digest && x.latest.verified === true && w?.state === 'UpToDate';
+      });
+      const check = s.latest?.checks?.find((c) => c.name === 'vulnerabilities');
+      assert.match(
+        check?.message ?? '',
+        new RegExp(`^Harbor ${e.registry.host.replace(/\./g, '\\.')} scan of \\d{4}-`),
+      );
+      assert.deepEqual(check?.findings, { critical: 0, high: 1, medium: 0, low: 1, unknown: 0 });
+      assert.equal(specImage(ns, 'Deployment', 'web'), `${repo}@${v1.digest}`);
+    } finally {
+      server.close();
+    }
   });
 
   it('scans a never-run candidate on demand: a Job per digest, waited for, its signed attestation accepts or refuses it, then the Job is deleted', async () => {

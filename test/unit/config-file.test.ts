@@ -117,6 +117,31 @@ unknown: 1
       );
   });
 
+  it('reads the scanner a registry has, for policies that name none', () => {
+    const c = parseConfigFile(
+      [
+        'registries:',
+        '  - host: harbor.example.com',
+        '    scanner: { type: harbor }',
+        '  - host: shopacr.azurecr.io',
+        '    scanner: { type: defender, subscriptions: [00000000-0000-0000-0000-000000000001] }',
+        '  - host: quay.internal',
+        '    scanner: { type: quay, url: "https://quay.internal/" }',
+        '  - host: plain.example.com',
+      ].join('\n'),
+      dir,
+    );
+    assert.deepEqual(c.scanners, {
+      'harbor.example.com': { type: 'harbor' },
+      'shopacr.azurecr.io': { type: 'defender', subscriptions: ['00000000-0000-0000-0000-000000000001'] },
+      'quay.internal': { type: 'quay', url: 'https://quay.internal/' },
+    });
+    assert.throws(
+      () => parseConfigFile('registries:\n  - host: h.example.com\n    scanner: { type: clair }\n', dir),
+      /registries\[0\]\.scanner\.type must be one of harbor, ecr, artifactAnalysis, defender, quay/,
+    );
+  });
+
   it('accepts an empty file', () => {
     assert.deepEqual(parseConfigFile('', dir), { registries: [], webhooks: { receivers: [] }, sigstore: {} });
   });

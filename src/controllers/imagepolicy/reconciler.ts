@@ -31,7 +31,7 @@ import type { CandidateFacts, RunAsContainer } from '../../verify/checks.ts';
 import type { Authority } from '../../verify/signatures.ts';
 import { gateVulnerabilities } from '../../verify/vulnerabilities.ts';
 import type { ImageTrust } from '../image-trust.ts';
-import type { RegistryScans } from '../registry-scans.ts';
+import type { RegistryScans, ScannerSpec } from '../registry-scans.ts';
 import type { ScanJobs } from '../scan-jobs.ts';
 import type { ReportAliasWatch } from '../report-aliases.ts';
 import { scanJobName, type OnDemandScanSpec } from '../../verify/scan-job.ts';
@@ -87,6 +87,8 @@ export interface ImagePolicyReconcilerDeps {
   trust: ImageTrust;
   /** Registry scanners (verify.vulnerabilities.scanners); absent: none are asked. */
   registryScans?: RegistryScans;
+  /** The scanner the config file names for a registry host (asked when a policy names none). */
+  registryScanner?(host: string): ScannerSpec | undefined;
   /** On-demand scan Jobs (verify.vulnerabilities.onDemandScan); absent: none are made. */
   scanJobs?: ScanJobs;
   /** Whether the informer cache holds a Job (a scan Job left to delete). */
@@ -728,7 +730,9 @@ export class ImagePolicyReconciler implements Reconciler {
     signal: AbortSignal,
     fresh: boolean,
   ): Promise<Pick<CandidateFacts, 'scan' | 'scanPending' | 'scanNotes'>> {
-    const specs = policy.spec.verify?.vulnerabilities?.scanners ?? [];
+    // The policy's scanners, else the one the config file names for the image's registry.
+    const configured = this.deps.registryScanner?.(ref.registry);
+    const specs = policy.spec.verify?.vulnerabilities?.scanners ?? (configured ? [configured] : []);
     if (specs.length === 0 || !this.deps.registryScans) return {};
     const namespace = policy.metadata?.namespace ?? '';
     const verdict = await this.deps.registryScans.judge({
