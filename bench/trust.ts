@@ -7,7 +7,8 @@
 //
 // Three kinds of signed image, a third each: a key signature with a Rekor SET (.sig tag), a
 // keyless signature (.sig tag, Fulcio certificate, SCT, SET), a keyless cosign 3 bundle in the
-// referrers (tag fallback on this registry, which has no referrers API).
+// referrers (tag fallback on this registry, which has no referrers API). Then Notary Project
+// signatures (notation-go's, from test/notation: build it with bash test/notation/build.sh).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { TrustedRootSource } from '../src/verify/trusted-root.ts';
 import { OciPusher } from '../test/support/oci-push.ts';
 import { startRegistry } from '../test/support/registry-server.ts';
 import { ecKeyPair, SigstoreFixtures } from '../test/support/sigstore.ts';
+import { NotaryFixtures } from '../test/support/notation.ts';
 
 const IMAGES = Number(process.argv.find((a) => a.startsWith('--images='))?.slice(9) ?? 200);
 const GITHUB = 'https://token.actions.githubusercontent.com';
@@ -206,6 +208,7 @@ async function main(): Promise<void> {
     figures[`${key}_p50_ms`] = Number(percentile(times, 50).toFixed(2));
     figures[`${key}_p99_ms`] = Number(percentile(times, 99).toFixed(2));
   }
+  await notaryPasses(registry, pusher, client, metrics, figures);
   const budgeted = new RegistryClient({ hosts: [{ host: registry.host, insecure: true }], registry: metrics });
   trust = newTrust(budgeted);
   await pass('cold, with the default request budget (600 requests/min per registry)', 'cold_budgeted');
@@ -217,6 +220,65 @@ async function main(): Promise<void> {
   await client.close();
   await registry.stop();
   console.log(JSON.stringify({ bench: 'trust', images: IMAGES, ...figures, rss_mib: Math.round(mem.rss / 2 ** 20) }));
+}
+
+/**
+ * Notary Project signatures (notation-go's, JWS and COSE alternately, made by test/notation's
+ * notation-sign) under a trust policy alone: what a cold and a warm verification cost.
+ */
+async function notaryPasses(
+  registry: Awaited<ReturnType<typeof startRegistry>>,
+  pusher: OciPusher,
+  client: RegistryClient,
+  metrics: ReturnType<typeof createRegistry>,
+  figures: Record<string, number>,
+): Promise<void> {
+  const count = Math.max(10, Math.round(IMAGES / 4));
+  const notary = await NotaryFixtures.create();
+  const images: { repo: string; digest: string }[] = [];
+  const started = Date.now();
+  for (let i = 0; i < count; i++) {
+    const repo = `bench/notary${i % 5}`;
+    const image = await pusher.pushImage(repo, undefined, { seed: `notary-${i}` });
+    await notary.sign(`${registry.host}/${repo}@${image.digest}`, 'leaf', { envelope: i % 2 === 0 ? 'jws' : 'cose' });
+    images.push({ repo, digest: image.digest });
+  }
+  console.log(`${count} Notary-signed images pushed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const trust = new ImageTrust({
+    client,
+    secrets: () => Promise.resolve({ 'ca.pem': notary.rootPem }),
+    trustedRoot: new TrustedRootSource({ file: '/nonexistent' }),
+  });
+  const authorities = await trust.authorities('bench', {
+    notation: [
+      { trustStores: [{ secretRef: { name: 'notary' } }], trustedIdentities: ['x509.subject: C=US, ST=WA, O=Acme'] },
+    ],
+  });
+  for (const [label, key] of [
+    ['Notary, cold cache', 'notary_cold'],
+    ['Notary, warm cache', 'notary_warm'],
+  ] as const) {
+    const times: number[] = [];
+    const before = await requestsByKind(metrics);
+    for (const img of images) {
+      const t = performance.now();
+      const v = await trust.signature({
+        image: parseReference(`${registry.host}/${img.repo}`),
+        digest: img.digest,
+        source: anonymousSource,
+        authorities,
+      });
+      times.push(performance.now() - t);
+      if (!v.verified) throw new Error(`${img.repo}@${img.digest}: ${v.message}`);
+    }
+    const after = await requestsByKind(metrics);
+    const requests = [...after.keys()].reduce((sum, k) => sum + (after.get(k) ?? 0) - (before.get(k) ?? 0), 0);
+    console.log(`${label}: ${count} verifications, all verified; ${summary(times)}`);
+    console.log(`  registry requests per verification: ${perImage(after, before, count)}`);
+    figures[`${key}_requests_per_verification`] = Number((requests / count).toFixed(2));
+    figures[`${key}_p50_ms`] = Number(percentile(times, 50).toFixed(2));
+    figures[`${key}_p99_ms`] = Number(percentile(times, 99).toFixed(2));
+  }
 }
 
 await main();
