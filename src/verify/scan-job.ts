@@ -32,6 +32,8 @@ function defaultPodSpec(spec: OnDemandScanSpec, image: string): Record<string, u
   };
   return {
     restartPolicy: 'Never',
+    // The scan needs no Kubernetes API: no token in its pods.
+    automountServiceAccountToken: false,
     securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
     volumes: [
       { name: 'scan', emptyDir: {} },

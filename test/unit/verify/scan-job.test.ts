@@ -63,6 +63,7 @@ describe('on-demand scan Jobs', () => {
     assert.equal(job.spec.backoffLimit, 0);
     const pod = job.spec.template.spec;
     assert.equal(pod.restartPolicy, 'Never');
+    assert.equal((pod as { automountServiceAccountToken?: boolean }).automountServiceAccountToken, false);
     assert.deepEqual(pod.initContainers?.[0]?.args, [
       'image',
       '--quiet',
