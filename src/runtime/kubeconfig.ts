@@ -47,6 +47,8 @@ export interface ClusterConnection {
   credentials: Credentials;
   /** Where this came from, for messages: a kubeconfig path and context, or "in-cluster". */
   origin: string;
+  /** The context's namespace (kubeconfig), or the pod's (in-cluster); absent when neither says. */
+  namespace?: string;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -147,6 +149,9 @@ function fromKubeconfig(files: string[], contextOverride: string | undefined): C
     tls: clusterTls(cluster, user, origin),
     credentials: credentialsOf(userBody, { cluster: withAbsolutePaths(cluster), user: userBody }, origin),
     origin,
+    ...(stringField(context.body, 'namespace', where)
+      ? { namespace: stringField(context.body, 'namespace', where)! }
+      : {}),
   };
 }
 

@@ -1,0 +1,274 @@
+// The commands of `kubectl patchline`, with the user's kubeconfig and their own permissions:
+// reads for get and why; the verbs (reconcile, suspend, resume, approve, retry) write one
+// annotation or field with a merge patch, and say which permission is missing when refused.
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ImagePolicyType,
+  RebuildTriggerType,
+  ReconcileRequestedAt,
+  type ImagePolicy,
+  type RebuildTrigger,
+} from '../api/v1alpha1/index.ts';
+import { KubeApiError, toKubeError } from '../runtime/errors.ts';
+import type { KubeClient } from '../runtime/kube-client.ts';
+import { collectionPath, objectPath, type ResourceType } from '../runtime/kube-types.ts';
+import { structured, table, type OutputFormat, type Terminal } from './render.ts';
+import { explainWorkload, policyRow, triggerRow, type Row } from './views.ts';
+
+/** Exit codes scripts can rely on (docs/cli.md). */
+export const Exit = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  notFound: 3,
+  forbidden: 4,
+  /** reconcile --wait: handled, but not Ready (or not handled in time). */
+  notReady: 5,
+} as const;
+
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+export interface Context {
+  client: KubeClient;
+  namespace: string;
+  allNamespaces: boolean;
+  output: OutputFormat;
+  term: Terminal;
+  write: (text: string) => void;
+  now: () => Date;
+}
+
+type Kind = 'policy' | 'trigger';
+const TYPES: Record<Kind, ResourceType> = { policy: ImagePolicyType, trigger: RebuildTriggerType };
+const KIND_NAMES: Record<string, Kind> = {
+  policy: 'policy',
+  policies: 'policy',
+  imagepolicy: 'policy',
+  imagepolicies: 'policy',
+  ip: 'policy',
+  trigger: 'trigger',
+  triggers: 'trigger',
+  rebuildtrigger: 'trigger',
+  rebuildtriggers: 'trigger',
+  rt: 'trigger',
+};
+
+export function kindOf(word: string | undefined): Kind {
+  const kind = KIND_NAMES[(word ?? '').toLowerCase()];
+  if (!kind) throw new CliError(`"${word ?? ''}" is not policies or triggers`, Exit.usage);
+  return kind;
+}
+
+const VERBS: Record<string, string> = { GET: 'get', POST: 'create', PATCH: 'patch', DELETE: 'delete' };
+
+/** An API call whose refusal says what the user may not do, and where. */
+async function call<T>(
+  ctx: Context,
+  method: string,
+  path: string,
+  what: { resource: string; namespace?: string; name?: string },
+  body?: unknown,
+): Promise<T> {
+  try {
+    return await ctx.client.requestJson<T>(method, path, {
+      ...(body !== undefined ? { body, contentType: 'application/merge-patch+json' } : {}),
+    });
+  } catch (err) {
+    const e = toKubeError(err);
+    const where = what.namespace ? ` in namespace ${what.namespace}` : ' in any namespace';
+    if (e instanceof KubeApiError && e.code === 403)
+      throw new CliError(
+        `missing permission: ${VERBS[method] ?? method.toLowerCase()} ${what.resource}${where} (${e.message})`,
+        Exit.forbidden,
+      );
+    if (e instanceof KubeApiError && e.code === 404)
+      throw new CliError(
+        `${what.resource} ${what.name ?? ''}${where.replace(' in any namespace', '')} not found`,
+        Exit.notFound,
+      );
+    throw new CliError(e.message, Exit.failed);
+  }
+}
+
+const resourceName = (type: ResourceType) => `${type.plural}.${type.group}`;
+
+async function list<T>(ctx: Context, type: ResourceType): Promise<T[]> {
+  const ns = ctx.allNamespaces ? undefined : ctx.namespace;
+  const res = await call<{ items?: T[] }>(ctx, 'GET', collectionPath(type, ns), {
+    resource: resourceName(type),
+    ...(ns ? { namespace: ns } : {}),
+  });
+  return res.items ?? [];
+}
+
+async function read<T>(ctx: Context, type: ResourceType, name: string): Promise<T> {
+  return call<T>(ctx, 'GET', objectPath(type, { namespace: ctx.namespace, name }), {
+    resource: resourceName(type),
+    namespace: ctx.namespace,
+    name,
+  });
+}
+
+async function patch(ctx: Context, type: ResourceType, name: string, body: unknown): Promise<void> {
+  await call(
+    ctx,
+    'PATCH',
+    objectPath(type, { namespace: ctx.namespace, name }),
+    {
+      resource: resourceName(type),
+      namespace: ctx.namespace,
+      name,
+    },
+    body,
+  );
+}
+
+function print(ctx: Context, rows: Row[], columns: string[], wide: string[]): void {
+  if (ctx.output !== 'table') {
+    ctx.write(structured(rows, ctx.output));
+    return;
+  }
+  if (rows.length === 0) {
+    ctx.write(`No resources found${ctx.allNamespaces ? '' : ` in ${ctx.namespace} namespace`}.\n`);
+    return;
+  }
+  const shown = ctx.allNamespaces ? ['namespace', ...columns] : columns;
+  ctx.write(table(rows, (ctx.term.width ?? 0) >= 160 ? [...shown, ...wide] : shown, ctx.term));
+}
+
+/** get policies|triggers [name] */
+export async function get(ctx: Context, args: string[]): Promise<number> {
+  const kind = kindOf(args[0]);
+  const name = args[1];
+  const now = ctx.now();
+  if (kind === 'policy') {
+    const items = name
+      ? [await read<ImagePolicy>(ctx, ImagePolicyType, name)]
+      : await list<ImagePolicy>(ctx, ImagePolicyType);
+    print(
+      ctx,
+      items.map((p) => policyRow(p, now)),
+      ['name', 'ready', 'reason', 'latest', 'upToDate', 'compliant', 'age'],
+      ['mode', 'message'],
+    );
+  } else {
+    const items = name
+      ? [await read<RebuildTrigger>(ctx, RebuildTriggerType, name)]
+      : await list<RebuildTrigger>(ctx, RebuildTriggerType);
+    print(
+      ctx,
+      items.map((t) => triggerRow(t, now)),
+      ['name', 'ready', 'reason', 'phase', 'build', 'landed', 'age'],
+      ['target', 'message'],
+    );
+  }
+  return Exit.ok;
+}
+
+/** why <kind>/<name>: the chain that keeps a workload where it is. */
+export async function why(ctx: Context, args: string[]): Promise<number> {
+  const [kind, name] = (args[0] ?? '').split('/');
+  if (!kind || !name) throw new CliError('why needs a workload: kubectl patchline why deployment/web', Exit.usage);
+  const canonical = {
+    deployment: 'Deployment',
+    deploy: 'Deployment',
+    statefulset: 'StatefulSet',
+    sts: 'StatefulSet',
+    daemonset: 'DaemonSet',
+    ds: 'DaemonSet',
+    cronjob: 'CronJob',
+  }[kind.toLowerCase()];
+  if (!canonical) throw new CliError(`"${kind}" is not a Deployment, StatefulSet, DaemonSet or CronJob`, Exit.usage);
+  const policies = await list<ImagePolicy>({ ...ctx, allNamespaces: false }, ImagePolicyType);
+  const explanation = explainWorkload(canonical, name, ctx.namespace, policies);
+  if (ctx.output !== 'table') {
+    ctx.write(structured(explanation, ctx.output));
+    return Exit.ok;
+  }
+  const lines = [`${explanation.workload} in ${explanation.namespace}`];
+  if (explanation.note) lines.push(`  ${explanation.note}`);
+  for (const c of explanation.containers) {
+    lines.push(
+      `  container ${c.container} (ImagePolicy ${c.policy}): ${c.state}${c.upToDate ? ', on the newest acceptable digest' : ''}`,
+    );
+    if (c.running) lines.push(`    runs    ${c.running}`);
+    if (c.newest)
+      lines.push(`    newest  ${c.newest.tag}@${c.newest.digest} (${c.newest.verified ? 'accepted' : 'not accepted'})`);
+    for (const r of c.reasons) lines.push(`    why     ${r}`);
+  }
+  ctx.write(`${lines.join('\n')}\n`);
+  return Exit.ok;
+}
+
+/** reconcile <kind> <name> [--wait]: asks for a reconcile now, and optionally waits for its result. */
+export async function reconcile(ctx: Context, args: string[], wait: boolean, timeoutMs: number): Promise<number> {
+  const kind = kindOf(args[0]);
+  const name = args[1];
+  if (!name) throw new CliError('reconcile needs a name: kubectl patchline reconcile policy web', Exit.usage);
+  const type = TYPES[kind];
+  const requested = ctx.now().toISOString();
+  await patch(ctx, type, name, { metadata: { annotations: { [ReconcileRequestedAt]: requested } } });
+  ctx.write(`${kind} ${ctx.namespace}/${name}: reconcile requested at ${requested}\n`);
+  if (!wait) return Exit.ok;
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const obj = await read<ImagePolicy | RebuildTrigger>(ctx, type, name);
+    const st = obj.status as
+      | {
+          lastHandledReconcileAt?: string;
+          conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        }
+      | undefined;
+    const ready = st?.conditions?.find((c) => c.type === 'Ready');
+    const line = ready ? `${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}` : 'no Ready condition yet';
+    if (line !== last && ctx.term.width !== undefined) ctx.write(`  ${line}\n`);
+    last = line;
+    const reconciling = st?.conditions?.find((c) => c.type === 'Reconciling')?.status === 'True';
+    if (st?.lastHandledReconcileAt === requested && !reconciling) {
+      ctx.write(`${kind} ${ctx.namespace}/${name}: Ready ${line}\n`);
+      return ready?.status === 'True' ? Exit.ok : Exit.notReady;
+    }
+    await sleep(500);
+  }
+  ctx.write(`${kind} ${ctx.namespace}/${name}: not settled after ${Math.round(timeoutMs / 1000)} s (last: ${last})\n`);
+  return Exit.notReady;
+}
+
+/** suspend / resume <kind> <name> */
+export async function suspend(ctx: Context, args: string[], suspended: boolean): Promise<number> {
+  const kind = kindOf(args[0]);
+  const name = args[1];
+  if (!name) throw new CliError(`${suspended ? 'suspend' : 'resume'} needs a name`, Exit.usage);
+  await patch(ctx, TYPES[kind], name, { spec: { suspend: suspended } });
+  ctx.write(`${kind} ${ctx.namespace}/${name} ${suspended ? 'suspended' : 'resumed'}\n`);
+  return Exit.ok;
+}
+
+/** approve <policy> [--digest D]: Manual mode's approval of the newest accepted digest (or the one given). */
+export async function approve(ctx: Context, args: string[], digest: string | undefined): Promise<number> {
+  const name = args[0];
+  if (!name) throw new CliError('approve needs a policy name', Exit.usage);
+  const policy = await read<ImagePolicy>(ctx, ImagePolicyType, name);
+  const chosen = digest ?? (policy.status?.latest?.verified ? policy.status.latest.digest : undefined);
+  if (!chosen)
+    throw new CliError(
+      `${ctx.namespace}/${name} has no accepted digest to approve; name one with --digest`,
+      Exit.failed,
+    );
+  if (!/^sha256:[a-f0-9]{64}$/.test(chosen)) throw new CliError(`"${chosen}" is not a sha256 digest`, Exit.usage);
+  await patch(ctx, ImagePolicyType, name, { metadata: { annotations: { 'patchline.dev/approve-digest': chosen } } });
+  ctx.write(`policy ${ctx.namespace}/${name}: approved ${chosen}\n`);
+  return Exit.ok;
+}
+
+/** retry <trigger>: a stalled build is tried again (the reconcile annotation). */
+export function retry(ctx: Context, args: string[]): Promise<number> {
+  return reconcile(ctx, ['trigger', ...args], false, 0);
+}

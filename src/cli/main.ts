@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// kubectl patchline: a kubectl plugin (kubectl-patchline on the PATH, or `npx patchline`) that
+// answers the questions that cross Patchline's objects, with the user's kubeconfig and
+// permissions. See docs/cli.md.
+import { parseArgs } from 'node:util';
+import { createKubeClient, loadKubeConfig } from '../runtime/kube-client.ts';
+import { approve, CliError, Exit, get, reconcile, retry, suspend, why, type Context } from './commands.ts';
+import type { OutputFormat } from './render.ts';
+import { parseDuration } from '../runtime/duration.ts';
+
+const USAGE = `kubectl patchline — Patchline's build chain, rollouts and verbs
+
+Usage:
+  kubectl patchline get policies|triggers [NAME]    the resources, with the columns that matter
+  kubectl patchline why KIND/NAME                   why a workload is (not) on the newest acceptable digest
+  kubectl patchline reconcile policy|trigger NAME   look again now (--wait: and show the result)
+  kubectl patchline suspend|resume policy|trigger NAME
+  kubectl patchline approve POLICY [--digest D]     Manual mode: roll out the accepted (or given) digest
+  kubectl patchline retry TRIGGER                   try a stalled build again
+
+Flags:
+  -n, --namespace NS      (default: the context's namespace, else default)
+  -A, --all-namespaces
+  -o, --output FORMAT     table (default), json or yaml
+      --kubeconfig PATH, --context NAME
+      --wait, --timeout 2m (reconcile)
+      --no-color
+
+Exit codes: 0 done, 1 failed, 2 usage, 3 not found, 4 forbidden (a permission is missing),
+5 reconciled but not Ready (or not in time).
+`;
+
+interface Io {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  stdout: { write(text: string): unknown; isTTY?: boolean; columns?: number };
+  stderr: { write(text: string): unknown };
+}
+
+function options(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      namespace: { type: 'string', short: 'n' },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      output: { type: 'string', short: 'o' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      wait: { type: 'boolean' },
+      timeout: { type: 'string' },
+      digest: { type: 'string' },
+      'no-color': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+export async function run(io: Io): Promise<number> {
+  let parsed: ReturnType<typeof options>;
+  try {
+    parsed = options(io.argv);
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return Exit.usage;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...args] = positionals;
+  if (values.help || !command) {
+    (values.help ? io.stdout : io.stderr).write(USAGE);
+    return values.help ? Exit.ok : Exit.usage;
+  }
+  const output = (values.output ?? 'table') as OutputFormat;
+  if (!['table', 'json', 'yaml'].includes(output)) {
+    io.stderr.write(`--output must be table, json or yaml, not "${output}"\n`);
+    return Exit.usage;
+  }
+  let client;
+  let namespace: string;
+  try {
+    const connection = loadKubeConfig({
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+      ...(values.context ? { context: values.context } : {}),
+    });
+    namespace = values.namespace ?? connection.namespace ?? 'default';
+    client = await createKubeClient(connection, { userAgent: 'kubectl-patchline', requestTimeoutMs: 30_000 });
+  } catch (err) {
+    io.stderr.write(`error: ${(err as Error).message}\n`);
+    return Exit.failed;
+  }
+  const tty = io.stdout.isTTY === true;
+  const ctx: Context = {
+    client,
+    namespace,
+    allNamespaces: values['all-namespaces'] === true,
+    output,
+    term: {
+      ...(tty ? { width: io.stdout.columns ?? 80 } : {}),
+      color: tty && !values['no-color'] && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb',
+    },
+    write: (text) => io.stdout.write(text),
+    now: () => new Date(),
+  };
+  try {
+    switch (command) {
+      case 'get':
+        return await get(ctx, args);
+      case 'why':
+        return await why(ctx, args);
+      case 'reconcile':
+        return await reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
+      case 'suspend':
+      case 'resume':
+        return await suspend(ctx, args, command === 'suspend');
+      case 'approve':
+        return await approve(ctx, args, values.digest);
+      case 'retry':
+        return await retry(ctx, args);
+      default:
+        io.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+        return Exit.usage;
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.stderr.write(`error: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.stderr.write(`error: ${(err as Error).message}\n`);
+    return Exit.failed;
+  } finally {
+    await client.close();
+  }
+}
+
+if (import.meta.main)
+  process.exitCode = await run({
+    argv: process.argv.slice(2),
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  });

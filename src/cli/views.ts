@@ -1,0 +1,185 @@
+// What `kubectl patchline` shows, as pure functions of the objects it read: the rows of `get`
+// and the explanation of `why`. No I/O: commands.ts reads, render.ts prints.
+import type { ImagePolicy, RebuildTrigger } from '../api/v1alpha1/index.ts';
+import type { Condition } from '../runtime/conditions.ts';
+
+/** One row of a table: column name → value; the JSON output is the same rows. */
+export type Row = Record<string, string>;
+
+const short = (digest: string | undefined): string => (digest ? digest.replace(/^sha256:/, '').slice(0, 12) : '');
+
+function condition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
+
+/** "3m", "2h", "5d": how long ago, for tables. */
+export function age(since: string | undefined, now: Date): string {
+  const t = since ? Date.parse(since) : NaN;
+  if (!Number.isFinite(t)) return '';
+  const s = Math.max(0, Math.round((now.getTime() - t) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}
+
+/** Ready's status, or Suspended / Stalled when that is what matters. */
+function readiness(suspended: boolean | undefined, conditions: readonly Condition[] | undefined): string {
+  if (suspended) return 'Suspended';
+  if (condition(conditions, 'Stalled')?.status === 'True') return 'Stalled';
+  return condition(conditions, 'Ready')?.status ?? 'Unknown';
+}
+
+/** The columns of `get policies`. */
+export function policyRow(p: ImagePolicy, now: Date): Row {
+  const st = p.status;
+  const ready = condition(st?.conditions, 'Ready');
+  return {
+    namespace: p.metadata?.namespace ?? '',
+    name: p.metadata?.name ?? '',
+    ready: readiness(p.spec.suspend, st?.conditions),
+    reason: ready?.reason ?? '',
+    latest: st?.latest?.digest ? `${st.latest.tag ?? ''}@${short(st.latest.digest)}` : '',
+    verified: st?.latest ? String(st.latest.verified === true) : '',
+    upToDate: st?.upToDate ?? '',
+    compliant: condition(st?.conditions, 'Compliant')?.status ?? '',
+    mode: p.spec.rollout?.mode ?? 'Auto',
+    age: age(p.metadata?.creationTimestamp, now),
+    message: ready?.message ?? '',
+  };
+}
+
+/** The columns of `get triggers`. */
+export function triggerRow(t: RebuildTrigger, now: Date): Row {
+  const st = t.status;
+  const ready = condition(st?.conditions, 'Ready');
+  return {
+    namespace: t.metadata?.namespace ?? '',
+    name: t.metadata?.name ?? '',
+    ready: readiness(t.spec.suspend, st?.conditions),
+    reason: ready?.reason ?? '',
+    phase: st?.phase ?? '',
+    build: st?.build?.phase ? `${st.build.phase}${st.build.id ? ` ${st.build.id}` : ''}` : '',
+    landed: short(st?.landed?.digest),
+    target: t.spec.target.image,
+    age: age(t.metadata?.creationTimestamp, now),
+    message: ready?.message ?? '',
+  };
+}
+
+/** One container of a workload, as one policy that governs it sees it. */
+export interface ContainerExplanation {
+  container: string;
+  policy: string;
+  state: string;
+  running?: string;
+  desired?: string;
+  newest?: { tag: string; digest: string; verified: boolean };
+  upToDate: boolean;
+  /** Why it is where it is, each step of the chain that holds it back. */
+  reasons: string[];
+}
+
+export interface WorkloadExplanation {
+  workload: string;
+  namespace: string;
+  containers: ContainerExplanation[];
+  /** When no policy governs it: what that means. */
+  note?: string;
+}
+
+/** Why a workload is, or is not, on the newest acceptable digest, from the policies of its namespace. */
+export function explainWorkload(
+  kind: string,
+  name: string,
+  namespace: string,
+  policies: readonly ImagePolicy[],
+): WorkloadExplanation {
+  const containers: ContainerExplanation[] = [];
+  for (const p of policies) {
+    const st = p.status;
+    for (const w of st?.workloads ?? []) {
+      if (w.kind.toLowerCase() !== kind.toLowerCase() || w.name !== name) continue;
+      containers.push(explainContainer(p, w));
+    }
+  }
+  return {
+    workload: `${kind}/${name}`,
+    namespace,
+    containers,
+    ...(containers.length === 0
+      ? {
+          note: `no ImagePolicy in ${namespace} governs ${kind}/${name}: nothing keeps it patched (select it with spec.workloads, and see kubectl patchline get policies -n ${namespace})`,
+        }
+      : {}),
+  };
+}
+
+type WorkloadStatus = NonNullable<NonNullable<ImagePolicy['status']>['workloads']>[number];
+
+function explainContainer(p: ImagePolicy, w: WorkloadStatus): ContainerExplanation {
+  const st = p.status;
+  const latest = st?.latest;
+  const reasons: string[] = [];
+  const ready = condition(st?.conditions, 'Ready');
+  const stalled = condition(st?.conditions, 'Stalled');
+  if (p.spec.suspend) reasons.push('the policy is suspended (spec.suspend): nothing is checked or rolled out');
+  if (!latest?.digest) reasons.push(`no candidate yet: ${ready?.message ?? 'the followed tag has not been read'}`);
+  else if (latest.verified !== true) {
+    const held = latest.checks?.find((c) => !c.passed && !c.pending);
+    const waiting = latest.checks?.find((c) => c.pending);
+    if (held)
+      reasons.push(
+        `the newest candidate ${latest.tag ?? ''}@${short(latest.digest)} is refused: ${held.name}: ${held.message ?? ''}`,
+      );
+    else if (waiting) reasons.push(`the newest candidate waits: ${waiting.name}: ${waiting.message ?? ''}`);
+    else reasons.push(`the newest candidate is not checked yet: ${ready?.message ?? ''}`);
+  }
+  const upToDate = w.state === 'UpToDate' && !!latest?.verified && w.runningDigest === latest.digest;
+  switch (w.state) {
+    case 'PendingApproval':
+      reasons.push(
+        `Manual mode: waiting for approval (kubectl patchline approve ${p.metadata?.name ?? ''} -n ${p.metadata?.namespace ?? ''})`,
+      );
+      break;
+    case 'Rolling':
+      reasons.push(`rolling out: ${w.message ?? ''}`);
+      break;
+    case 'Failed':
+      reasons.push(`the rollout failed and was rolled back: ${w.message ?? ''}`);
+      break;
+    case 'Blocked':
+      if (w.revertedBy)
+        reasons.push(`another field manager (${w.revertedBy}) keeps setting the image back: ${w.message ?? ''}`);
+      else if (latest?.verified) reasons.push(`held back: ${w.message ?? ''}`);
+      break;
+    case 'Pending':
+      reasons.push(`pending: ${w.message ?? ''}`);
+      break;
+    default:
+      break;
+  }
+  if (st?.gitOps && !upToDate) {
+    const g = st.gitOps;
+    if (g.commit)
+      reasons.push(
+        `GitOps: ${short(g.desired?.digest)} committed as ${g.commit.slice(0, 12)}${g.pullRequest ? ` (${g.pullRequest})` : ''}, waiting for the GitOps engine to apply it`,
+      );
+    else if (g.desired?.digest)
+      reasons.push(`GitOps: ${short(g.desired.digest)} is not in git yet${g.message ? `: ${g.message}` : ''}`);
+  }
+  if (stalled?.status === 'True' && !reasons.some((r) => r.includes(stalled.message ?? '')))
+    reasons.push(`stalled: ${stalled.message ?? ''}`);
+  return {
+    container: w.container,
+    policy: `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`,
+    state: w.state ?? '',
+    ...(w.runningDigest ? { running: w.runningDigest } : {}),
+    ...(w.desiredDigest ? { desired: w.desiredDigest } : {}),
+    ...(latest?.digest
+      ? { newest: { tag: latest.tag ?? '', digest: latest.digest, verified: latest.verified === true } }
+      : {}),
+    upToDate,
+    reasons: upToDate ? [] : reasons,
+  };
+}

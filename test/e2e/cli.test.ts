@@ -1,0 +1,200 @@
+// kubectl patchline against the real control plane, run as the user runs it: from the entry
+// point the krew manifest names (plugins/krew/patchline.yaml), with a kubeconfig. Resources in
+// several states (accepted and rolled out, refused, waiting for approval in Manual mode, none
+// governing a workload); each command's JSON output checked field by field; the verbs; and a
+// reader whose kubeconfig may only read, told which permission a verb lacks.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { ROOT } from '../support/fixtures.ts';
+import { writeServiceAccountKubeconfig } from '../support/install.ts';
+import { waitFor } from '../support/manual-clock.ts';
+import { env, kubectl, newNamespace } from './support/env.ts';
+import type { Operator } from './support/operator.ts';
+import { applyPolicy, applyWorkload, specImage, waitForPolicy, workload } from './support/policies.ts';
+import { RebuildEnv } from './support/rebuild-env.ts';
+
+/** The plugin's entry point, as krew installs it: the manifest's `bin`, mapped back through `files`. */
+function entryPoint(): string {
+  const manifest = parse(readFileSync(join(ROOT, 'plugins', 'krew', 'patchline.yaml'), 'utf8')) as {
+    spec: { platforms: { bin: string; files: { from: string; to: string }[] }[] };
+  };
+  const platform = manifest.spec.platforms[0]!;
+  const file = platform.files.find((f) => f.from === platform.bin);
+  assert.ok(file, `the manifest's files install ${platform.bin}`);
+  return join(ROOT, file.from);
+}
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe('kubectl patchline (the CLI)', () => {
+  let e: RebuildEnv;
+  let operator: Operator;
+  let ns: string;
+  let readerKubeconfig: string;
+  const plugin = entryPoint();
+  const cli = (args: string[], kubeconfig = env().cp.kubeconfig): Run => {
+    const r = spawnSync(plugin, args, {
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: kubeconfig, NO_COLOR: undefined },
+      timeout: 60_000,
+    });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+  const json = <T>(args: string[], kubeconfig?: string): T => {
+    const r = cli([...args, '-n', ns, '-o', 'json'], kubeconfig);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as T;
+  };
+
+  before(async () => {
+    e = await RebuildEnv.start();
+    operator = await e.operator('op-cli', `e2e-cli-${Date.now()}`);
+    await operator.waitForLog((l) => l.message === 'controllers started', 'leading');
+    ns = newNamespace('cli');
+    const repo = (name: string) => `${e.registry.host}/cli/${name}`;
+    await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web' });
+    await e.pusher.pushImage('cli/old', '1.0', { seed: 'cli-old', created: '2020-01-01T00:00:00Z' });
+    await e.pusher.pushImage('cli/manual', '1.0', { seed: 'cli-manual' });
+    for (const name of ['web', 'old', 'manual', 'lonely'])
+      applyWorkload(ns, 'Deployment', name, e.image(`cli/${name === 'lonely' ? 'web' : name}`, '1.0'));
+    const policy = (name: string, extra: Record<string, unknown> = {}) =>
+      applyPolicy(ns, name, { image: repo(name), follow: { tag: '1.0' }, workloads: { names: [name] }, ...extra });
+    policy('web');
+    policy('old', { verify: { maxAge: '24h' } });
+    policy('manual', { rollout: { mode: 'Manual' } });
+    await waitForPolicy(
+      operator,
+      ns,
+      'web',
+      'web rolled out',
+      (x) => workload(x, 'Deployment', 'web')?.state === 'UpToDate',
+    );
+    await waitForPolicy(operator, ns, 'old', 'old refused', (x) => x.latest?.verified === false);
+    await waitForPolicy(
+      operator,
+      ns,
+      'manual',
+      'manual waiting for approval',
+      (x) => workload(x, 'Deployment', 'manual')?.state === 'PendingApproval',
+    );
+    // A reader: the aggregated view role (Patchline's patchline-view adds its resources to it).
+    kubectl(['create', 'serviceaccount', 'reader', '-n', ns]);
+    kubectl(['create', 'rolebinding', 'reader', '-n', ns, '--clusterrole=view', `--serviceaccount=${ns}:reader`]);
+    readerKubeconfig = join(env().workDir, `${ns}-reader.kubeconfig`);
+    writeServiceAccountKubeconfig(
+      env().cp.kubeconfig,
+      { server: env().cp.server, caFile: join(env().cp.dir, 'pki', 'apiserver.crt') },
+      readerKubeconfig,
+      { name: 'reader', namespace: ns },
+    );
+  });
+
+  after(async () => {
+    if (operator) assert.equal(await operator.stop(), 0);
+    await e?.stop();
+  });
+
+  it('get policies: the columns that matter, field by field, in JSON, YAML and a table without colour when piped', () => {
+    const rows = json<Record<string, string>[]>(['get', 'policies']);
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    const web = byName.get('web')!;
+    assert.equal(web.namespace, ns);
+    assert.equal(web.ready, 'True');
+    assert.equal(web.reason, 'Accepted');
+    assert.match(web.latest!, /^1\.0@[0-9a-f]{12}$/);
+    assert.equal(web.verified, 'true');
+    assert.equal(web.upToDate, '1/1');
+    assert.equal(web.compliant, 'True');
+    assert.equal(web.mode, 'Auto');
+    const old = byName.get('old')!;
+    assert.equal(old.ready, 'False');
+    assert.equal(old.reason, 'CandidateRefused');
+    assert.equal(old.verified, 'false');
+    assert.match(old.message!, /refused: age: built 2020-01-01T00:00:00Z/);
+    assert.equal(byName.get('manual')!.mode, 'Manual');
+
+    const yaml = parse(cli(['get', 'policies', 'web', '-n', ns, '-o', 'yaml']).stdout) as Record<string, string>[];
+    assert.deepEqual(yaml, [web]);
+    const t = cli(['get', 'policies', '-n', ns]);
+    assert.equal(t.status, 0, t.stderr);
+    const [header, ...lines] = t.stdout.trimEnd().split('\n');
+    assert.match(header!, /^NAME\s+READY\s+REASON\s+LATEST\s+UP TO DATE\s+COMPLIANT\s+AGE$/);
+    assert.equal(lines.length, 3);
+    assert.ok(!t.stdout.includes('\x1b['), 'no colour when not a terminal');
+    assert.equal(cli(['get', 'triggers', '-n', ns]).stdout, `No resources found in ${ns} namespace.\n`);
+  });
+
+  it('why: up to date, refused by a check, waiting for approval, and governed by nothing', () => {
+    type Why = {
+      workload: string;
+      note?: string;
+      containers: { container: string; policy: string; state: string; upToDate: boolean; reasons: string[] }[];
+    };
+    const web = json<Why>(['why', 'deployment/web']);
+    assert.equal(web.workload, 'Deployment/web');
+    assert.deepEqual(
+      web.containers.map((c) => [c.container, c.policy, c.state, c.upToDate, c.reasons]),
+      [['app', `${ns}/web`, 'UpToDate', true, []]],
+    );
+    const old = json<Why>(['why', 'deploy/old']);
+    assert.equal(old.containers[0]?.upToDate, false);
+    assert.match(
+      old.containers[0].reasons[0]!,
+      /^the newest candidate 1\.0@[0-9a-f]{12} is refused: age: built 2020-01-01/,
+    );
+    const manual = json<Why>(['why', 'deployment/manual']);
+    assert.equal(manual.containers[0]?.state, 'PendingApproval');
+    assert.ok(manual.containers[0].reasons.some((r) => r.startsWith('Manual mode: waiting for approval')));
+    const lonely = json<Why>(['why', 'deployment/lonely']);
+    assert.deepEqual(lonely.containers, []);
+    assert.match(lonely.note ?? '', /no ImagePolicy in .* governs Deployment\/lonely/);
+    const text = cli(['why', 'deployment/old', '-n', ns]).stdout;
+    assert.match(text, /^Deployment\/old in cli-/);
+    assert.match(text, /why {5}the newest candidate/);
+  });
+
+  it('approve rolls out the accepted digest in Manual mode; reconcile --wait shows the result; suspend and resume', async () => {
+    const approved = cli(['approve', 'manual', '-n', ns]);
+    assert.equal(approved.status, 0, approved.stderr);
+    assert.match(approved.stdout, /approved sha256:[0-9a-f]{64}/);
+    await waitFor(() => specImage(ns, 'Deployment', 'manual').includes('@sha256:'), 'manual pinned', 30_000, 250);
+
+    const r = cli(['reconcile', 'policy', 'web', '-n', ns, '--wait', '--timeout', '60s']);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /reconcile requested at /);
+    assert.match(r.stdout, /Ready True Accepted: Following .* accepted/);
+
+    assert.equal(cli(['suspend', 'policy', 'web', '-n', ns]).status, 0);
+    assert.equal(json<Record<string, string>[]>(['get', 'policy', 'web'])[0]?.ready, 'Suspended');
+    assert.equal(cli(['resume', 'policy', 'web', '-n', ns]).status, 0);
+    assert.notEqual(json<Record<string, string>[]>(['get', 'policy', 'web'])[0]?.ready, 'Suspended');
+  });
+
+  it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {
+    assert.equal(json<unknown[]>(['get', 'policies'], readerKubeconfig).length, 3);
+    const refused = cli(['suspend', 'policy', 'web', '-n', ns], readerKubeconfig);
+    assert.equal(refused.status, 4);
+    assert.match(
+      refused.stderr,
+      new RegExp(`missing permission: patch imagepolicies.patchline.dev in namespace ${ns}`),
+    );
+    const approve = cli(['approve', 'manual', '-n', ns], readerKubeconfig);
+    assert.equal(approve.status, 4);
+  });
+
+  it('exit codes for scripts: usage 2, not found 3', () => {
+    assert.equal(cli(['frobnicate']).status, 2);
+    assert.equal(cli(['get', 'widgets']).status, 2);
+    const missing = cli(['get', 'policy', 'nope', '-n', ns]);
+    assert.equal(missing.status, 3);
+    assert.match(missing.stderr, /imagepolicies.patchline.dev nope in namespace .* not found/);
+    assert.equal(cli(['--help']).status, 0);
+  });
+});

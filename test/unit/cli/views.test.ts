@@ -1,0 +1,112 @@
+// The CLI's pure parts: rows, explanations, tables fitted to a terminal, words for kinds.
+import assert from 'node:assert/strict';
+import type { ImagePolicy } from '../../../src/api/v1alpha1/index.ts';
+import { CliError, kindOf } from '../../../src/cli/commands.ts';
+import { table } from '../../../src/cli/render.ts';
+import { age, explainWorkload, policyRow } from '../../../src/cli/views.ts';
+
+const now = new Date('2026-12-06T12:00:00Z');
+const D = `sha256:${'a'.repeat(64)}`;
+const E = `sha256:${'e'.repeat(64)}`;
+
+function policy(status: ImagePolicy['status'], spec: Partial<ImagePolicy['spec']> = {}): ImagePolicy {
+  return {
+    apiVersion: 'patchline.dev/v1alpha1',
+    kind: 'ImagePolicy',
+    metadata: { name: 'web', namespace: 'shop', creationTimestamp: '2026-12-06T10:00:00Z' },
+    spec: { image: 'registry.example.com/shop/web', ...spec },
+    ...(status ? { status } : {}),
+  } as ImagePolicy;
+}
+
+describe('kubectl patchline views', () => {
+  it('says how long ago in the largest sensible unit', () => {
+    assert.equal(age('2026-12-06T11:59:30Z', now), '30s');
+    assert.equal(age('2026-12-06T11:00:00Z', now), '60m');
+    assert.equal(age('2026-12-06T00:00:00Z', now), '12h');
+    assert.equal(age('2026-11-06T12:00:00Z', now), '30d');
+    assert.equal(age(undefined, now), '');
+  });
+
+  it('rows a policy: Suspended and Stalled win over Ready', () => {
+    const status = {
+      conditions: [
+        { type: 'Ready', status: 'False', reason: 'RevertLoop', message: 'm', lastTransitionTime: '' },
+        { type: 'Stalled', status: 'True', reason: 'RevertLoop', message: 'm', lastTransitionTime: '' },
+      ],
+      latest: { tag: '1.4', digest: D, verified: true },
+      upToDate: '0/1',
+    } as ImagePolicy['status'];
+    const row = policyRow(policy(status), now);
+    assert.deepEqual(
+      [row.ready, row.reason, row.latest, row.verified, row.age],
+      ['Stalled', 'RevertLoop', `1.4@${'a'.repeat(12)}`, 'true', '2h'],
+    );
+    assert.equal(policyRow(policy(status, { suspend: true }), now).ready, 'Suspended');
+  });
+
+  it('explains a container held back by a check, one on a GitOps commit, and one up to date', () => {
+    const refused = policy({
+      latest: {
+        tag: '1.4',
+        digest: D,
+        verified: false,
+        checks: [{ name: 'signature', passed: false, message: 'no cosign signature found' }],
+      },
+      workloads: [
+        { kind: 'Deployment', name: 'web', container: 'app', state: 'Blocked', runningDigest: E, message: 'held' },
+      ],
+    });
+    const why = explainWorkload('Deployment', 'web', 'shop', [refused]);
+    assert.deepEqual(why.containers[0]?.reasons, [
+      `the newest candidate 1.4@${'a'.repeat(12)} is refused: signature: no cosign signature found`,
+    ]);
+    const gitops = policy({
+      latest: { tag: '1.4', digest: D, verified: true },
+      gitOps: { desired: { digest: D }, commit: 'c0ffee1234567890' },
+      workloads: [
+        { kind: 'Deployment', name: 'web', container: 'app', state: 'Rolling', runningDigest: E, message: 'waiting' },
+      ],
+    });
+    assert.ok(
+      explainWorkload('deployment', 'web', 'shop', [gitops]).containers[0]?.reasons.some((r) =>
+        r.startsWith(`GitOps: ${'a'.repeat(12)} committed as c0ffee123456, waiting for the GitOps engine`),
+      ),
+    );
+    const done = policy({
+      latest: { tag: '1.4', digest: D, verified: true },
+      workloads: [{ kind: 'Deployment', name: 'web', container: 'app', state: 'UpToDate', runningDigest: D }],
+    });
+    assert.deepEqual(explainWorkload('Deployment', 'web', 'shop', [done]).containers[0]?.reasons, []);
+    assert.match(
+      explainWorkload('Deployment', 'api', 'shop', [done]).note ?? '',
+      /no ImagePolicy in shop governs Deployment\/api/,
+    );
+  });
+
+  it('fits a table to the terminal, cutting the last column, colouring states only when asked', () => {
+    const rows = [
+      {
+        name: 'web',
+        ready: 'True',
+        message: 'Following registry.example.com/shop/web:1.4: accepted and rolled out everywhere',
+      },
+    ];
+    const narrow = table(rows, ['name', 'ready', 'message'], { width: 40, color: false });
+    for (const line of narrow.trimEnd().split('\n')) assert.ok(line.length <= 40, line);
+    assert.match(narrow, /…$/m);
+    const wide = table(rows, ['name', 'ready', 'message'], { width: 200, color: true });
+    assert.ok(wide.includes('\x1b[32mTrue'), 'Ready True in green on a colour terminal');
+    assert.ok(wide.includes('accepted and rolled out everywhere'));
+    assert.ok(!table(rows, ['name', 'ready'], { color: false }).includes('\x1b['));
+  });
+
+  it('reads the words for kinds, and refuses others as a usage error', () => {
+    assert.equal(kindOf('policies'), 'policy');
+    assert.equal(kindOf('RT'), 'trigger');
+    assert.throws(
+      () => kindOf('pods'),
+      (err: unknown) => err instanceof CliError && err.exitCode === 2,
+    );
+  });
+});
