@@ -7,6 +7,7 @@
 #   gnupg            OpenPGP signing of write-back commits (and verifying them in the tests)
 #   openssh-server   the SSH git server of the GitOps tests (a second sshd on a loopback port;
 #                    the packaged service is not started)
+#   tmux             a real terminal for the CLI's table layout tests
 # Needs root (or sudo) the first time; does nothing when everything is there.
 set -euo pipefail
 missing=()
@@ -16,6 +17,7 @@ command -v git >/dev/null || missing+=(git)
 command -v ssh >/dev/null || missing+=(openssh-client)
 command -v gpg >/dev/null || missing+=(gnupg)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+command -v tmux >/dev/null || missing+=(tmux)
 if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi

@@ -189,6 +189,50 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(approve.status, 4);
   });
 
+  it('in a real terminal (tmux): the table fits 80 columns, shows the wide columns at 200, in colour', async () => {
+    const session = `patchline-cli-${process.pid}`;
+    const screen = async (width: number): Promise<string> => {
+      const command = `KUBECONFIG=${env().cp.kubeconfig} ${plugin} get policies -n ${ns}; sleep 30`;
+      spawnSync('tmux', ['kill-session', '-t', session]);
+      const started = spawnSync(
+        'tmux',
+        ['new-session', '-d', '-s', session, '-x', String(width), '-y', '20', command],
+        {
+          env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined },
+        },
+      );
+      assert.equal(started.status, 0, started.stderr?.toString());
+      let text = '';
+      await waitFor(
+        () => {
+          text = spawnSync('tmux', ['capture-pane', '-e', '-p', '-t', session], { encoding: 'utf8' }).stdout;
+          return text.includes('manual');
+        },
+        `the table at ${width} columns`,
+        30_000,
+        100,
+      );
+      return text;
+    };
+    try {
+      const narrow = await screen(80);
+      const plain = (t: string) => t.replace(/\x1b\[[0-9;]*m/g, '');
+      const lines = plain(narrow)
+        .trimEnd()
+        .split('\n')
+        .filter((l) => l.trim() !== '');
+      assert.match(lines[0]!, /^NAME\s+READY\s+REASON/);
+      for (const l of lines) assert.ok(l.length <= 80, `at most 80 columns: ${l}`);
+      assert.ok(!lines[0]!.includes('MESSAGE'), 'no message column at 80 columns');
+      assert.ok(narrow.includes('\x1b[32mTrue'), 'Ready True in green on a terminal');
+      const wide = plain(await screen(200));
+      assert.match(wide.split('\n')[0]!, /MODE\s+MESSAGE$/);
+      assert.match(wide, /refused: age: built 2020-01-01/);
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', session]);
+    }
+  });
+
   it('exit codes for scripts: usage 2, not found 3', () => {
     assert.equal(cli(['frobnicate']).status, 2);
     assert.equal(cli(['get', 'widgets']).status, 2);
