@@ -5,7 +5,7 @@
 // reader whose kubeconfig may only read, told which permission a verb lacks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ROOT } from '../support/fixtures.ts';
@@ -226,6 +226,21 @@ describe('kubectl patchline (the CLI)', () => {
       assert.ok(!lines[0]!.includes('MESSAGE'), 'no message column at 80 columns');
       assert.ok(narrow.includes('\x1b[32mTrue'), 'Ready True in green on a terminal');
       const wide = plain(await screen(200));
+      // docs/cli.md's example run is recorded from here: PATCHLINE_CLI_TRANSCRIPT=<file>.
+      const transcript = process.env.PATCHLINE_CLI_TRANSCRIPT;
+      if (transcript)
+        writeFileSync(
+          transcript,
+          [
+            `$ kubectl patchline get policies -n ${ns}`,
+            plain(narrow).trimEnd(),
+            '',
+            `$ kubectl patchline why deployment/old -n ${ns}`,
+            cli(['why', 'deployment/old', '-n', ns]).stdout,
+            `$ kubectl patchline why deployment/manual -n ${ns}`,
+            cli(['why', 'deployment/manual', '-n', ns]).stdout,
+          ].join('\n'),
+        );
       assert.match(wide.split('\n')[0]!, /MODE\s+MESSAGE$/);
       assert.match(wide, /refused: age: built 2020-01-01/);
     } finally {
