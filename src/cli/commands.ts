@@ -13,7 +13,7 @@ import { KubeApiError, toKubeError } from '../runtime/errors.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { collectionPath, objectPath, type ResourceType } from '../runtime/kube-types.ts';
 import { structured, table, type OutputFormat, type Terminal } from './render.ts';
-import { explainWorkload, policyRow, triggerRow, type Row } from './views.ts';
+import { buildChain, drawChain, explainWorkload, policyRow, triggerRow, type Row } from './views.ts';
 
 /** Exit codes scripts can rely on (docs/cli.md). */
 export const Exit = {
@@ -203,6 +203,30 @@ export async function why(ctx: Context, args: string[]): Promise<number> {
     for (const r of c.reasons) lines.push(`    why     ${r}`);
   }
   ctx.write(`${lines.join('\n')}\n`);
+  return Exit.ok;
+}
+
+/** tree <base image | trigger/NAME | policy/NAME>: the build chain with each link's state. */
+export async function tree(ctx: Context, args: string[]): Promise<number> {
+  const arg = args[0];
+  if (!arg) throw new CliError('tree needs a base image, trigger/NAME or policy/NAME', Exit.usage);
+  const [word, name] = arg.split('/', 2);
+  const kind = KIND_NAMES[(word ?? '').toLowerCase()];
+  const root = kind && name ? (kind === 'policy' ? { policy: name } : { trigger: name }) : { base: arg };
+  const [triggers, policies] = await Promise.all([
+    list<RebuildTrigger>(ctx, RebuildTriggerType),
+    list<ImagePolicy>(ctx, ImagePolicyType),
+  ]);
+  const chain = buildChain(root, triggers, policies);
+  if ('policy' in root || 'trigger' in root) {
+    if (chain.length === 0)
+      throw new CliError(
+        `${'policy' in root ? 'ImagePolicy' : 'RebuildTrigger'} ${arg.split('/')[1] ?? ''} not found in ${ctx.namespace}`,
+        Exit.notFound,
+      );
+  }
+  if (ctx.output !== 'table') ctx.write(structured(chain, ctx.output));
+  else ctx.write(`${drawChain(chain).join('\n')}\n`);
   return Exit.ok;
 }
 

@@ -4,7 +4,7 @@
 // permissions. See docs/cli.md.
 import { parseArgs } from 'node:util';
 import { createKubeClient, loadKubeConfig } from '../runtime/kube-client.ts';
-import { approve, CliError, Exit, get, reconcile, retry, suspend, why, type Context } from './commands.ts';
+import { approve, CliError, Exit, get, reconcile, retry, suspend, tree, why, type Context } from './commands.ts';
 import type { OutputFormat } from './render.ts';
 import { parseDuration } from '../runtime/duration.ts';
 
@@ -12,6 +12,7 @@ const USAGE = `kubectl patchline — Patchline's build chain, rollouts and verbs
 
 Usage:
   kubectl patchline get policies|triggers [NAME]    the resources, with the columns that matter
+  kubectl patchline tree IMAGE|trigger/NAME|policy/NAME   the build chain: base → triggers → images → policies → containers
   kubectl patchline why KIND/NAME                   why a workload is (not) on the newest acceptable digest
   kubectl patchline reconcile policy|trigger NAME   look again now (--wait: and show the result)
   kubectl patchline suspend|resume policy|trigger NAME
@@ -108,6 +109,8 @@ export async function run(io: Io): Promise<number> {
         return await get(ctx, args);
       case 'why':
         return await why(ctx, args);
+      case 'tree':
+        return await tree(ctx, args);
       case 'reconcile':
         return await reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
       case 'suspend':

@@ -183,3 +183,107 @@ function explainContainer(p: ImagePolicy, w: WorkloadStatus): ContainerExplanati
     reasons: upToDate ? [] : reasons,
   };
 }
+
+/** A node of the build chain: what it is, its state, and what follows from it. */
+export interface ChainNode {
+  kind: 'BaseImage' | 'RebuildTrigger' | 'Image' | 'ImagePolicy' | 'Container';
+  name: string;
+  state: string;
+  digest?: string;
+  children: ChainNode[];
+}
+
+const repoOf = (image: string): string => image.replace(/@sha256:[a-f0-9]{64}$/, '').replace(/:[^/:]+$/, '');
+
+function policyNode(p: ImagePolicy): ChainNode {
+  const st = p.status;
+  const latest = st?.latest;
+  const state = p.spec.suspend
+    ? 'suspended'
+    : latest?.digest
+      ? `${latest.tag ?? ''}@${short(latest.digest)} ${latest.verified ? 'accepted' : 'refused'}`
+      : (condition(st?.conditions, 'Ready')?.reason ?? 'not looked at yet');
+  return {
+    kind: 'ImagePolicy',
+    name: `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`,
+    state,
+    ...(latest?.digest ? { digest: latest.digest } : {}),
+    children: (st?.workloads ?? []).map((w) => ({
+      kind: 'Container' as const,
+      name: `${w.kind}/${w.name}/${w.container}`,
+      state: w.state ?? '',
+      ...(w.runningDigest ? { digest: w.runningDigest } : {}),
+      children: [],
+    })),
+  };
+}
+
+function triggerNode(t: RebuildTrigger, policies: readonly ImagePolicy[]): ChainNode {
+  const st = t.status;
+  const ready = condition(st?.conditions, 'Ready');
+  const target = repoOf(t.spec.target.image);
+  return {
+    kind: 'RebuildTrigger',
+    name: `${t.metadata?.namespace ?? ''}/${t.metadata?.name ?? ''}`,
+    state: t.spec.suspend
+      ? 'suspended'
+      : `${st?.phase ?? ready?.reason ?? 'unknown'}${st?.build?.phase ? `, build ${st.build.phase}` : ''}`,
+    ...(st?.landed?.digest ? { digest: st.landed.digest } : {}),
+    children: [
+      {
+        kind: 'Image',
+        name: target,
+        state: st?.landed?.digest ? `landed ${short(st.landed.digest)}` : 'nothing landed yet',
+        ...(st?.landed?.digest ? { digest: st.landed.digest } : {}),
+        children: policies.filter((p) => repoOf(p.spec.image) === target).map(policyNode),
+      },
+    ],
+  };
+}
+
+/**
+ * The build chain from a base image, a trigger or a policy: base → RebuildTriggers → the images
+ * they rebuild → the ImagePolicies that follow those images → their workloads' containers.
+ */
+export function buildChain(
+  root: { base: string } | { trigger: string } | { policy: string },
+  triggers: readonly RebuildTrigger[],
+  policies: readonly ImagePolicy[],
+): ChainNode[] {
+  const named = (o: { metadata?: { name?: string } }, name: string) => o.metadata?.name === name;
+  if ('policy' in root) {
+    const p = policies.find((x) => named(x, root.policy));
+    if (!p) return [];
+    // The triggers that build what the policy follows, above it.
+    const builders = triggers.filter((t) => repoOf(t.spec.target.image) === repoOf(p.spec.image));
+    return builders.length > 0 ? builders.map((t) => triggerNode(t, [p])) : [policyNode(p)];
+  }
+  if ('trigger' in root) {
+    const t = triggers.find((x) => named(x, root.trigger));
+    return t ? [triggerNode(t, policies)] : [];
+  }
+  const base = repoOf(root.base);
+  const following = triggers.filter((t) => t.spec.baseImages.some((b) => repoOf(b.image) === base));
+  const known = following.flatMap((t) => t.status?.bases ?? []).find((b) => repoOf(b.image) === base);
+  return [
+    {
+      kind: 'BaseImage',
+      name: base,
+      state: known?.digest ? `at ${short(known.digest)}` : 'not read yet',
+      ...(known?.digest ? { digest: known.digest } : {}),
+      children: following.map((t) => triggerNode(t, policies)),
+    },
+  ];
+}
+
+/** The chain drawn as a tree: roots flush left, their descendants on branches. */
+export function drawChain(nodes: readonly ChainNode[], prefix = '', top = true): string[] {
+  return nodes.flatMap((n, i) => {
+    const last = i === nodes.length - 1;
+    const branch = top ? '' : last ? '└─ ' : '├─ ';
+    const digest = n.digest && !n.state.includes(short(n.digest)) ? ` (${short(n.digest)})` : '';
+    const line = `${prefix}${branch}${n.kind} ${n.name}: ${n.state}${digest}`;
+    const next = top ? prefix : prefix + (last ? '   ' : '│  ');
+    return [line, ...drawChain(n.children, next, false)];
+  });
+}

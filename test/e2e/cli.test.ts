@@ -14,7 +14,7 @@ import { waitFor } from '../support/manual-clock.ts';
 import { env, kubectl, newNamespace } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
 import { applyPolicy, applyWorkload, specImage, waitForPolicy, workload } from './support/policies.ts';
-import { RebuildEnv } from './support/rebuild-env.ts';
+import { applyTrigger, RebuildEnv, triggerStatus } from './support/rebuild-env.ts';
 
 /** The plugin's entry point, as krew installs it: the manifest's `bin`, mapped back through `files`. */
 function entryPoint(): string {
@@ -60,6 +60,21 @@ describe('kubectl patchline (the CLI)', () => {
     ns = newNamespace('cli');
     const repo = (name: string) => `${e.registry.host}/cli/${name}`;
     await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web' });
+    const base = await e.pusher.pushImage('cli/base', '1', { seed: 'cli-base' });
+    // web is rebuilt on cli/base by a Job (the build chain `tree` draws).
+    applyTrigger(ns, 'web', {
+      baseImages: [{ image: e.image('cli/base', '1') }],
+      target: { image: e.image('cli/web', '1.0') },
+      build: {
+        job: {
+          template: {
+            template: {
+              spec: { restartPolicy: 'Never', containers: [{ name: 'build', image: 'moby/buildkit:rootless' }] },
+            },
+          },
+        },
+      },
+    });
     await e.pusher.pushImage('cli/old', '1.0', { seed: 'cli-old', created: '2020-01-01T00:00:00Z' });
     await e.pusher.pushImage('cli/manual', '1.0', { seed: 'cli-manual' });
     for (const name of ['web', 'old', 'manual', 'lonely'])
@@ -77,6 +92,12 @@ describe('kubectl patchline (the CLI)', () => {
       (x) => workload(x, 'Deployment', 'web')?.state === 'UpToDate',
     );
     await waitForPolicy(operator, ns, 'old', 'old refused', (x) => x.latest?.verified === false);
+    await waitFor(
+      () => triggerStatus(ns, 'web').bases?.[0]?.digest === base.digest,
+      'the trigger learned its base',
+      30_000,
+      250,
+    );
     await waitForPolicy(
       operator,
       ns,
@@ -128,7 +149,11 @@ describe('kubectl patchline (the CLI)', () => {
     assert.match(header!, /^NAME\s+READY\s+REASON\s+LATEST\s+UP TO DATE\s+COMPLIANT\s+AGE$/);
     assert.equal(lines.length, 3);
     assert.ok(!t.stdout.includes('\x1b['), 'no colour when not a terminal');
-    assert.equal(cli(['get', 'triggers', '-n', ns]).stdout, `No resources found in ${ns} namespace.\n`);
+    const triggers = cli(['get', 'triggers', '-n', ns]).stdout.trimEnd().split('\n');
+    assert.match(triggers[0]!, /^NAME\s+READY\s+REASON\s+PHASE\s+BUILD\s+LANDED\s+AGE$/);
+    assert.match(triggers[1]!, /^web\s+True\s+Idle\s+Idle\s+\d+s$/);
+    assert.equal(triggers.length, 2);
+    assert.equal(cli(['get', 'triggers', '-n', 'default']).stdout, 'No resources found in default namespace.\n');
   });
 
   it('why: up to date, refused by a check, waiting for approval, and governed by nothing', () => {
@@ -175,6 +200,31 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(json<Record<string, string>[]>(['get', 'policy', 'web'])[0]?.ready, 'Suspended');
     assert.equal(cli(['resume', 'policy', 'web', '-n', ns]).status, 0);
     assert.notEqual(json<Record<string, string>[]>(['get', 'policy', 'web'])[0]?.ready, 'Suspended');
+  });
+
+  it('tree: the build chain from a base image, a trigger and a policy, each link with its state', () => {
+    type Node = { kind: string; name: string; state: string; digest?: string; children: Node[] };
+    const flat = (nodes: Node[], depth = 0): string[] =>
+      nodes.flatMap((n) => [`${depth} ${n.kind} ${n.name} ${n.state}`, ...flat(n.children, depth + 1)]);
+    const fromBase = json<Node[]>(['tree', e.image('cli/base', '1')]);
+    const lines = flat(fromBase);
+    assert.match(lines[0]!, new RegExp(`^0 BaseImage ${e.registry.host}/cli/base at [0-9a-f]{12}$`));
+    assert.match(lines[1]!, new RegExp(`^1 RebuildTrigger ${ns}/web `));
+    assert.match(lines[2]!, new RegExp(`^2 Image ${e.registry.host}/cli/web `));
+    assert.match(lines[3]!, new RegExp(`^3 ImagePolicy ${ns}/web 1\\.0@[0-9a-f]{12} accepted$`));
+    assert.equal(lines[4], '4 Container Deployment/web/app UpToDate');
+    assert.equal(lines.length, 5, lines.join('\n'));
+    const below = lines.slice(1).map((l) => l.replace(/^\d+/, (d) => String(Number(d) - 1)));
+    assert.deepEqual(flat(json<Node[]>(['tree', 'policy/web'])), below);
+    assert.deepEqual(flat(json<Node[]>(['tree', 'trigger/web'])), below);
+    // A policy no trigger builds for is its own root.
+    assert.match(flat(json<Node[]>(['tree', 'policy/old']))[0]!, new RegExp(`^0 ImagePolicy ${ns}/old .* refused$`));
+    const drawn = cli(['tree', 'trigger/web', '-n', ns]).stdout.split('\n');
+    assert.match(drawn[0]!, new RegExp(`^RebuildTrigger ${ns}/web: `));
+    assert.match(drawn[1]!, /^└─ Image /);
+    assert.match(drawn[2]!, /^ {3}└─ ImagePolicy /);
+    assert.match(drawn[3]!, /^ {6}└─ Container Deployment\/web\/app: UpToDate \([0-9a-f]{12}\)$/);
+    assert.equal(cli(['tree', 'policy/nope', '-n', ns]).status, 3);
   });
 
   it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {
