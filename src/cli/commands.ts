@@ -13,7 +13,17 @@ import { KubeApiError, toKubeError } from '../runtime/errors.ts';
 import type { KubeClient } from '../runtime/kube-client.ts';
 import { collectionPath, objectPath, type ResourceType } from '../runtime/kube-types.ts';
 import { structured, table, type OutputFormat, type Terminal } from './render.ts';
-import { buildChain, drawChain, explainWorkload, policyRow, triggerRow, type Row } from './views.ts';
+import {
+  buildChain,
+  buildHistory,
+  drawChain,
+  eventHistory,
+  explainWorkload,
+  policyRow,
+  triggerRow,
+  type EventObject,
+  type Row,
+} from './views.ts';
 
 /** Exit codes scripts can rely on (docs/cli.md). */
 export const Exit = {
@@ -227,6 +237,42 @@ export async function tree(ctx: Context, args: string[]): Promise<number> {
   }
   if (ctx.output !== 'table') ctx.write(structured(chain, ctx.output));
   else ctx.write(`${drawChain(chain).join('\n')}\n`);
+  return Exit.ok;
+}
+
+/** history policy|trigger NAME: a trigger's builds, and each resource's Events as a timeline with the time each stage took. */
+export async function history(ctx: Context, args: string[]): Promise<number> {
+  const [word, name] = args.length === 1 ? (args[0] ?? '').split('/', 2) : args;
+  const kind = kindOf(word);
+  if (!name) throw new CliError('history needs a resource: kubectl patchline history policy/web', Exit.usage);
+  const type = TYPES[kind];
+  const obj = await read<ImagePolicy | RebuildTrigger>(ctx, type, name);
+  const events = await call<{ items?: EventObject[] }>(
+    ctx,
+    'GET',
+    `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(ctx.namespace)}/events?fieldSelector=${encodeURIComponent(`regarding.kind=${type.kind},regarding.name=${name}`)}`,
+    { resource: 'events.events.k8s.io', namespace: ctx.namespace },
+  );
+  const timeline = eventHistory(events.items ?? []);
+  const builds = kind === 'trigger' ? buildHistory(obj as RebuildTrigger) : undefined;
+  if (ctx.output !== 'table') {
+    ctx.write(structured({ ...(builds ? { builds } : {}), events: timeline }, ctx.output));
+    return Exit.ok;
+  }
+  if (builds) {
+    ctx.write(
+      builds.length > 0
+        ? table(builds, ['build', 'base', 'started', 'took', 'result', 'output'], ctx.term)
+        : 'No builds yet.\n',
+    );
+    ctx.write('\n');
+  }
+  const rows = timeline.map((t) => ({ ...t, after: t.after ?? '', count: t.count ? `×${t.count}` : '' }));
+  ctx.write(
+    rows.length > 0
+      ? table(rows, ['time', 'after', 'reason', 'count', 'note'], ctx.term)
+      : 'No Events (they are kept for an hour).\n',
+  );
   return Exit.ok;
 }
 

@@ -4,7 +4,19 @@
 // permissions. See docs/cli.md.
 import { parseArgs } from 'node:util';
 import { createKubeClient, loadKubeConfig } from '../runtime/kube-client.ts';
-import { approve, CliError, Exit, get, reconcile, retry, suspend, tree, why, type Context } from './commands.ts';
+import {
+  approve,
+  CliError,
+  Exit,
+  get,
+  history,
+  reconcile,
+  retry,
+  suspend,
+  tree,
+  why,
+  type Context,
+} from './commands.ts';
 import type { OutputFormat } from './render.ts';
 import { parseDuration } from '../runtime/duration.ts';
 
@@ -14,6 +26,7 @@ Usage:
   kubectl patchline get policies|triggers [NAME]    the resources, with the columns that matter
   kubectl patchline tree IMAGE|trigger/NAME|policy/NAME   the build chain: base → triggers → images → policies → containers
   kubectl patchline why KIND/NAME                   why a workload is (not) on the newest acceptable digest
+  kubectl patchline history policy|trigger/NAME     builds and Events, with the time each stage took
   kubectl patchline reconcile policy|trigger NAME   look again now (--wait: and show the result)
   kubectl patchline suspend|resume policy|trigger NAME
   kubectl patchline approve POLICY [--digest D]     Manual mode: roll out the accepted (or given) digest
@@ -111,6 +124,8 @@ export async function run(io: Io): Promise<number> {
         return await why(ctx, args);
       case 'tree':
         return await tree(ctx, args);
+      case 'history':
+        return await history(ctx, args);
       case 'reconcile':
         return await reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
       case 'suspend':

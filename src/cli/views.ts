@@ -287,3 +287,73 @@ export function drawChain(nodes: readonly ChainNode[], prefix = '', top = true):
     return [line, ...drawChain(n.children, next, false)];
   });
 }
+
+/** An Event as history shows it. */
+export interface HistoryEntry {
+  time: string;
+  reason: string;
+  type: string;
+  note: string;
+  /** How many times it happened (an Event series), when more than once. */
+  count?: number;
+  /** Since the entry before it: the time each stage took. */
+  after?: string;
+}
+
+export interface EventObject {
+  eventTime?: string;
+  deprecatedLastTimestamp?: string;
+  metadata?: { creationTimestamp?: string };
+  series?: { count?: number; lastObservedTime?: string };
+  reason?: string;
+  type?: string;
+  note?: string;
+}
+
+/** "1.2s", "3m04s", "2h10m": a duration for the stage column. */
+export function span(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
+  const m = Math.floor(ms / 60_000);
+  if (m < 60) return `${m}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** Events oldest first, each with the time since the one before it. */
+export function eventHistory(events: readonly EventObject[]): HistoryEntry[] {
+  const timed = events
+    .map((e) => ({
+      e,
+      at: e.series?.lastObservedTime ?? e.eventTime ?? e.deprecatedLastTimestamp ?? e.metadata?.creationTimestamp ?? '',
+    }))
+    .filter((x) => Number.isFinite(Date.parse(x.at)))
+    .sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  return timed.map(({ e, at }, i) => {
+    const previous = timed[i - 1];
+    const count = e.series?.count;
+    return {
+      time: new Date(at).toISOString(),
+      reason: e.reason ?? '',
+      type: e.type ?? '',
+      note: e.note ?? '',
+      ...(count && count > 1 ? { count } : {}),
+      ...(previous ? { after: span(Date.parse(at) - Date.parse(previous.at)) } : {}),
+    };
+  });
+}
+
+/** A trigger's builds, newest last: what was built on which base, when, how long it took, what it gave. */
+export function buildHistory(t: RebuildTrigger): Row[] {
+  return (t.status?.history ?? []).map((b) => {
+    const started = b.startedAt ? Date.parse(b.startedAt) : NaN;
+    const finished = b.finishedAt ? Date.parse(b.finishedAt) : NaN;
+    return {
+      build: b.id ?? '',
+      base: short(b.baseDigest),
+      started: b.startedAt ?? '',
+      took: Number.isFinite(started) && Number.isFinite(finished) ? span(finished - started) : '',
+      result: b.phase ?? '',
+      output: short(b.outputDigest),
+      message: b.message ?? '',
+    };
+  });
+}

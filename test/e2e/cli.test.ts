@@ -227,6 +227,34 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(cli(['tree', 'policy/nope', '-n', ns]).status, 3);
   });
 
+  it("history: a policy's Events as a timeline, with the time each stage took; a trigger's builds", () => {
+    type History = {
+      builds?: unknown[];
+      events: { time: string; reason: string; note: string; after?: string }[];
+    };
+    const web = json<History>(['history', 'policy/web']);
+    const reasons = web.events.map((e) => e.reason);
+    for (const r of ['CandidateAccepted', 'RolloutStarted', 'RolledOut'])
+      assert.ok(reasons.includes(r), `${r} in ${reasons.join(', ')}`);
+    assert.ok(reasons.indexOf('CandidateAccepted') < reasons.indexOf('RolledOut'));
+    const times = web.events.map((e) => Date.parse(e.time));
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      'oldest first',
+    );
+    assert.ok(
+      web.events.slice(1).every((e) => /^\d+(\.\d)?s$|^\d+m\d{2}s$/.test(e.after ?? '')),
+      'each stage with its time',
+    );
+    assert.equal(web.builds, undefined);
+    const trigger = json<History>(['history', 'trigger', 'web']);
+    assert.deepEqual(trigger.builds, []);
+    const text = cli(['history', 'policy/web', '-n', ns]).stdout;
+    assert.match(text, /^TIME\s+AFTER\s+REASON\s+COUNT\s+NOTE/);
+    assert.match(cli(['history', 'trigger/web', '-n', ns]).stdout, /^No builds yet\./);
+  });
+
   it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {
     assert.equal(json<unknown[]>(['get', 'policies'], readerKubeconfig).length, 3);
     const refused = cli(['suspend', 'policy', 'web', '-n', ns], readerKubeconfig);

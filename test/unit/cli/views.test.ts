@@ -1,9 +1,9 @@
 // The CLI's pure parts: rows, explanations, tables fitted to a terminal, words for kinds.
 import assert from 'node:assert/strict';
-import type { ImagePolicy } from '../../../src/api/v1alpha1/index.ts';
+import type { ImagePolicy, RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
 import { CliError, kindOf } from '../../../src/cli/commands.ts';
 import { table } from '../../../src/cli/render.ts';
-import { age, explainWorkload, policyRow } from '../../../src/cli/views.ts';
+import { age, buildHistory, eventHistory, explainWorkload, policyRow, span } from '../../../src/cli/views.ts';
 
 const now = new Date('2026-12-06T12:00:00Z');
 const D = `sha256:${'a'.repeat(64)}`;
@@ -108,5 +108,61 @@ describe('kubectl patchline views', () => {
       () => kindOf('pods'),
       (err: unknown) => err instanceof CliError && err.exitCode === 2,
     );
+  });
+});
+
+describe('kubectl patchline history', () => {
+  it('orders Events, counts series, and says how long each stage took', () => {
+    const entries = eventHistory([
+      { reason: 'RolledOut', type: 'Normal', note: 'done', eventTime: '2026-12-06T10:03:04.000000Z' },
+      { reason: 'CandidateAccepted', type: 'Normal', note: 'ok', eventTime: '2026-12-06T10:00:00.000000Z' },
+      {
+        reason: 'RolloutStarted',
+        type: 'Normal',
+        note: 'go',
+        eventTime: '2026-12-06T09:00:00.000000Z',
+        series: { count: 3, lastObservedTime: '2026-12-06T10:00:01.500000Z' },
+      },
+      { reason: 'NoTime', note: 'ignored' },
+    ]);
+    assert.deepEqual(
+      entries.map((e) => [e.reason, e.after, e.count]),
+      [
+        ['CandidateAccepted', undefined, undefined],
+        ['RolloutStarted', '1.5s', 3],
+        ['RolledOut', '3m03s', undefined],
+      ],
+    );
+    assert.equal(span(2 * 3600_000 + 10 * 60_000), '2h10m');
+  });
+
+  it("rows a trigger's builds with the time each took", () => {
+    const t = {
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: { baseImages: [], target: { image: 'r/web' } },
+      status: {
+        history: [
+          {
+            id: 'b1',
+            baseDigest: D,
+            startedAt: '2026-12-06T10:00:00Z',
+            finishedAt: '2026-12-06T10:04:30Z',
+            phase: 'Succeeded',
+            outputDigest: E,
+          },
+        ],
+      },
+    } as unknown as RebuildTrigger;
+    assert.deepEqual(buildHistory(t), [
+      {
+        build: 'b1',
+        base: 'a'.repeat(12),
+        started: '2026-12-06T10:00:00Z',
+        took: '4m30s',
+        result: 'Succeeded',
+        output: 'e'.repeat(12),
+        message: '',
+      },
+    ]);
   });
 });
