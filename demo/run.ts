@@ -8,12 +8,13 @@
 //   → the policy verifies it (built on the new base) → the Deployment is pinned → its pods
 //   run the new digest
 //
-// Each stage prints one line with its time; the end prints `kubectl get` and the time to
-// patch per stage. `--ci` runs it without questions and exits 0 only if the loop completed;
-// everything started is stopped and removed at the end either way.
+// Each stage prints one line with its time; the end prints `kubectl get`, `kubectl patchline tree`
+// and `why` (docs/cli.md), and the time to patch per stage. `--ci` runs it without questions and
+// exits 0 only if the loop completed; everything started is stopped and removed at the end either way.
 //
 // The environment pieces are the test infrastructure's (test/support): the demo shows what
 // the tests prove, on the same parts.
+import { run as runCli } from '../src/cli/main.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -435,6 +436,21 @@ async function main(): Promise<number> {
 
   process.stdout.write(`\n$ kubectl get rebuildtriggers,imagepolicies -n ${NS}\n`);
   process.stdout.write(kubectl(['get', 'rebuildtriggers,imagepolicies', '-n', NS]).stdout);
+  // The same chain through the command line (docs/cli.md): what the base patch reached, and why
+  // the Deployment is where it is.
+  for (const args of [
+    ['tree', `${registry.host}/demo/base:1`],
+    ['why', 'deployment/web'],
+  ]) {
+    process.stdout.write(`\n$ kubectl patchline ${args.join(' ')} -n ${NS}\n`);
+    const code = await runCli({
+      argv: [...args, '-n', NS, '--kubeconfig', kubeconfig],
+      env: process.env,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+    if (code !== 0) throw new Error(`kubectl patchline ${args[0] ?? ''} exited with ${code}`);
+  }
   process.stdout.write('\ntime to patch, from the base push:\n');
   let previous = 0;
   for (const [name, at] of stages) {

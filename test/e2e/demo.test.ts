@@ -57,6 +57,12 @@ describe('the demo (npm run demo -- --ci)', () => {
       /both pods run the new digest \(\+[\d.]+ s\)/,
       /rebuildtrigger\.patchline\.dev\/web .* Landed .* True/,
       /imagepolicy\.patchline\.dev\/web .* True +1\/1 +True/,
+      /\$ kubectl patchline tree 127\.0\.0\.1:\d+\/demo\/base:1 -n /,
+      /BaseImage 127\.0\.0\.1:\d+\/demo\/base: at [0-9a-f]{12}\n└─ RebuildTrigger .*\/web: /,
+      /└─ ImagePolicy .*\/web: 1\.0@[0-9a-f]{12} accepted/,
+      /└─ Container Deployment\/web\/web: UpToDate/,
+      /\$ kubectl patchline why deployment\/web -n /,
+      /container web \(ImagePolicy .*\/web\): UpToDate, on the newest acceptable digest/,
       /time to patch, from the base push:/,
       /the whole loop completed: base patched → rebuilt → verified → rolled out in [\d.]+ s \(the build itself: 1\.0 s\)/,
       // Callback mode: the finished builds were reported to the operator, never polled for.
