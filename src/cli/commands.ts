@@ -152,32 +152,69 @@ function print(ctx: Context, rows: Row[], columns: string[], wide: string[]): vo
   ctx.write(table(rows, (ctx.term.width ?? 0) >= 160 ? [...shown, ...wide] : shown, ctx.term));
 }
 
-/** get policies|triggers [name] */
-export async function get(ctx: Context, args: string[]): Promise<number> {
-  const kind = kindOf(args[0]);
-  const name = args[1];
+/** The rows of `get`, with their columns. */
+async function getRows(
+  ctx: Context,
+  kind: Kind,
+  name: string | undefined,
+): Promise<{ rows: Row[]; columns: string[]; wide: string[] }> {
   const now = ctx.now();
   if (kind === 'policy') {
     const items = name
       ? [await read<ImagePolicy>(ctx, ImagePolicyType, name)]
       : await list<ImagePolicy>(ctx, ImagePolicyType);
-    print(
-      ctx,
-      items.map((p) => policyRow(p, now)),
-      ['name', 'ready', 'reason', 'latest', 'upToDate', 'compliant', 'age'],
-      ['mode', 'message'],
-    );
-  } else {
-    const items = name
-      ? [await read<RebuildTrigger>(ctx, RebuildTriggerType, name)]
-      : await list<RebuildTrigger>(ctx, RebuildTriggerType);
-    print(
-      ctx,
-      items.map((t) => triggerRow(t, now)),
-      ['name', 'ready', 'reason', 'phase', 'build', 'landed', 'age'],
-      ['target', 'message'],
-    );
+    return {
+      rows: items.map((p) => policyRow(p, now)),
+      columns: ['name', 'ready', 'reason', 'latest', 'upToDate', 'compliant', 'age'],
+      wide: ['mode', 'message'],
+    };
   }
+  const items = name
+    ? [await read<RebuildTrigger>(ctx, RebuildTriggerType, name)]
+    : await list<RebuildTrigger>(ctx, RebuildTriggerType);
+  return {
+    rows: items.map((t) => triggerRow(t, now)),
+    columns: ['name', 'ready', 'reason', 'phase', 'build', 'landed', 'age'],
+    wide: ['target', 'message'],
+  };
+}
+
+/**
+ * get --watch: the table, then each row again when it changes (every second), as kubectl get -w
+ * does; JSON and YAML print each changed row as one document. Until interrupted, or `until`.
+ */
+export async function watch(ctx: Context, args: string[], until: AbortSignal): Promise<number> {
+  const kind = kindOf(args[0]);
+  const seen = new Map<string, string>();
+  let first = true;
+  while (!until.aborted) {
+    const { rows, columns, wide } = await getRows(ctx, kind, args[1]);
+    // Ages tick by themselves: a row is new when anything else in it changed.
+    const changed = rows.filter((r) => {
+      const key = `${r.namespace ?? ''}/${r.name ?? ''}`;
+      const body = JSON.stringify({ ...r, age: '' });
+      if (seen.get(key) === body) return false;
+      seen.set(key, body);
+      return true;
+    });
+    if (ctx.output !== 'table')
+      for (const r of changed)
+        ctx.write(ctx.output === 'json' ? `${JSON.stringify(r)}\n` : `---\n${structured(r, 'yaml')}`);
+    else if (changed.length > 0) {
+      const shown = ctx.allNamespaces ? ['namespace', ...columns] : columns;
+      const text = table(changed, (ctx.term.width ?? 0) >= 160 ? [...shown, ...wide] : shown, ctx.term);
+      ctx.write(first ? text : text.slice(text.indexOf('\n') + 1));
+      first = false;
+    }
+    await sleep(1_000, undefined, { signal: until }).catch(() => undefined);
+  }
+  return Exit.ok;
+}
+
+/** get policies|triggers [name] */
+export async function get(ctx: Context, args: string[]): Promise<number> {
+  const { rows, columns, wide } = await getRows(ctx, kindOf(args[0]), args[1]);
+  print(ctx, rows, columns, wide);
   return Exit.ok;
 }
 

@@ -14,6 +14,7 @@ import {
   retry,
   suspend,
   tree,
+  watch,
   why,
   type Context,
 } from './commands.ts';
@@ -23,7 +24,7 @@ import { parseDuration } from '../runtime/duration.ts';
 const USAGE = `kubectl patchline — Patchline's build chain, rollouts and verbs
 
 Usage:
-  kubectl patchline get policies|triggers [NAME]    the resources, with the columns that matter
+  kubectl patchline get policies|triggers [NAME] [-w]   the resources, with the columns that matter (-w: and their changes)
   kubectl patchline tree IMAGE|trigger/NAME|policy/NAME   the build chain: base → triggers → images → policies → containers
   kubectl patchline why KIND/NAME                   why a workload is (not) on the newest acceptable digest
   kubectl patchline history policy|trigger/NAME     builds and Events, with the time each stage took
@@ -63,6 +64,7 @@ function options(argv: string[]) {
       kubeconfig: { type: 'string' },
       context: { type: 'string' },
       wait: { type: 'boolean' },
+      watch: { type: 'boolean', short: 'w' },
       timeout: { type: 'string' },
       digest: { type: 'string' },
       'no-color': { type: 'boolean' },
@@ -119,6 +121,12 @@ export async function run(io: Io): Promise<number> {
   try {
     switch (command) {
       case 'get':
+        if (values.watch) {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          process.once('SIGTERM', () => stop.abort());
+          return await watch(ctx, args, stop.signal);
+        }
         return await get(ctx, args);
       case 'why':
         return await why(ctx, args);

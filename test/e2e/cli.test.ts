@@ -4,7 +4,8 @@
 // governing a workload); each command's JSON output checked field by field; the verbs; and a
 // reader whose kubeconfig may only read, told which permission a verb lacks.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -253,6 +254,45 @@ describe('kubectl patchline (the CLI)', () => {
     const text = cli(['history', 'policy/web', '-n', ns]).stdout;
     assert.match(text, /^TIME\s+AFTER\s+REASON\s+COUNT\s+NOTE/);
     assert.match(cli(['history', 'trigger/web', '-n', ns]).stdout, /^No builds yet\./);
+  });
+
+  it('get --watch: the table, then each row again as it changes (a suspend, then a resume)', async () => {
+    const child = spawn(plugin, ['get', 'policies', '-n', ns, '--watch', '-o', 'json'], {
+      env: { ...process.env, KUBECONFIG: env().cp.kubeconfig },
+    });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const rows = () =>
+      out
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Record<string, string>);
+    try {
+      await waitFor(() => rows().length === 3, 'the first three rows', 30_000, 100);
+      assert.equal(cli(['suspend', 'policy', 'old', '-n', ns]).status, 0);
+      await waitFor(
+        () => rows().some((r) => r.name === 'old' && r.ready === 'Suspended'),
+        'the suspended row',
+        30_000,
+        100,
+      );
+      assert.equal(cli(['resume', 'policy', 'old', '-n', ns]).status, 0);
+      await waitFor(
+        () =>
+          rows()
+            .filter((r) => r.name === 'old')
+            .at(-1)?.ready !== 'Suspended',
+        'the resumed row',
+        30_000,
+        100,
+      );
+      // Only changed rows come again: web and manual were printed once.
+      assert.equal(rows().filter((r) => r.name === 'web').length, 1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, 'a watch ends cleanly when interrupted');
   });
 
   it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {
