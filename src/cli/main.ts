@@ -73,6 +73,61 @@ function options(argv: string[]) {
   });
 }
 
+type Values = ReturnType<typeof options>['values'];
+
+/** The command's context: the user's kubeconfig (and its namespace), the output and the terminal. */
+async function connect(values: Values, output: OutputFormat, io: Io): Promise<Context> {
+  const connection = loadKubeConfig({
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
+  });
+  const client = await createKubeClient(connection, { userAgent: 'kubectl-patchline', requestTimeoutMs: 30_000 });
+  const tty = io.stdout.isTTY === true;
+  return {
+    client,
+    namespace: values.namespace ?? connection.namespace ?? 'default',
+    allNamespaces: values['all-namespaces'] === true,
+    output,
+    term: {
+      ...(tty ? { width: io.stdout.columns ?? 80 } : {}),
+      color: tty && !values['no-color'] && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb',
+    },
+    write: (text) => io.stdout.write(text),
+    now: () => new Date(),
+  };
+}
+
+/** Runs one command; undefined when there is no such command. */
+async function dispatch(command: string, args: string[], values: Values, ctx: Context): Promise<number | undefined> {
+  switch (command) {
+    case 'get':
+      if (values.watch) {
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        process.once('SIGTERM', () => stop.abort());
+        return watch(ctx, args, stop.signal);
+      }
+      return get(ctx, args);
+    case 'why':
+      return why(ctx, args);
+    case 'tree':
+      return tree(ctx, args);
+    case 'history':
+      return history(ctx, args);
+    case 'reconcile':
+      return reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
+    case 'suspend':
+    case 'resume':
+      return suspend(ctx, args, command === 'suspend');
+    case 'approve':
+      return approve(ctx, args, values.digest);
+    case 'retry':
+      return retry(ctx, args);
+    default:
+      return undefined;
+  }
+}
+
 export async function run(io: Io): Promise<number> {
   let parsed: ReturnType<typeof options>;
   try {
@@ -92,70 +147,22 @@ export async function run(io: Io): Promise<number> {
     io.stderr.write(`--output must be table, json or yaml, not "${output}"\n`);
     return Exit.usage;
   }
-  let client;
-  let namespace: string;
+  let ctx: Context;
   try {
-    const connection = loadKubeConfig({
-      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
-      ...(values.context ? { context: values.context } : {}),
-    });
-    namespace = values.namespace ?? connection.namespace ?? 'default';
-    client = await createKubeClient(connection, { userAgent: 'kubectl-patchline', requestTimeoutMs: 30_000 });
+    ctx = await connect(values, output, io);
   } catch (err) {
     io.stderr.write(`error: ${(err as Error).message}\n`);
     return Exit.failed;
   }
-  const tty = io.stdout.isTTY === true;
-  const ctx: Context = {
-    client,
-    namespace,
-    allNamespaces: values['all-namespaces'] === true,
-    output,
-    term: {
-      ...(tty ? { width: io.stdout.columns ?? 80 } : {}),
-      color: tty && !values['no-color'] && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb',
-    },
-    write: (text) => io.stdout.write(text),
-    now: () => new Date(),
-  };
   try {
-    switch (command) {
-      case 'get':
-        if (values.watch) {
-          const stop = new AbortController();
-          process.once('SIGINT', () => stop.abort());
-          process.once('SIGTERM', () => stop.abort());
-          return await watch(ctx, args, stop.signal);
-        }
-        return await get(ctx, args);
-      case 'why':
-        return await why(ctx, args);
-      case 'tree':
-        return await tree(ctx, args);
-      case 'history':
-        return await history(ctx, args);
-      case 'reconcile':
-        return await reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
-      case 'suspend':
-      case 'resume':
-        return await suspend(ctx, args, command === 'suspend');
-      case 'approve':
-        return await approve(ctx, args, values.digest);
-      case 'retry':
-        return await retry(ctx, args);
-      default:
-        io.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
-        return Exit.usage;
-    }
+    const code = await dispatch(command, args, values, ctx);
+    if (code === undefined) io.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+    return code ?? Exit.usage;
   } catch (err) {
-    if (err instanceof CliError) {
-      io.stderr.write(`error: ${err.message}\n`);
-      return err.exitCode;
-    }
     io.stderr.write(`error: ${(err as Error).message}\n`);
-    return Exit.failed;
+    return err instanceof CliError ? err.exitCode : Exit.failed;
   } finally {
-    await client.close();
+    await ctx.client.close();
   }
 }
 
