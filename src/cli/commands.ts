@@ -19,6 +19,9 @@ import {
   drawChain,
   eventHistory,
   explainWorkload,
+  filterInventory,
+  inventory,
+  inventoryRow,
   policyRow,
   triggerRow,
   type EventObject,
@@ -310,6 +313,59 @@ export async function history(ctx: Context, args: string[]): Promise<number> {
       ? table(rows, ['time', 'after', 'reason', 'count', 'note'], ctx.term)
       : 'No Events (they are kept for an hour).\n',
   );
+  return Exit.ok;
+}
+
+const VULNERABILITY_REPORTS: ResourceType = {
+  group: 'aquasecurity.github.io',
+  version: 'v1alpha1',
+  plural: 'vulnerabilityreports',
+  kind: 'VulnerabilityReport',
+  namespaced: true,
+};
+
+interface TrivyReport {
+  report?: { artifact?: { digest?: string }; vulnerabilities?: { vulnerabilityID?: string }[] };
+}
+
+/** The CVE ids Trivy Operator found, by the digest it scanned (for --cve). */
+async function cvesByDigest(ctx: Context): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  for (const r of await list<TrivyReport>(ctx, VULNERABILITY_REPORTS)) {
+    const digest = r.report?.artifact?.digest;
+    if (!digest) continue;
+    let ids = out.get(digest);
+    if (!ids) out.set(digest, (ids = new Set()));
+    for (const v of r.report?.vulnerabilities ?? []) if (v.vulnerabilityID) ids.add(v.vulnerabilityID);
+  }
+  return out;
+}
+
+/** inventory [--base IMAGE] [--cve ID] [--older-than 30d]: what runs, by image and digest. */
+export async function inventoryCommand(
+  ctx: Context,
+  filter: { base?: string; cve?: string; olderThanMs?: number },
+): Promise<number> {
+  const [policies, triggers] = await Promise.all([
+    list<ImagePolicy>(ctx, ImagePolicyType),
+    list<RebuildTrigger>(ctx, RebuildTriggerType),
+  ]);
+  let entries = inventory(policies, triggers);
+  if (filter.cve) {
+    const cves = await cvesByDigest(ctx);
+    entries = entries.map((e) => ({ ...e, cves: [...(cves.get(e.digest) ?? [])].sort() }));
+  }
+  const kept = filterInventory(entries, filter, ctx.now());
+  if (ctx.output !== 'table') ctx.write(structured(kept, ctx.output));
+  else if (kept.length === 0) ctx.write('Nothing runs that matches.\n');
+  else
+    ctx.write(
+      table(
+        kept.map((e) => inventoryRow(e, ctx.now())),
+        ['image', 'digest', 'workloads', 'on', 'vulnerabilities', 'base'],
+        ctx.term,
+      ),
+    );
   return Exit.ok;
 }
 

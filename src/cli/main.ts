@@ -10,6 +10,7 @@ import {
   Exit,
   get,
   history,
+  inventoryCommand,
   reconcile,
   retry,
   suspend,
@@ -28,6 +29,7 @@ Usage:
   kubectl patchline tree IMAGE|trigger/NAME|policy/NAME   the build chain: base → triggers → images → policies → containers
   kubectl patchline why KIND/NAME                   why a workload is (not) on the newest acceptable digest
   kubectl patchline history policy|trigger/NAME     builds and Events, with the time each stage took
+  kubectl patchline inventory [--base IMAGE] [--cve CVE-…] [--older-than 30d]   what runs, by image and digest
   kubectl patchline reconcile policy|trigger NAME   look again now (--wait: and show the result)
   kubectl patchline suspend|resume policy|trigger NAME
   kubectl patchline approve POLICY [--digest D]     Manual mode: roll out the accepted (or given) digest
@@ -67,6 +69,9 @@ function options(argv: string[]) {
       watch: { type: 'boolean', short: 'w' },
       timeout: { type: 'string' },
       digest: { type: 'string' },
+      base: { type: 'string' },
+      cve: { type: 'string' },
+      'older-than': { type: 'string' },
       'no-color': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -74,6 +79,17 @@ function options(argv: string[]) {
 }
 
 type Values = ReturnType<typeof options>['values'];
+
+/** "30d", "12h", "90m": days are allowed here (a Go duration has none). */
+function parseAge(text: string): number {
+  const days = /^(\d+)d$/.exec(text);
+  if (days) return Number(days[1]) * 86_400_000;
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new CliError(`--older-than must be a duration such as 30d or 12h, not "${text}"`, Exit.usage);
+  }
+}
 
 /** The command's context: the user's kubeconfig (and its namespace), the output and the terminal. */
 async function connect(values: Values, output: OutputFormat, io: Io): Promise<Context> {
@@ -114,6 +130,12 @@ async function dispatch(command: string, args: string[], values: Values, ctx: Co
       return tree(ctx, args);
     case 'history':
       return history(ctx, args);
+    case 'inventory':
+      return inventoryCommand(ctx, {
+        ...(values.base ? { base: values.base } : {}),
+        ...(values.cve ? { cve: values.cve } : {}),
+        ...(values['older-than'] ? { olderThanMs: parseAge(values['older-than']) } : {}),
+      });
     case 'reconcile':
       return reconcile(ctx, args, values.wait === true, parseDuration(values.timeout ?? '2m'));
     case 'suspend':

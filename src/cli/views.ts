@@ -357,3 +357,85 @@ export function buildHistory(t: RebuildTrigger): Row[] {
     };
   });
 }
+
+/** One image digest that runs, with everything known about it. */
+export interface InventoryEntry {
+  image: string;
+  digest: string;
+  workloads: string[];
+  /** The earliest time a workload was seen on it (status.workloads[].since). */
+  runningSince?: string;
+  vulnerabilities?: { critical: number; high: number; medium: number; low: number; report?: string };
+  /** The base it was rebuilt on, when a RebuildTrigger built it. */
+  base?: { image: string; digest: string; trigger: string };
+  /** CVE ids found in it (from VulnerabilityReports), when asked for. */
+  cves?: string[];
+}
+
+/** What runs, by image and digest, from the policies' status and the triggers' build history. */
+export function inventory(policies: readonly ImagePolicy[], triggers: readonly RebuildTrigger[]): InventoryEntry[] {
+  const built = new Map<string, InventoryEntry['base']>();
+  for (const t of triggers)
+    for (const b of t.status?.history ?? [])
+      if (b.outputDigest && b.baseDigest) {
+        const base = t.spec.baseImages[0]?.image ?? '';
+        built.set(b.outputDigest, {
+          image: repoOf(base),
+          digest: b.baseDigest,
+          trigger: `${t.metadata?.namespace ?? ''}/${t.metadata?.name ?? ''}`,
+        });
+      }
+  const entries = new Map<string, InventoryEntry>();
+  for (const p of policies)
+    for (const w of p.status?.workloads ?? []) {
+      if (!w.runningDigest) continue;
+      const image = repoOf(p.spec.image);
+      const key = `${image}@${w.runningDigest}`;
+      let e = entries.get(key);
+      if (!e) {
+        const base = built.get(w.runningDigest);
+        e = { image, digest: w.runningDigest, workloads: [], ...(base ? { base } : {}) };
+        entries.set(key, e);
+      }
+      e.workloads.push(`${p.metadata?.namespace ?? ''}/${w.kind}/${w.name}/${w.container}`);
+      if (w.since && (!e.runningSince || Date.parse(w.since) < Date.parse(e.runningSince))) e.runningSince = w.since;
+      const v = w.vulnerabilities;
+      if (v && !e.vulnerabilities)
+        e.vulnerabilities = {
+          critical: v.critical ?? 0,
+          high: v.high ?? 0,
+          medium: v.medium ?? 0,
+          low: v.low ?? 0,
+          ...(v.report ? { report: v.report } : {}),
+        };
+    }
+  return [...entries.values()].sort((a, b) => a.image.localeCompare(b.image) || a.digest.localeCompare(b.digest));
+}
+
+/** The inventory entries a report's filters keep: built on a base, running a CVE, or on their digest for longer than a duration. */
+export function filterInventory(
+  entries: readonly InventoryEntry[],
+  filter: { base?: string; cve?: string; olderThanMs?: number },
+  now: Date,
+): InventoryEntry[] {
+  return entries.filter(
+    (e) =>
+      (!filter.base || e.base?.image === repoOf(filter.base)) &&
+      (!filter.cve || (e.cves ?? []).includes(filter.cve)) &&
+      (filter.olderThanMs === undefined ||
+        (e.runningSince !== undefined && now.getTime() - Date.parse(e.runningSince) > filter.olderThanMs)),
+  );
+}
+
+/** Inventory entries as table rows. */
+export function inventoryRow(e: InventoryEntry, now: Date): Row {
+  const v = e.vulnerabilities;
+  return {
+    image: e.image,
+    digest: short(e.digest),
+    workloads: String(e.workloads.length),
+    on: age(e.runningSince, now),
+    vulnerabilities: v ? `${v.critical}C ${v.high}H ${v.medium}M ${v.low}L` : '',
+    base: e.base ? `${e.base.image}@${short(e.base.digest)}` : '',
+  };
+}

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ROOT } from '../support/fixtures.ts';
 import { writeServiceAccountKubeconfig } from '../support/install.ts';
 import { waitFor } from '../support/manual-clock.ts';
@@ -58,6 +58,9 @@ describe('kubectl patchline (the CLI)', () => {
     e = await RebuildEnv.start();
     operator = await e.operator('op-cli', `e2e-cli-${Date.now()}`);
     await operator.waitForLog((l) => l.message === 'controllers started', 'leading');
+    // Trivy Operator's report CRD, as a cluster running it has (inventory --cve reads its reports).
+    kubectl(['apply', '-f', join(ROOT, 'test', 'fixtures', 'trivy-vulnerabilityreports-crd.yaml')]);
+    kubectl(['wait', '--for=condition=Established', 'crd/vulnerabilityreports.aquasecurity.github.io']);
     ns = newNamespace('cli');
     const repo = (name: string) => `${e.registry.host}/cli/${name}`;
     await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web' });
@@ -143,7 +146,11 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(byName.get('manual')!.mode, 'Manual');
 
     const yaml = parse(cli(['get', 'policies', 'web', '-n', ns, '-o', 'yaml']).stdout) as Record<string, string>[];
-    assert.deepEqual(yaml, [web]);
+    // Ages tick between the two reads.
+    assert.deepEqual(
+      yaml.map((r) => ({ ...r, age: '' })),
+      [{ ...web, age: '' }],
+    );
     const t = cli(['get', 'policies', '-n', ns]);
     assert.equal(t.status, 0, t.stderr);
     const [header, ...lines] = t.stdout.trimEnd().split('\n');
@@ -152,7 +159,7 @@ describe('kubectl patchline (the CLI)', () => {
     assert.ok(!t.stdout.includes('\x1b['), 'no colour when not a terminal');
     const triggers = cli(['get', 'triggers', '-n', ns]).stdout.trimEnd().split('\n');
     assert.match(triggers[0]!, /^NAME\s+READY\s+REASON\s+PHASE\s+BUILD\s+LANDED\s+AGE$/);
-    assert.match(triggers[1]!, /^web\s+True\s+Idle\s+Idle\s+\d+s$/);
+    assert.match(triggers[1]!, /^web\s+True\s+Idle\s+Idle\s+\d+[smh]$/);
     assert.equal(triggers.length, 2);
     assert.equal(cli(['get', 'triggers', '-n', 'default']).stdout, 'No resources found in default namespace.\n');
   });
@@ -293,6 +300,42 @@ describe('kubectl patchline (the CLI)', () => {
     }
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 0, 'a watch ends cleanly when interrupted');
+  });
+
+  it('inventory: what runs by image and digest, who runs CVE-X, and what has been on its digest too long', () => {
+    type Entry = { image: string; digest: string; workloads: string[]; runningSince?: string; cves?: string[] };
+    const all = json<Entry[]>(['inventory']);
+    const web = all.find((x) => x.image === `${e.registry.host}/cli/web`);
+    assert.deepEqual(web?.workloads, [`${ns}/Deployment/web/app`]);
+    assert.match(web?.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+    assert.ok(web?.runningSince);
+    assert.deepEqual(all.map((x) => x.image.split('/').pop()).sort(), ['manual', 'old', 'web']);
+    // Trivy Operator found CVE-2026-9000 in what web runs.
+    kubectl(['apply', '-n', ns, '-f', '-'], {
+      input: stringify({
+        apiVersion: 'aquasecurity.github.io/v1alpha1',
+        kind: 'VulnerabilityReport',
+        metadata: { name: 'replicaset-web-app' },
+        report: {
+          updateTimestamp: new Date().toISOString(),
+          scanner: { name: 'Trivy', vendor: 'Aqua Security', version: '0.58.1' },
+          artifact: { repository: 'cli/web', digest: web.digest },
+          summary: { criticalCount: 1 },
+          vulnerabilities: [
+            { vulnerabilityID: 'CVE-2026-9000', resource: 'openssl', installedVersion: '3.0.1', severity: 'CRITICAL' },
+          ],
+        },
+      }),
+    });
+    const runningIt = json<Entry[]>(['inventory', '--cve', 'CVE-2026-9000']);
+    assert.deepEqual(
+      runningIt.map((x) => [x.image.split('/').pop(), x.cves]),
+      [['web', ['CVE-2026-9000']]],
+    );
+    assert.deepEqual(json<Entry[]>(['inventory', '--older-than', '30d']), []);
+    assert.equal(json<Entry[]>(['inventory', '--older-than', '0s']).length, 3);
+    assert.equal(cli(['inventory', '--older-than', 'soon', '-n', ns]).status, 2);
+    assert.match(cli(['inventory', '-n', ns]).stdout, /^IMAGE\s+DIGEST\s+WORKLOADS\s+ON\s+VULNERABILITIES\s+BASE/);
   });
 
   it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {

@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import type { ImagePolicy, RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
 import { CliError, kindOf } from '../../../src/cli/commands.ts';
 import { table } from '../../../src/cli/render.ts';
-import { age, buildHistory, eventHistory, explainWorkload, policyRow, span } from '../../../src/cli/views.ts';
+import {
+  age,
+  buildHistory,
+  eventHistory,
+  explainWorkload,
+  filterInventory,
+  inventory,
+  inventoryRow,
+  policyRow,
+  span,
+} from '../../../src/cli/views.ts';
 
 const now = new Date('2026-12-06T12:00:00Z');
 const D = `sha256:${'a'.repeat(64)}`;
@@ -164,5 +174,73 @@ describe('kubectl patchline history', () => {
         message: '',
       },
     ]);
+  });
+});
+
+describe('kubectl patchline inventory', () => {
+  it('groups what runs by digest, with the base a trigger built it on, and filters it', () => {
+    const running = policy({
+      workloads: [
+        {
+          kind: 'Deployment',
+          name: 'web',
+          container: 'app',
+          state: 'UpToDate',
+          runningDigest: D,
+          since: '2026-11-01T00:00:00Z',
+        },
+        {
+          kind: 'StatefulSet',
+          name: 'db',
+          container: 'app',
+          state: 'UpToDate',
+          runningDigest: D,
+          since: '2026-12-01T00:00:00Z',
+        },
+        {
+          kind: 'Deployment',
+          name: 'api',
+          container: 'app',
+          state: 'Blocked',
+          runningDigest: E,
+          since: '2026-12-06T11:00:00Z',
+          vulnerabilities: { critical: 2, high: 1 },
+        },
+      ],
+    });
+    const trigger = {
+      metadata: { name: 'web', namespace: 'shop' },
+      spec: {
+        baseImages: [{ image: 'registry.example.com/base/debian:12' }],
+        target: { image: 'registry.example.com/shop/web:1.4' },
+      },
+      status: { history: [{ id: 'b1', baseDigest: E, outputDigest: D, phase: 'Succeeded' }] },
+    } as unknown as RebuildTrigger;
+    const entries = inventory([running], [trigger]);
+    assert.deepEqual(
+      entries.map((x) => [x.digest, x.workloads, x.runningSince, x.base?.image]),
+      [
+        [
+          D,
+          ['shop/Deployment/web/app', 'shop/StatefulSet/db/app'],
+          '2026-11-01T00:00:00Z',
+          'registry.example.com/base/debian',
+        ],
+        [E, ['shop/Deployment/api/app'], '2026-12-06T11:00:00Z', undefined],
+      ],
+    );
+    assert.equal(inventoryRow(entries[1]!, now).vulnerabilities, '2C 1H 0M 0L');
+    assert.deepEqual(
+      filterInventory(entries, { base: 'registry.example.com/base/debian:12' }, now).map((x) => x.digest),
+      [D],
+    );
+    assert.deepEqual(
+      filterInventory(entries, { olderThanMs: 30 * 86_400_000 }, now).map((x) => x.digest),
+      [D],
+    );
+    assert.deepEqual(
+      filterInventory([{ ...entries[1]!, cves: ['CVE-1'] }, entries[0]!], { cve: 'CVE-1' }, now).map((x) => x.digest),
+      [E],
+    );
   });
 });
