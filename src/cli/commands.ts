@@ -23,6 +23,7 @@ import {
   inventory,
   inventoryRow,
   policyRow,
+  rolloutLines,
   triggerRow,
   type EventObject,
   type Row,
@@ -380,28 +381,52 @@ export async function reconcile(ctx: Context, args: string[], wait: boolean, tim
   ctx.write(`${kind} ${ctx.namespace}/${name}: reconcile requested at ${requested}\n`);
   if (!wait) return Exit.ok;
   const deadline = Date.now() + timeoutMs;
+  const live = new LiveFrame(ctx);
   let last = '';
   while (Date.now() < deadline) {
     const obj = await read<ImagePolicy | RebuildTrigger>(ctx, type, name);
-    const st = obj.status as
-      | {
-          lastHandledReconcileAt?: string;
-          conditions?: { type: string; status: string; reason?: string; message?: string }[];
-        }
-      | undefined;
+    const st = obj.status as WaitedStatus | undefined;
     const ready = st?.conditions?.find((c) => c.type === 'Ready');
-    const line = ready ? `${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}` : 'no Ready condition yet';
-    if (line !== last && ctx.term.width !== undefined) ctx.write(`  ${line}\n`);
-    last = line;
+    last = ready ? `${ready.status} ${ready.reason ?? ''}: ${ready.message ?? ''}` : 'no Ready condition yet';
+    // On a terminal: Ready and each workload moving to the digest, redrawn in place.
+    live.show([`  ${last}`, ...(kind === 'policy' ? rolloutLines(obj as ImagePolicy) : [])]);
     const reconciling = st?.conditions?.find((c) => c.type === 'Reconciling')?.status === 'True';
     if (st?.lastHandledReconcileAt === requested && !reconciling) {
-      ctx.write(`${kind} ${ctx.namespace}/${name}: Ready ${line}\n`);
+      ctx.write(`${kind} ${ctx.namespace}/${name}: Ready ${last}\n`);
       return ready?.status === 'True' ? Exit.ok : Exit.notReady;
     }
     await sleep(500);
   }
   ctx.write(`${kind} ${ctx.namespace}/${name}: not settled after ${Math.round(timeoutMs / 1000)} s (last: ${last})\n`);
   return Exit.notReady;
+}
+
+interface WaitedStatus {
+  lastHandledReconcileAt?: string;
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
+}
+
+/** Lines redrawn in place on a terminal (cursor up, clear below); nothing when not a terminal. */
+class LiveFrame {
+  private lines = 0;
+  private previous = '';
+  private readonly ctx: Context;
+
+  constructor(ctx: Context) {
+    this.ctx = ctx;
+  }
+
+  show(lines: readonly string[]): void {
+    if (this.ctx.term.width === undefined) return;
+    const width = this.ctx.term.width;
+    const fitted = lines.map((l) => (l.length > width ? `${l.slice(0, width - 1)}…` : l));
+    const text = fitted.join('\n');
+    if (text === this.previous) return;
+    const erase = this.lines > 0 ? `\x1b[${this.lines}A\x1b[J` : '';
+    this.ctx.write(`${erase}${text}\n`);
+    this.previous = text;
+    this.lines = fitted.length;
+  }
 }
 
 /** suspend / resume <kind> <name> */

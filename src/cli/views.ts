@@ -439,3 +439,11 @@ export function inventoryRow(e: InventoryEntry, now: Date): Row {
     base: e.base ? `${e.base.image}@${short(e.base.digest)}` : '',
   };
 }
+
+/** Each workload container of a policy on its way to the digest: state, running → desired. */
+export function rolloutLines(p: ImagePolicy): string[] {
+  return (p.status?.workloads ?? []).map((w) => {
+    const moving = w.desiredDigest && w.runningDigest !== w.desiredDigest ? ` → ${short(w.desiredDigest)}` : '';
+    return `    ${w.kind}/${w.name} ${w.container}  ${(w.state ?? '').padEnd(15)} ${short(w.runningDigest)}${moving}${w.message && w.state !== 'UpToDate' ? `  ${w.message}` : ''}`;
+  });
+}

@@ -417,4 +417,36 @@ describe('kubectl patchline (the CLI)', () => {
     assert.match(missing.stderr, /imagepolicies.patchline.dev nope in namespace .* not found/);
     assert.equal(cli(['--help']).status, 0);
   });
+
+  it('reconcile --wait on a terminal: the workloads move to the new digest, redrawn in place', async () => {
+    const v2 = await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web-v2' });
+    const session = `patchline-wait-${process.pid}`;
+    const command = `KUBECONFIG=${env().cp.kubeconfig} ${plugin} reconcile policy web -n ${ns} --wait; echo exit=$?; sleep 30`;
+    const started = spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '160', '-y', '30', command], {
+      env: { ...process.env, TERM: 'xterm-256color' },
+    });
+    assert.equal(started.status, 0, started.stderr?.toString());
+    try {
+      let screen = '';
+      await waitFor(
+        () => {
+          screen = spawnSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' }).stdout;
+          return screen.includes('exit=');
+        },
+        'reconcile --wait to finish',
+        60_000,
+        100,
+      );
+      assert.match(screen, /exit=0/);
+      assert.match(screen, new RegExp(`Deployment/web app\\s+UpToDate\\s+${v2.digest.slice(7, 19)}`));
+      assert.equal(
+        screen.split('Deployment/web app').length - 1,
+        1,
+        `one line per workload, redrawn in place:\n${screen}`,
+      );
+      assert.match(screen, new RegExp(`policy ${ns}/web: Ready True Accepted`));
+    } finally {
+      spawnSync('tmux', ['kill-session', '-t', session]);
+    }
+  });
 });
