@@ -90,9 +90,11 @@ async function call<T>(
   body?: unknown,
 ): Promise<T> {
   try {
-    return await ctx.client.requestJson<T>(method, path, {
-      ...(body !== undefined ? { body, contentType: 'application/merge-patch+json' } : {}),
-    });
+    return await withRetry(() =>
+      ctx.client.requestJson<T>(method, path, {
+        ...(body !== undefined ? { body, contentType: 'application/merge-patch+json' } : {}),
+      }),
+    );
   } catch (err) {
     const e = toKubeError(err);
     const where = what.namespace ? ` in namespace ${what.namespace}` : ' in any namespace';
@@ -107,6 +109,22 @@ async function call<T>(
         Exit.notFound,
       );
     throw new CliError(e.message, Exit.failed);
+  }
+}
+
+/**
+ * The API server asks to come back later (429: throttled, or a resource's storage still
+ * initialising just after it started): up to five tries, a second apart, as kubectl does.
+ */
+async function withRetry<T>(request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const e = toKubeError(err);
+      if (!(e instanceof KubeApiError && e.code === 429) || attempt >= 5) throw err;
+      await sleep(1_000);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // The CLI's pure parts: rows, explanations, tables fitted to a terminal, words for kinds.
 import assert from 'node:assert/strict';
 import type { ImagePolicy, RebuildTrigger } from '../../../src/api/v1alpha1/index.ts';
-import { CliError, kindOf } from '../../../src/cli/commands.ts';
+import { CliError, get, kindOf } from '../../../src/cli/commands.ts';
+import { KubeApiError } from '../../../src/runtime/errors.ts';
 import { table } from '../../../src/cli/render.ts';
 import {
   age,
@@ -241,6 +242,43 @@ describe('kubectl patchline inventory', () => {
     assert.deepEqual(
       filterInventory([{ ...entries[1]!, cves: ['CVE-1'] }, entries[0]!], { cve: 'CVE-1' }, now).map((x) => x.digest),
       [E],
+    );
+  });
+});
+
+describe('kubectl patchline against a busy API server', () => {
+  it('tries a 429 again, a second later, and names a 403 as the missing permission', async () => {
+    let calls = 0;
+    const out: string[] = [];
+    const client = {
+      server: 'https://example.test',
+      requestJson: <T>(): Promise<T> => {
+        calls++;
+        if (calls === 1) return Promise.reject(new KubeApiError(429, 'TooManyRequests', 'storage is (re)initializing'));
+        return Promise.resolve({ items: [] } as T);
+      },
+      stream: () => Promise.reject(new Error('unused')),
+      close: () => Promise.resolve(),
+    };
+    const ctx = {
+      client,
+      namespace: 'shop',
+      allNamespaces: false,
+      output: 'json' as const,
+      term: { color: false },
+      write: (t: string) => void out.push(t),
+      now: () => now,
+    };
+    assert.equal(await get(ctx, ['policies']), 0);
+    assert.equal(calls, 2);
+    assert.equal(out.join(''), '[]\n');
+    const forbidden = { ...client, requestJson: () => Promise.reject(new KubeApiError(403, 'Forbidden', 'no')) };
+    await assert.rejects(
+      get({ ...ctx, client: forbidden }, ['policies']),
+      (err: unknown) =>
+        err instanceof CliError &&
+        err.exitCode === 4 &&
+        /missing permission: get imagepolicies.patchline.dev in namespace shop/.test(err.message),
     );
   });
 });
