@@ -6,7 +6,16 @@
 import { jsonApi } from '../../runtime/http.ts';
 import type { ImageReference } from '../../registry/reference.ts';
 import { severityOf, type Finding } from '../vulnerabilities.ts';
-import { list, MAX_FINDINGS, record, str, ScannerError, type RegistryScanner, type ScanAnswer } from './types.ts';
+import {
+  finding,
+  list,
+  MAX_FINDINGS,
+  record,
+  str,
+  ScannerError,
+  type RegistryScanner,
+  type ScanAnswer,
+} from './types.ts';
 
 const API = 'https://containeranalysis.googleapis.com/v1';
 const PENDING = new Set(['PENDING', 'SCANNING']);
@@ -27,19 +36,13 @@ export function occurrenceFindings(occurrence: unknown): Finding[] {
   if (!id) return [];
   const severity = severityOf(v.effectiveSeverity ?? v.severity);
   const issues = list(v.packageIssue).map(record);
-  if (issues.length === 0) return [{ id, severity }];
+  if (issues.length === 0) return [finding(id, severity)];
   return issues.map((i) => {
     const resource = str(i.affectedPackage);
     const installedVersion = str(record(i.affectedVersion).fullName);
     const fixed = record(i.fixedVersion);
-    const fixedVersion = fixed.kind === 'MAXIMUM' ? undefined : str(fixed.fullName);
-    return {
-      id,
-      severity,
-      ...(resource ? { resource } : {}),
-      ...(installedVersion ? { installedVersion } : {}),
-      ...(fixedVersion && i.fixAvailable !== false ? { fixedVersion } : {}),
-    };
+    const fixedVersion = fixed.kind === 'MAXIMUM' || i.fixAvailable === false ? undefined : str(fixed.fullName);
+    return finding(id, severity, { resource, installedVersion, fixedVersion });
   });
 }
 

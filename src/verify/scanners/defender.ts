@@ -9,7 +9,16 @@
 import { jsonApi } from '../../runtime/http.ts';
 import type { ImageReference } from '../../registry/reference.ts';
 import { severityOf, type Finding } from '../vulnerabilities.ts';
-import { list, MAX_FINDINGS, record, str, ScannerError, type RegistryScanner, type ScanAnswer } from './types.ts';
+import {
+  finding,
+  list,
+  MAX_FINDINGS,
+  record,
+  str,
+  ScannerError,
+  type RegistryScanner,
+  type ScanAnswer,
+} from './types.ts';
 
 const API = 'https://management.azure.com/providers/Microsoft.ResourceGraph/resources?api-version=2022-10-01';
 const MAX_PAGES = 20;
@@ -49,17 +58,12 @@ export function defenderFindings(rows: readonly unknown[]): Finding[] {
     if (r.status === 'Healthy' || r.status === 'NotApplicable') return [];
     const id = str(r.cve) ?? str(r.id);
     if (!id) return [];
-    const resource = str(r.package);
-    const installedVersion = str(r.version);
-    const fixedVersion = str(r.fixedVersion);
     return [
-      {
-        id,
-        severity: severityOf(r.severity),
-        ...(resource ? { resource } : {}),
-        ...(installedVersion ? { installedVersion } : {}),
-        ...(fixedVersion ? { fixedVersion } : {}),
-      },
+      finding(id, severityOf(r.severity), {
+        resource: str(r.package),
+        installedVersion: str(r.version),
+        fixedVersion: str(r.fixedVersion),
+      }),
     ];
   });
 }

@@ -5,7 +5,16 @@
 import type { ImageReference } from '../../registry/reference.ts';
 import { ECR_HOST } from '../../registry/auth/cloud.ts';
 import { severityOf, type Finding } from '../vulnerabilities.ts';
-import { list, MAX_FINDINGS, record, str, ScannerError, type RegistryScanner, type ScanAnswer } from './types.ts';
+import {
+  finding,
+  list,
+  MAX_FINDINGS,
+  record,
+  str,
+  ScannerError,
+  type RegistryScanner,
+  type ScanAnswer,
+} from './types.ts';
 
 const PENDING = new Set(['IN_PROGRESS', 'PENDING']);
 const SCANNED = new Set(['COMPLETE', 'ACTIVE']);
@@ -34,15 +43,11 @@ function basicFinding(f: unknown): Finding[] {
         .map(record)
         .find((a) => a.key === key)?.value,
     );
-  const resource = attr('package_name');
-  const installedVersion = attr('package_version');
   return [
-    {
-      id,
-      severity: severityOf(r.severity),
-      ...(resource ? { resource } : {}),
-      ...(installedVersion ? { installedVersion } : {}),
-    },
+    finding(id, severityOf(r.severity), {
+      resource: attr('package_name'),
+      installedVersion: attr('package_version'),
+    }),
   ];
 }
 
@@ -53,18 +58,14 @@ function enhancedFinding(f: unknown): Finding[] {
   if (!id) return [];
   const packages = list(details.vulnerablePackages).map(record);
   const severity = severityOf(r.severity === 'UNTRIAGED' ? undefined : r.severity);
-  if (packages.length === 0) return [{ id, severity }];
+  if (packages.length === 0) return [finding(id, severity)];
   return packages.map((p) => {
-    const resource = str(p.name);
-    const installedVersion = str(p.version);
     const fixedVersion = str(p.fixedInVersion);
-    return {
-      id,
-      severity,
-      ...(resource ? { resource } : {}),
-      ...(installedVersion ? { installedVersion } : {}),
-      ...(fixedVersion && fixedVersion !== 'NotAvailable' ? { fixedVersion } : {}),
-    };
+    return finding(id, severity, {
+      resource: str(p.name),
+      installedVersion: str(p.version),
+      fixedVersion: fixedVersion === 'NotAvailable' ? undefined : fixedVersion,
+    });
   });
 }
 

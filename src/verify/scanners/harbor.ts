@@ -8,7 +8,7 @@
 import { jsonApi } from '../../runtime/http.ts';
 import type { ImageReference } from '../../registry/reference.ts';
 import { severityOf, type Finding } from '../vulnerabilities.ts';
-import { list, MAX_FINDINGS, record, str, type RegistryScanner, type ScanAnswer } from './types.ts';
+import { finding, list, MAX_FINDINGS, record, str, type RegistryScanner, type ScanAnswer } from './types.ts';
 
 const REPORT_TYPES = [
   'application/vnd.security.vulnerability.report; version=1.1',
@@ -50,17 +50,12 @@ export function harborFindings(additions: unknown): Finding[] {
       const r = record(v);
       const id = str(r.id);
       if (!id) return [];
-      const resource = str(r.package);
-      const installedVersion = str(r.version);
-      const fixedVersion = str(r.fix_version);
       return [
-        {
-          id,
-          severity: severityOf(r.severity),
-          ...(resource ? { resource } : {}),
-          ...(installedVersion ? { installedVersion } : {}),
-          ...(fixedVersion ? { fixedVersion } : {}),
-        },
+        finding(id, severityOf(r.severity), {
+          resource: str(r.package),
+          installedVersion: str(r.version),
+          fixedVersion: str(r.fix_version),
+        }),
       ];
     });
 }

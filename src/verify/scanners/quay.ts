@@ -6,7 +6,7 @@
 import { jsonApi } from '../../runtime/http.ts';
 import type { ImageReference } from '../../registry/reference.ts';
 import { severityOf, type Finding } from '../vulnerabilities.ts';
-import { list, MAX_FINDINGS, record, str, type RegistryScanner, type ScanAnswer } from './types.ts';
+import { finding, list, MAX_FINDINGS, record, str, type RegistryScanner, type ScanAnswer } from './types.ts';
 
 export interface QuayOptions {
   /** The API's base URL; default https://<registry host>. */
@@ -31,18 +31,13 @@ export function quayAnswer(body: unknown): ScanAnswer {
       .flatMap((v): Finding[] => {
         const id = str(v.Name);
         if (!id) return [];
-        const resource = str(f.Name);
-        const installedVersion = str(f.Version);
-        const fixedVersion = str(v.FixedBy);
         const severity = str(v.Severity) ?? '';
         return [
-          {
-            id,
-            severity: severityOf(SEVERITY[severity] ?? severity),
-            ...(resource ? { resource } : {}),
-            ...(installedVersion ? { installedVersion } : {}),
-            ...(fixedVersion ? { fixedVersion } : {}),
-          },
+          finding(id, severityOf(SEVERITY[severity] ?? severity), {
+            resource: str(f.Name),
+            installedVersion: str(f.Version),
+            fixedVersion: str(v.FixedBy),
+          }),
         ];
       }),
   );

@@ -3,7 +3,7 @@
 // (Trivy Operator only scans what runs). Each source answers in one shape; the vulnerability
 // gate (../vulnerabilities.ts) and its allow-list judge every source the same way.
 import type { ImageReference } from '../../registry/reference.ts';
-import type { Finding } from '../vulnerabilities.ts';
+import type { Finding, Severity } from '../vulnerabilities.ts';
 
 export type ScannerKind = 'harbor' | 'ecr' | 'artifactAnalysis' | 'defender' | 'quay';
 
@@ -37,3 +37,18 @@ export const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export const record = (v: unknown): Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** A finding with the package fields a scanner gave (empty ones left out). */
+export function finding(
+  id: string,
+  severity: Severity,
+  pkg: { resource?: string | undefined; installedVersion?: string | undefined; fixedVersion?: string | undefined } = {},
+): Finding {
+  return {
+    id,
+    severity,
+    ...(pkg.resource ? { resource: pkg.resource } : {}),
+    ...(pkg.installedVersion ? { installedVersion: pkg.installedVersion } : {}),
+    ...(pkg.fixedVersion ? { fixedVersion: pkg.fixedVersion } : {}),
+  };
+}
