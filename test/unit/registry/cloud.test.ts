@@ -19,7 +19,7 @@ import { CredentialError } from '../../../src/registry/auth/credentials.ts';
 import { RegistryClient } from '../../../src/registry/client.ts';
 import { isRegistryError } from '../../../src/registry/errors.ts';
 import { parseReference } from '../../../src/registry/reference.ts';
-import { withEnv } from '../../support/env-vars.ts';
+import { withAwsTestEnv, withEnv } from '../../support/env-vars.ts';
 
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const DIGEST = `sha256:${'c'.repeat(64)}`;
@@ -178,14 +178,7 @@ describe('cloud registry identities (nock for the cloud endpoints)', () => {
   describe('Amazon ECR', () => {
     let restore: () => void;
     beforeEach(() => {
-      restore = withEnv({
-        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-        AWS_SESSION_TOKEN: undefined,
-        AWS_PROFILE: undefined,
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-      });
+      restore = withAwsTestEnv();
     });
     afterEach(() => restore());
 

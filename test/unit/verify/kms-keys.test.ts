@@ -10,7 +10,7 @@ import { ImageTrust } from '../../../src/controllers/image-trust.ts';
 import type { RegistryClient } from '../../../src/registry/client.ts';
 import { KmsError, KmsKeys, parseKmsUri } from '../../../src/verify/kms-keys.ts';
 import type { TrustedRootSource } from '../../../src/verify/trusted-root.ts';
-import { withEnv } from '../../support/env-vars.ts';
+import { withAwsTestEnv } from '../../support/env-vars.ts';
 
 const spki = (k: KeyObject): string => k.export({ type: 'spki', format: 'der' }).toString('base64');
 
@@ -66,15 +66,7 @@ describe('KMS public keys (nock for the cloud endpoints)', () => {
   describe('AWS KMS', () => {
     let restore: () => void;
     beforeEach(() => {
-      restore = withEnv({
-        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-        AWS_SESSION_TOKEN: undefined,
-        AWS_PROFILE: undefined,
-        AWS_REGION: undefined,
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-      });
+      restore = withAwsTestEnv();
     });
     afterEach(() => restore());
 

@@ -15,7 +15,7 @@ import { EcrScanner } from '../../../src/verify/scanners/ecr.ts';
 import { HarborScanner } from '../../../src/verify/scanners/harbor.ts';
 import { QuayScanner } from '../../../src/verify/scanners/quay.ts';
 import { ScannerError } from '../../../src/verify/scanners/types.ts';
-import { withEnv } from '../../support/env-vars.ts';
+import { withAwsTestEnv } from '../../support/env-vars.ts';
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const REPORT_11 = 'application/vnd.security.vulnerability.report; version=1.1';
@@ -110,15 +110,7 @@ describe('registry scanners (nock for the services)', () => {
   describe('Amazon ECR', () => {
     let restore: () => void;
     beforeEach(() => {
-      restore = withEnv({
-        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
-        AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
-        AWS_SESSION_TOKEN: undefined,
-        AWS_PROFILE: undefined,
-        AWS_REGION: undefined,
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-      });
+      restore = withAwsTestEnv();
     });
     afterEach(() => restore());
     const image = parseReference('111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop/web');
