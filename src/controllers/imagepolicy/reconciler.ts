@@ -212,6 +212,15 @@ export class ImagePolicyReconciler implements Reconciler {
       this.gitOpsTimes?.applied.observe({}, Math.max(0, now.getTime() - committedAt) / 1000);
   }
 
+  /** Who acts for a policy: its ServiceAccount, the default one, or the operator itself. */
+  private actorOf(policy: ImagePolicy): Actor | undefined {
+    return actorFor(
+      policy.metadata?.namespace ?? '',
+      policy.spec.serviceAccountName,
+      this.deps.defaultServiceAccount ?? '',
+    );
+  }
+
   private now(): Date {
     return (this.deps.now ?? (() => new Date()))();
   }
@@ -332,7 +341,7 @@ export class ImagePolicyReconciler implements Reconciler {
       return retryMs;
     }
     const namespace = policy.metadata?.namespace ?? '';
-    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    const actor = this.actorOf(policy);
     let forbidden: string | undefined;
     // Every apply states all of Patchline's pins on its workload (they share the field
     // manager): the cached ones, and those applied earlier in this loop.
@@ -407,7 +416,7 @@ export class ImagePolicyReconciler implements Reconciler {
     if (index < 0) return done;
     const k = keyOf(key);
     this.pinsForbidden.delete(k);
-    const actor = actorFor(key.namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    const actor = this.actorOf(policy);
     let released = 0;
     for (const w of this.deps.workloads(key.namespace)) {
       const workload: PinnedWorkload = {
@@ -685,7 +694,7 @@ export class ImagePolicyReconciler implements Reconciler {
     signal: AbortSignal,
   ): Promise<Pick<CandidateFacts, 'scan' | 'scanPending' | 'scanNotes'>> {
     const namespace = policy.metadata?.namespace ?? '';
-    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    const actor = this.actorOf(policy);
     const job = await this.deps.scanJobs!.follow(policy, spec, repositoryName(ref), digest, actor, signal);
     const what = `the scan Job ${namespace}/${job.name}`;
     const notes = registry.scanNotes ?? [];
@@ -708,7 +717,7 @@ export class ImagePolicyReconciler implements Reconciler {
     const namespace = policy.metadata?.namespace ?? '';
     const name = scanJobName(policy.metadata?.name ?? '', digest);
     if (!this.deps.scanJobs || !this.deps.jobCached?.(namespace, name)) return;
-    const actor = actorFor(namespace, policy.spec.serviceAccountName, this.deps.defaultServiceAccount ?? '');
+    const actor = this.actorOf(policy);
     await this.deps.scanJobs.remove(namespace, name, actor, signal);
   }
 
