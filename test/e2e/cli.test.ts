@@ -420,6 +420,9 @@ describe('kubectl patchline (the CLI)', () => {
 
   it('reconcile --wait on a terminal: the workloads move to the new digest, redrawn in place', async () => {
     const v2 = await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web-v2' });
+    // The reconcile asked for must come after the policy has seen the new digest (its push
+    // notification can arrive after a reconcile that still finds the old one).
+    await waitForPolicy(operator, ns, 'web', 'web sees v2', (x) => x.latest?.digest === v2.digest);
     const session = `patchline-wait-${process.pid}`;
     const command = `KUBECONFIG=${env().cp.kubeconfig} ${plugin} reconcile policy web -n ${ns} --wait; echo exit=$?; sleep 30`;
     const started = spawnSync('tmux', ['new-session', '-d', '-s', session, '-x', '160', '-y', '30', command], {
