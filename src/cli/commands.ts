@@ -381,7 +381,7 @@ export async function inventoryCommand(
     ctx.write(
       table(
         kept.map((e) => inventoryRow(e, ctx.now())),
-        ['image', 'digest', 'workloads', 'on', 'vulnerabilities', 'base'],
+        ['image', 'digest', 'workloads', 'built', 'on', 'vulnerabilities', 'base'],
         ctx.term,
       ),
     );

@@ -365,6 +365,8 @@ export interface InventoryEntry {
   workloads: string[];
   /** The earliest time a workload was seen on it (status.workloads[].since). */
   runningSince?: string;
+  /** When it was built: the created time in its config, as the operator read it (status.workloads[].builtAt). */
+  builtAt?: string;
   vulnerabilities?: { critical: number; high: number; medium: number; low: number; report?: string };
   /** The base it was rebuilt on, when a RebuildTrigger built it. */
   base?: { image: string; digest: string; trigger: string };
@@ -399,6 +401,7 @@ export function inventory(policies: readonly ImagePolicy[], triggers: readonly R
       }
       e.workloads.push(`${p.metadata?.namespace ?? ''}/${w.kind}/${w.name}/${w.container}`);
       if (w.since && (!e.runningSince || Date.parse(w.since) < Date.parse(e.runningSince))) e.runningSince = w.since;
+      if (w.builtAt && !e.builtAt) e.builtAt = w.builtAt;
       const v = w.vulnerabilities;
       if (v && !e.vulnerabilities)
         e.vulnerabilities = {
@@ -412,7 +415,16 @@ export function inventory(policies: readonly ImagePolicy[], triggers: readonly R
   return [...entries.values()].sort((a, b) => a.image.localeCompare(b.image) || a.digest.localeCompare(b.digest));
 }
 
-/** The inventory entries a report's filters keep: built on a base, running a CVE, or on their digest for longer than a duration. */
+/**
+ * How old a digest is at least: since it was built, else since workloads first ran it (an image
+ * runs only after it is built, so that is a lower bound when the config has no created time).
+ */
+function ageAtLeastMs(e: InventoryEntry, now: Date): number | undefined {
+  const since = Date.parse(e.builtAt ?? e.runningSince ?? '');
+  return Number.isFinite(since) ? now.getTime() - since : undefined;
+}
+
+/** The inventory entries a report's filters keep: built on a base, running a CVE, or older than a duration. */
 export function filterInventory(
   entries: readonly InventoryEntry[],
   filter: { base?: string; cve?: string; olderThanMs?: number },
@@ -422,8 +434,7 @@ export function filterInventory(
     (e) =>
       (!filter.base || e.base?.image === repoOf(filter.base)) &&
       (!filter.cve || (e.cves ?? []).includes(filter.cve)) &&
-      (filter.olderThanMs === undefined ||
-        (e.runningSince !== undefined && now.getTime() - Date.parse(e.runningSince) > filter.olderThanMs)),
+      (filter.olderThanMs === undefined || (ageAtLeastMs(e, now) ?? -Infinity) > filter.olderThanMs),
   );
 }
 
@@ -434,6 +445,7 @@ export function inventoryRow(e: InventoryEntry, now: Date): Row {
     image: e.image,
     digest: short(e.digest),
     workloads: String(e.workloads.length),
+    built: age(e.builtAt, now),
     on: age(e.runningSince, now),
     vulnerabilities: v ? `${v.critical}C ${v.high}H ${v.medium}M ${v.low}L` : '',
     base: e.base ? `${e.base.image}@${short(e.base.digest)}` : '',

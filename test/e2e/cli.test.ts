@@ -302,13 +302,23 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(code, 0, 'a watch ends cleanly when interrupted');
   });
 
-  it('inventory: what runs by image and digest, who runs CVE-X, and what has been on its digest too long', () => {
-    type Entry = { image: string; digest: string; workloads: string[]; runningSince?: string; cves?: string[] };
+  it('inventory: what runs by image and digest, who runs CVE-X, and what was built too long ago', () => {
+    type Entry = {
+      image: string;
+      digest: string;
+      workloads: string[];
+      runningSince?: string;
+      builtAt?: string;
+      cves?: string[];
+    };
     const all = json<Entry[]>(['inventory']);
     const web = all.find((x) => x.image === `${e.registry.host}/cli/web`);
     assert.deepEqual(web?.workloads, [`${ns}/Deployment/web/app`]);
     assert.match(web?.digest ?? '', /^sha256:[0-9a-f]{64}$/);
     assert.ok(web?.runningSince);
+    // When each image was built, as its config says: web was pushed by this test, old in 2020.
+    assert.ok(Date.now() - Date.parse(web.builtAt ?? '') < 30 * 60_000, `web built ${web.builtAt}`);
+    assert.equal(all.find((x) => x.image.endsWith('/cli/old'))?.builtAt, '2020-01-01T00:00:00.000Z');
     assert.deepEqual(all.map((x) => x.image.split('/').pop()).sort(), ['manual', 'old', 'web']);
     // Trivy Operator found CVE-2026-9000 in what web runs.
     kubectl(['apply', '-n', ns, '-f', '-'], {
@@ -332,10 +342,16 @@ describe('kubectl patchline (the CLI)', () => {
       runningIt.map((x) => [x.image.split('/').pop(), x.cves]),
       [['web', ['CVE-2026-9000']]],
     );
-    assert.deepEqual(json<Entry[]>(['inventory', '--older-than', '30d']), []);
+    // The stale-image report: what was built more than 30 days ago and still runs.
+    assert.deepEqual(
+      json<Entry[]>(['inventory', '--older-than', '30d']).map((x) => [x.image.split('/').pop(), x.workloads]),
+      [['old', [`${ns}/Deployment/old/app`]]],
+    );
     assert.equal(json<Entry[]>(['inventory', '--older-than', '0s']).length, 3);
     assert.equal(cli(['inventory', '--older-than', 'soon', '-n', ns]).status, 2);
-    assert.match(cli(['inventory', '-n', ns]).stdout, /^IMAGE\s+DIGEST\s+WORKLOADS\s+ON\s+VULNERABILITIES\s+BASE/);
+    const table = cli(['inventory', '-n', ns]).stdout;
+    assert.match(table, /^IMAGE\s+DIGEST\s+WORKLOADS\s+BUILT\s+ON\s+VULNERABILITIES\s+BASE/);
+    assert.match(table, /cli\/old\s+\S+\s+1\s+\d+d\s/, 'old: built years ago');
   });
 
   it('a reader may look but not change: the verb names the permission it lacks (exit 4)', () => {

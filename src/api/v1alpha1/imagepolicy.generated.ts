@@ -1158,6 +1158,11 @@ export interface Violation {
  */
 export interface Workload {
   /**
+   * When the image at runningDigest was built: the created time in its config (absent when
+   * the config has none, or has the epoch as reproducible builds do).
+   */
+  builtAt?: string;
+  /**
    * GitOps mode, the commit that carries the desired digest (set once it is pushed).
    */
   commit?: string;

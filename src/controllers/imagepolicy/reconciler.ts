@@ -150,8 +150,21 @@ function runningDigest(o: PolicyGathered['observed'][number]): string | undefine
   return digests.length === 1 ? digests[0]!.digest : undefined;
 }
 
+/**
+ * When the image each container runs was built, for status (the inventory's image age): only
+ * when all its pods run the one digest whose config was read.
+ */
+function observeBuiltAt(observed: PolicyGathered['observed'], running: ReadonlyMap<string, RunningConfig>): void {
+  for (const o of observed) {
+    const config = running.get(o.specImage);
+    if (config?.created && config.digest === runningDigest(o)) o.builtAt = config.created.toISOString();
+  }
+}
+
 /** Of what a container runs, what the image config says. */
 interface RunningConfig {
+  /** The digest whose config this is. */
+  digest: string;
   created?: Date;
   user?: string;
 }
@@ -285,10 +298,8 @@ export class ImagePolicyReconciler implements Reconciler {
     const selected = selectContainers(policy, workloads);
     gathered.observed = observeContainers(selected, workloads, this.deps.pods(namespace));
     const verify = policy.spec.verify ?? {};
-    const running =
-      verify.maxAge || verify.runAsNonRoot
-        ? await this.runningConfigs(gathered.observed, source, ctx)
-        : new Map<string, RunningConfig>();
+    const running = await this.runningConfigs(gathered.observed, verify.runAsNonRoot === true, source, ctx);
+    observeBuiltAt(gathered.observed, running);
     gathered.violations = violationsOf(
       policy,
       selected,
@@ -847,11 +858,6 @@ export class ImagePolicyReconciler implements Reconciler {
   }
 
   /**
-   * Of the image config of what each observed container runs: its created time (the
-   * maximum-age report) and its User (runAsNonRoot), by the container's spec image. Images
-   * whose config cannot be read are skipped for a while.
-   */
-  /**
    * For the running digests no report names, the digests whose reports stand for them: the
    * platform manifests of an index, or the index (the candidate's, or another running digest)
    * a platform manifest belongs to. Trivy Operator and registry scanners name either, so both
@@ -906,8 +912,16 @@ export class ImagePolicyReconciler implements Reconciler {
     return aliases;
   }
 
+  /**
+   * Of the image config of what each observed container runs: its created time (the
+   * maximum-age report, and when the running image was built in status) and, with `users`,
+   * its User (runAsNonRoot), by the container's spec image. Configs are cached by digest, so
+   * this costs one registry read per running digest; images whose config cannot be read are
+   * skipped for a while.
+   */
   private async runningConfigs(
     observed: PolicyGathered['observed'],
+    users: boolean,
     source: CredentialSource,
     ctx: ReconcileContext,
   ): Promise<Map<string, RunningConfig>> {
@@ -929,9 +943,9 @@ export class ImagePolicyReconciler implements Reconciler {
         try {
           const [created, user] = await Promise.all([
             this.deps.facts.created(ref, digest, source, ctx.signal),
-            this.deps.facts.user(ref, digest, source, ctx.signal),
+            users ? this.deps.facts.user(ref, digest, source, ctx.signal) : undefined,
           ]);
-          out.set(o.specImage, { ...(created ? { created } : {}), user });
+          out.set(o.specImage, { digest, ...(created ? { created } : {}), ...(user !== undefined ? { user } : {}) });
         } catch (err) {
           if (ctx.signal.aborted) throw err;
           this.configFailures.set(id, now);

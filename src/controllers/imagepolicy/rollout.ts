@@ -61,6 +61,8 @@ export interface ObservedContainer {
   pinnedReverts?: number;
   /** verify.runAsNonRoot: who it runs as and where that comes from ("uid 65532 (image)"). */
   user?: string;
+  /** When the image it runs was built (its config's created time), when known. */
+  builtAt?: string;
 }
 
 export interface RolloutInput {
@@ -169,6 +171,7 @@ function containerStatus(o: ObservedContainer, prev: WorkloadStatus | undefined,
   if (desired) status.desiredDigest = desired;
   if (prev?.previousDigest) status.previousDigest = prev.previousDigest;
   if (o.user) status.user = o.user;
+  if (running && o.builtAt) status.builtAt = o.builtAt;
   return status;
 }
 

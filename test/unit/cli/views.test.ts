@@ -189,6 +189,7 @@ describe('kubectl patchline inventory', () => {
           state: 'UpToDate',
           runningDigest: D,
           since: '2026-11-01T00:00:00Z',
+          builtAt: '2026-10-30T00:00:00Z',
         },
         {
           kind: 'StatefulSet',
@@ -242,6 +243,19 @@ describe('kubectl patchline inventory', () => {
     assert.deepEqual(
       filterInventory([{ ...entries[1]!, cves: ['CVE-1'] }, entries[0]!], { cve: 'CVE-1' }, now).map((x) => x.digest),
       [E],
+    );
+
+    // Age is the build time's (D was built 37.5 days ago, first ran 35.5 days ago) or, when the config
+    // has none, at least the time it has run (E: an hour).
+    assert.deepEqual([inventoryRow(entries[0]!, now).built, inventoryRow(entries[0]!, now).on], ['38d', '36d']);
+    assert.equal(inventoryRow(entries[1]!, now).built, '');
+    assert.deepEqual(
+      filterInventory(entries, { olderThanMs: 36 * 86_400_000 }, now).map((x) => x.digest),
+      [D],
+    );
+    assert.deepEqual(
+      filterInventory(entries, { olderThanMs: 30 * 60_000 }, now).map((x) => x.digest),
+      [D, E],
     );
   });
 });

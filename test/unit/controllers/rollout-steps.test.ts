@@ -104,6 +104,25 @@ const state = (c: ContainerDraft): [string | undefined, string | undefined] => [
 ];
 
 describe('rollout steps', () => {
+  describe('the container status a draft starts from', () => {
+    it('says when the running image was built, only while every pod runs that one digest', () => {
+      const builtAt = '2026-10-01T08:00:00.000Z';
+      assert.equal(draft({ observed: { builtAt } }).status.builtAt, builtAt);
+      const mixed = {
+        builtAt,
+        running: {
+          digests: [
+            { digest: OLD, pods: 1, ready: 1 },
+            { digest: NEW, pods: 1, ready: 0 },
+          ],
+          unknown: 0,
+        },
+      };
+      assert.equal(draft({ observed: mixed }).status.builtAt, undefined);
+      assert.equal(draft().status.builtAt, undefined);
+    });
+  });
+
   describe('stayFailed', () => {
     table(stayFailed, [
       {
