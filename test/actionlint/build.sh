@@ -3,4 +3,4 @@
 # cannot run here.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec bash "$here/../go-tool-build.sh" "$here" actionlint github.com/rhysd/actionlint/cmd/actionlint
+exec bash "$here/../go-tool-build.sh" "$here" actionlint github.com/rhysd/actionlint/cmd/actionlint 10

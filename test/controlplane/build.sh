@@ -27,13 +27,16 @@ done
 source "$root/scripts/stage.sh"
 log="$root/.cache/logs/testcp-build.log"
 mkdir -p "$(dirname "$log")" && : >"$log"
+# What each stage takes on a first build, measured on two cores with empty Go caches
+# (downloads 7 s from a nearby module proxy, testcp 324 s, kubectl 21 s: it shares most packages).
+stages=(1/3 15 2/3 330 3/3 25)
 start=$(date +%s)
 cd "$here"
 if [[ ! -f "$out/testcp.sha256" ]]; then
-  echo "testcp: building the test control plane (kube-apiserver, etcd, controllers) and kubectl $k8s_version from Go modules: the first build takes about ten minutes on two cores, later ones are cached"
+  echo "testcp: building the test control plane (kube-apiserver, etcd, controllers) and kubectl $k8s_version from Go modules, once: $(stage_about "$(stage_expected_total "$log" "${stages[@]}")") on two cores; Go's output goes to $log"
 fi
-run_stage testcp 1/3 "downloading Go modules" "$log" go mod download
-run_stage testcp 2/3 "building testcp" "$log" go build -ldflags="$ldflags" -o "$out/testcp" .
-run_stage testcp 3/3 "building kubectl" "$log" go build -ldflags="$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
+run_stage testcp 1/3 "downloading Go modules" "$log" "${stages[1]}" go mod download
+run_stage testcp 2/3 "building testcp" "$log" "${stages[3]}" go build -ldflags="$ldflags" -o "$out/testcp" .
+run_stage testcp 3/3 "building kubectl" "$log" "${stages[5]}" go build -ldflags="$ldflags" -o "$out/kubectl" k8s.io/kubernetes/cmd/kubectl
 echo "$hash" > "$out/testcp.sha256"
-echo "testcp: built $out/testcp and $out/kubectl ($k8s_version) in $(( $(date +%s) - start ))s"
+echo "testcp: built $out/testcp and $out/kubectl ($k8s_version) in $(stage_duration $(( $(date +%s) - start )))"

@@ -21,8 +21,14 @@ mkdir -p "$out" "$crds"
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 start=$(date +%s)
 cd "$here"
-go build -ldflags="-s -w" -o "$out/source-controller" github.com/fluxcd/source-controller
-go build -ldflags="-s -w" -o "$out/kustomize-controller" github.com/fluxcd/kustomize-controller
+# One calm line per stage, Go's output in the log (scripts/stage.sh). First-build figures:
+# two cores, after the test control plane (whose Kubernetes packages they share) was built.
+source "$root/scripts/stage.sh"
+log="$root/.cache/logs/flux-build.log"
+mkdir -p "$(dirname "$log")" && : >"$log"
+run_stage flux 1/3 "downloading Go modules" "$log" 20 go mod download
+run_stage flux 2/3 "building source-controller" "$log" 160 go build -ldflags="-s -w" -o "$out/source-controller" github.com/fluxcd/source-controller
+run_stage flux 3/3 "building kustomize-controller" "$log" 35 go build -ldflags="-s -w" -o "$out/kustomize-controller" github.com/fluxcd/kustomize-controller
 # The CRDs ship in the controllers' module zips (config/crd/bases).
 for mod in github.com/fluxcd/source-controller github.com/fluxcd/kustomize-controller; do
   dir="$(go list -m -f '{{.Dir}}' "$mod")"
@@ -30,4 +36,4 @@ for mod in github.com/fluxcd/source-controller github.com/fluxcd/kustomize-contr
 done
 chmod -R u+w "$crds"
 echo "$hash" > "$out/flux.sha256"
-echo "flux: built source-controller and kustomize-controller in $(( $(date +%s) - start ))s"
+echo "flux: built source-controller and kustomize-controller in $(stage_duration $(( $(date +%s) - start )))"

@@ -3,4 +3,4 @@
 # library that go.mod pins), into .cache/bin, as the test control plane and helm are.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-exec bash "$here/../go-tool-build.sh" "$here" notation-sign .
+exec bash "$here/../go-tool-build.sh" "$here" notation-sign . 10
