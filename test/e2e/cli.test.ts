@@ -434,6 +434,17 @@ describe('kubectl patchline (the CLI)', () => {
     assert.equal(cli(['--help']).status, 0);
   });
 
+  it("runs as `npx patchline` in the repository (npm runs the project's own bin)", () => {
+    const r = spawnSync('npx', ['--offline', 'patchline', 'get', 'policy', 'web', '-n', ns, '-o', 'json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, KUBECONFIG: env().cp.kubeconfig },
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { name: string }[])[0]?.name, 'web');
+  });
+
   it('reconcile --wait on a terminal: the workloads move to the new digest, redrawn in place', async () => {
     const v2 = await e.pusher.pushImage('cli/web', '1.0', { seed: 'cli-web-v2' });
     // The reconcile asked for must come after the policy has seen the new digest (its push
