@@ -11,7 +11,7 @@ import { kubectl, newNamespace, OPERATOR_NAMESPACE } from './support/env.ts';
 import type { Operator } from './support/operator.ts';
 import { applyPolicy } from './support/policies.ts';
 import { RebuildEnv, eventReasons } from './support/rebuild-env.ts';
-import { freePort } from '../support/registry-server.ts';
+import { stablePort } from '../support/registry-server.ts';
 import { ecKeyPair, SigstoreFixtures } from '../support/sigstore.ts';
 
 const CONFIG = 'patchline-admission';
@@ -115,7 +115,7 @@ describe('Admission webhook', () => {
   before(async () => {
     fx = await SigstoreFixtures.create();
     e = await RebuildEnv.start({}, {}, fx.trustedRoot());
-    port = await freePort();
+    port = await stablePort();
     kubectl(['delete', 'secret', '-n', OPERATOR_NAMESPACE, 'patchline-admission-tls', '--ignore-not-found']);
     // The installed configuration calls the Service; here it calls the local operator by URL.
     kubectl(['delete', 'validatingwebhookconfiguration', CONFIG, '--ignore-not-found']);

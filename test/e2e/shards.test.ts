@@ -17,7 +17,7 @@ import { waitFor } from '../support/manual-clock.ts';
 import { auditEvents, type AuditEvent } from './support/audit.ts';
 import { CHART, HELM } from '../support/helm.ts';
 import { writeServiceAccountKubeconfig } from '../support/install.ts';
-import { freePort } from '../support/registry-server.ts';
+import { stablePort } from '../support/registry-server.ts';
 import { OPERATOR_NAMESPACE, OPERATOR_USER, env as envOf, kubectl, newNamespace } from './support/env.ts';
 import { Operator } from './support/operator.ts';
 import { applyPolicy, applyWorkload, waitForPolicy } from './support/policies.ts';
@@ -200,7 +200,7 @@ describe('a second install in the same cluster', function () {
       kubeconfigB,
       { name, namespace: installNs },
     );
-    const admissionPorts = [await freePort(), await freePort()];
+    const admissionPorts = [await stablePort(), await stablePort()];
     const opA = await env.operator('op-install-a', 'patchline-leader', [
       '--watch-namespaces',
       nsA,

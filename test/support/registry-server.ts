@@ -46,6 +46,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A free port for a server that is stopped and started again on the same port (the operator's
+ * webhook and admission servers, which the registry's notifications and the webhook
+ * configuration name). A port from freePort() is an ephemeral one, and while the server is down
+ * any outgoing connection on the machine may take it as its source port, so that the restarted
+ * server fails with EADDRINUSE. This one is below the kernel's ephemeral range, which outgoing
+ * connections never use.
+ */
+export async function stablePort(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = low && low > 12_000 ? low : 0;
+  for (let attempt = 0; top && attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (top - 10_000));
+    if (await canListen(port)) return port;
+  }
+  return freePort(); // no room below the ephemeral range: the old behaviour
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
 export interface RegistryTls {
   certFile: string;
   keyFile: string;

@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import type { RebuildTrigger, RebuildTriggerStatus } from '../../../src/api/v1alpha1/index.ts';
 import { BuildService, type BuildServiceOptions } from '../../support/build-service.ts';
 import { OciPusher } from '../../support/oci-push.ts';
-import { freePort, startRegistry, type RegistryServer } from '../../support/registry-server.ts';
+import { stablePort, startRegistry, type RegistryServer } from '../../support/registry-server.ts';
 import { kubectl } from './env.ts';
 import { Operator } from './operator.ts';
 
@@ -34,7 +34,7 @@ export class RebuildEnv {
   ): Promise<RebuildEnv> {
     const { requestsPerMinute, webhookRequestsPerSecond } = limits;
     const e = new RebuildEnv();
-    e.webhookPorts = [await freePort(), await freePort()];
+    e.webhookPorts = [await stablePort(), await stablePort()];
     // The registry tells the operator about every push, as a production registry would.
     e.registry = await startRegistry({
       notifications: e.webhookPorts.map((port) => ({
