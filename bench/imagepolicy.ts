@@ -3,9 +3,10 @@
 // of the Deployments by label (rollout.maxConcurrent 50); every other policy selects one or
 // two Deployments by name. Every Deployment starts on the digest its policy follows.
 //
-// Prints: time from operator start until every policy is Ready and up to date, operator
-// memory, API writes per minute when nothing changes (the goal is none), and the time to roll
-// the fleet's 500 Deployments after one new digest, with the most rolling at once.
+// Prints: time from operator start until every policy is Ready and up to date (with the API
+// writes and registry requests on the way), operator memory, API writes and registry requests
+// per minute when nothing changes (the goal is no writes), and the time to roll the fleet's 500
+// Deployments after one new digest, with the most rolling at once; then one line of JSON.
 //
 //   node bench/imagepolicy.ts [--policies 2000] [--deployments 4000] [--fleet 500] [--max-concurrent 50] [--idle-s 60]
 //
@@ -145,10 +146,15 @@ try {
   );
   const readyAfter = Date.now() - t0;
   const writesAtReady = await writes();
+  const registryAtReady = await registryRequests();
+  const settledRss = rssMiB(pid);
+  const peakRssAtReady = peakRss;
   console.log(
-    `operator start → every policy Ready and up to date: ${seconds(readyAfter)} (${writesAtReady} API writes on the way)`,
+    `operator start → every policy Ready and up to date: ${seconds(readyAfter)} (${writesAtReady} API writes, ${registryAtReady} registry requests on the way)`,
   );
-  console.log(`  operator memory: ${rssMiB(pid).toFixed(0)} MiB RSS once settled, ${peakRss.toFixed(0)} MiB peak`);
+  console.log(
+    `  operator memory: ${settledRss.toFixed(0)} MiB RSS once settled, ${peakRssAtReady.toFixed(0)} MiB peak`,
+  );
 
   // Nothing changes: count the operator's writes (no leader election in this run).
   async function writes(): Promise<number> {
@@ -157,16 +163,21 @@ try {
       n += await op.metric('rest_client_requests_total', { method });
     return n;
   }
+  async function registryRequests(): Promise<number> {
+    return op.metric('patchline_registry_requests_total', { registry: env.registry.host });
+  }
   // Let requeues of the settling phase run out first.
   await new Promise((r) => setTimeout(r, 10_000));
   const before = await writes();
+  const registryBefore = await registryRequests();
   const reconcilesBefore = await op.metric('controller_runtime_reconcile_total', { controller: 'imagepolicy' });
   await new Promise((r) => setTimeout(r, IDLE_S * 1000));
   const idleWrites = (await writes()) - before;
+  const idleRegistry = (await registryRequests()) - registryBefore;
   const idleReconciles =
     (await op.metric('controller_runtime_reconcile_total', { controller: 'imagepolicy' })) - reconcilesBefore;
   console.log(
-    `  idle for ${IDLE_S} s: ${idleWrites} API writes (${((idleWrites * 60) / IDLE_S).toFixed(1)} per minute), ${idleReconciles} reconciles`,
+    `  idle for ${IDLE_S} s: ${idleWrites} API writes (${((idleWrites * 60) / IDLE_S).toFixed(1)} per minute), ${idleReconciles} reconciles, ${idleRegistry} registry requests`,
   );
 
   // One new digest for the fleet: 500 Deployments roll, at most MAX_CONCURRENT at a time.
@@ -204,6 +215,24 @@ try {
     `  operator memory: ${rssMiB(pid).toFixed(0)} MiB RSS after, ${peakRss.toFixed(0)} MiB peak over the run`,
   );
   await op.stop();
+  console.log(
+    JSON.stringify({
+      bench: 'imagepolicy',
+      policies: POLICIES,
+      deployments: DEPLOYMENTS,
+      startToReadyS: readyAfter / 1000,
+      apiWritesToReady: writesAtReady,
+      registryRequestsToReady: registryAtReady,
+      settledRssMiB: Math.round(settledRss),
+      idleApiWritesPerMinute: (idleWrites * 60) / IDLE_S,
+      idleRegistryRequestsPerMinute: (idleRegistry * 60) / IDLE_S,
+      fleet: FLEET,
+      fleetRolledS: rolled / 1000,
+      firstPinS: (firstPinAt ?? NaN) / 1000,
+      peakRolling,
+      peakRssMiB: Math.round(peakRss),
+    }),
+  );
 } finally {
   await env.stop();
   await tearDown();
