@@ -2,7 +2,7 @@
 // default), a new base digest pushed, and the limit on builds in flight (20 by default).
 // Prints how long until every build had been started and until every rebuild had landed,
 // the most builds ever in flight (at the operator and at the build service), the queue, the
-// status writes, and the operator's memory.
+// status writes, and the operator's memory; then one line of JSON.
 //
 //   node bench/rebuild.ts [--triggers 500] [--limit 20] [--build-ms 2000]
 //
@@ -118,6 +118,27 @@ try {
     `  operator memory: ${idleRss.toFixed(0)} MiB RSS idle with ${N} triggers, ${peakRss.toFixed(0)} MiB peak during the fan-out`,
   );
   await op.stop();
+  console.log(
+    JSON.stringify({
+      bench: 'rebuild',
+      triggers: N,
+      limit: LIMIT,
+      buildMs: Number(values['build-ms']),
+      allStartedS: allStarted / 1000,
+      startedP50S: percentile(starts, 50) / 1000,
+      startedP90S: percentile(starts, 90) / 1000,
+      allLandedS: allLanded / 1000,
+      peakInFlight,
+      peakAtService,
+      peakQueued,
+      buildsForNewBase: perBase,
+      startRequests: env.builds.posts.length,
+      statusWrites: writes,
+      statusConflicts: conflicts,
+      idleRssMiB: Math.round(idleRss),
+      peakRssMiB: Math.round(peakRss),
+    }),
+  );
 } finally {
   await env.stop();
   await tearDown();
