@@ -368,8 +368,8 @@ describe('kubectl patchline (the CLI)', () => {
 
   it('in a real terminal (tmux): the table fits 80 columns, shows the wide columns at 200, in colour', async () => {
     const session = `patchline-cli-${process.pid}`;
-    const screen = async (width: number): Promise<string> => {
-      const command = `KUBECONFIG=${env().cp.kubeconfig} ${plugin} get policies -n ${ns}; sleep 30`;
+    const screen = async (width: number, verb = 'get policies'): Promise<string> => {
+      const command = `KUBECONFIG=${env().cp.kubeconfig} ${plugin} ${verb} -n ${ns}; sleep 30`;
       spawnSync('tmux', ['kill-session', '-t', session]);
       const started = spawnSync(
         'tmux',
@@ -402,6 +402,13 @@ describe('kubectl patchline (the CLI)', () => {
       for (const l of lines) assert.ok(l.length <= 80, `at most 80 columns: ${l}`);
       assert.ok(!lines[0]!.includes('MESSAGE'), 'no message column at 80 columns');
       assert.ok(narrow.includes('\x1b[32mTrue'), 'Ready True in green on a terminal');
+      // The widest table, the inventory, fits too: its image column gives way first.
+      const inventoryLines = plain(await screen(80, 'inventory'))
+        .trimEnd()
+        .split('\n')
+        .filter((l) => l.trim() !== '');
+      assert.match(inventoryLines[0]!, /^IMAGE\s+DIGEST\s+WORKLOADS\s+BUILT\s+ON/);
+      for (const l of inventoryLines) assert.ok(l.length <= 80, `at most 80 columns: ${l}`);
       const wide = plain(await screen(200));
       // docs/cli.md's example run is recorded from here: PATCHLINE_CLI_TRANSCRIPT=<file>.
       const transcript = process.env.PATCHLINE_CLI_TRANSCRIPT;
@@ -416,6 +423,8 @@ describe('kubectl patchline (the CLI)', () => {
             cli(['why', 'deployment/old', '-n', ns]).stdout,
             `$ kubectl patchline why deployment/manual -n ${ns}`,
             cli(['why', 'deployment/manual', '-n', ns]).stdout,
+            `$ kubectl patchline inventory -n ${ns}`,
+            plain(await screen(200, 'inventory')).trimEnd(),
           ].join('\n'),
         );
       assert.match(wide.split('\n')[0]!, /MODE\s+MESSAGE$/);
