@@ -1,6 +1,7 @@
 // Runs the operator as a separate process — the compiled dist/main.js, as the container
 // does — with the ServiceAccount's kubeconfig, and reads its JSON logs and /metrics.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../../support/fixtures.ts';
@@ -27,6 +28,8 @@ export class Operator {
   readonly port: number;
   readonly logs: LogLine[] = [];
   readonly stderr: string[] = [];
+  /** Everything it wrote, kept in the run's work directory: a failure names it. */
+  readonly logFile: string;
   private readonly child: ChildProcess;
   private readonly exited: Promise<number | null>;
 
@@ -34,7 +37,12 @@ export class Operator {
     this.identity = identity;
     this.port = port;
     this.child = child;
+    this.logFile = join(env().workDir, `operator-${identity}-${child.pid ?? 'unstarted'}.log`);
+    const file = createWriteStream(this.logFile);
+    child.once('close', () => file.end());
+    child.stderr!.on('data', (chunk: Buffer) => file.write(chunk));
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      file.write(`${line}\n`);
       try {
         this.logs.push(JSON.parse(line) as LogLine);
       } catch {
@@ -129,9 +137,10 @@ export class Operator {
         .slice(-15)
         .map((l) => JSON.stringify(l))
         .join('\n');
-      throw new Error(`${(err as Error).message}\nlast log lines:\n${tail}\n${this.stderr.join('').slice(-2000)}`, {
-        cause: err,
-      });
+      throw new Error(
+        `${(err as Error).message}\nlast log lines (all of them: ${this.logFile}):\n${tail}\n${this.stderr.join('').slice(-2000)}`,
+        { cause: err },
+      );
     }
   }
 
