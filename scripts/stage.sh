@@ -79,35 +79,28 @@ run_stage() {
   local prefix="$1" step="$2" label="$3" log="$4" first="$5"
   shift 5
   local every="${STAGE_HEARTBEAT_SECONDS:-120}" start=$SECONDS status=0 pid elapsed expected timings estimate=""
-  local heartbeat=$every
+  local heartbeat=$every terminal=0
   timings="$(stage_timings_file "$log")"
   expected="$(stage_expected "$timings" "$step" "$first")"
   ((expected > 0)) && estimate=" ($(stage_about "$expected"))"
   mkdir -p "$(dirname "$log")"
   echo "== $prefix [$step] $label ($(date -u +%FT%TZ))" >>"$log"
-  if [[ -t 1 ]]; then
-    "$@" >>"$log" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-      printf '\r\033[K%s: [%s] %s %s' "$prefix" "$step" "$label" "$(stage_bar $((SECONDS - start)) "$expected")"
-      sleep 0.2
-    done
-    wait "$pid" || status=$?
-    printf '\r\033[K'
-  else
-    echo "$prefix: [$step] $label…$estimate"
-    "$@" >>"$log" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null; do
-      sleep 0.2
-      elapsed=$((SECONDS - start))
-      if ((elapsed >= heartbeat)); then
-        echo "$prefix: [$step] $label… $(stage_duration "$elapsed")${estimate:+ of $(stage_about "$expected")}"
-        heartbeat=$((heartbeat + every))
-      fi
-    done
-    wait "$pid" || status=$?
-  fi
+  [[ -t 1 ]] && terminal=1
+  ((terminal)) || echo "$prefix: [$step] $label…$estimate"
+  "$@" >>"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    elapsed=$((SECONDS - start))
+    if ((terminal)); then
+      printf '\r\033[K%s: [%s] %s %s' "$prefix" "$step" "$label" "$(stage_bar "$elapsed" "$expected")"
+    elif ((elapsed >= heartbeat)); then
+      echo "$prefix: [$step] $label… $(stage_duration "$elapsed")${estimate:+ of $(stage_about "$expected")}"
+      heartbeat=$((heartbeat + every))
+    fi
+    sleep 0.2
+  done
+  wait "$pid" || status=$?
+  ((terminal)) && printf '\r\033[K'
   elapsed=$((SECONDS - start))
   if [[ $status -ne 0 ]]; then
     echo "$prefix: [$step] $label failed after $(stage_duration "$elapsed"); the output is in $log, ending with:" >&2
